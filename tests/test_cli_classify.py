@@ -1,0 +1,106 @@
+"""The real `zstc` command in subprocesses: files, pipes, compression, order, errors."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from conftest import read_jsonl, run_zstc, write_jsonl
+from zstc_cli import classify_texts, load_scorer
+
+LABELS = ["health", "money", "humor", "career", "family"]
+
+
+@pytest.fixture(scope="module")
+def mixed_rows(nyr_texts):
+    """Shuffled lengths and per-record label sets of different sizes."""
+    rng = random.Random(7)
+    rows = []
+    for i in range(60):
+        text = " ".join(rng.sample(nyr_texts, rng.choice([1, 1, 2, 6])))
+        rows.append({"id": i, "text": text, "categories": rng.sample(LABELS, rng.randint(1, 5)), "multi_label": i % 4 == 0})
+    return rows
+
+
+def expected_for(model_dir, rows):
+    scorer = load_scorer(str(model_dir), device="cpu").scorer
+    return [
+        classify_texts(scorer, [row["text"]], row["categories"], multi_label=row["multi_label"])[0] for row in rows
+    ]
+
+
+def assert_same(results, expected):
+    assert len(results) == len(expected)
+    for got, want in zip(results, expected):
+        assert got["sequence"] == want["sequence"]
+        assert got["labels"] == want["labels"]
+        assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
+
+
+def test_file_to_file_keeps_order_across_windows(tmp_path, bert_nli, mixed_rows):
+    src = write_jsonl(tmp_path / "in.jsonl", mixed_rows)
+    out = tmp_path / "out.jsonl"
+    result = run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "--max-tokens", "300", "--keep", "id")
+    assert result.returncode == 0, result.stderr.decode()
+    results = read_jsonl(out)
+    assert [r["id"] for r in results] == list(range(60))
+    assert_same(results, expected_for(bert_nli, mixed_rows))
+    assert b"60 records" in result.stderr and result.stdout == b""
+
+
+def test_stdin_to_stdout_in_a_shell_pipeline(tmp_path, bart_nli, nyr_rows):
+    src = write_jsonl(tmp_path / "in.jsonl", nyr_rows[:25])
+    zstc = f"{sys.executable} -m zstc_cli"
+    command = f'cat {src} | {zstc} classify - --model {bart_nli} --labels "health,money,humor" -q | head -n 25'
+    result = subprocess.run(command, shell=True, capture_output=True, check=True)
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [line["sequence"] for line in lines] == [row["text"] for row in nyr_rows[:25]]
+    assert result.stderr == b""  # --quiet: nothing on stderr, only JSON on stdout
+
+
+def test_compressed_input_and_output(tmp_path, bert_nli, mixed_rows):
+    src = tmp_path / "in.jsonl.gz"
+    src.write_bytes(gzip.compress(b"".join(orjson.dumps(row) + b"\n" for row in mixed_rows[:20])))
+    out = tmp_path / "out.jsonl.gz"
+    run_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
+    results = [orjson.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
+    assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
+
+
+def test_bad_line_is_one_clear_error_and_leaves_no_output(tmp_path, bert_nli):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"text": "fine", "categories": ["a"]}\n{"text": "broken", \n')
+    out = tmp_path / "out.jsonl"
+    result = run_zstc("classify", src, out, "--model", bert_nli)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines()[-1].startswith(f"zstc: error: {src}:2: invalid JSON")
+    assert b"Traceback" not in result.stderr
+    assert not out.exists() and list(tmp_path.glob(".out.jsonl*")) == []
+    debug = run_zstc("classify", src, out, "--model", bert_nli, "--debug")
+    assert debug.returncode == 2 and b"Traceback" in debug.stderr
+
+
+def test_labels_from_file_and_hosted_shape(tmp_path, bert_nli):
+    (tmp_path / "labels.txt").write_text("health\n\nmoney\n")
+    src = write_jsonl(tmp_path / "in.jsonl", [{"inputs": "I will run a marathon"}, {"text": "save money", "categories": "humor"}])
+    result = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", f"@{tmp_path / 'labels.txt'}", "-q")
+    first, second = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(first["labels"]) == ["health", "money"] and second["labels"] == ["humor"]
+
+
+def test_missing_model_fails_fast_in_one_line(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
+    result = run_zstc("classify", src, "--model", "nobody/no-such-model")
+    assert result.returncode == 2
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert "nobody/no-such-model" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_help_and_version():
+    assert run_zstc("--version", check=True).stdout.decode().startswith("zstc ")
+    assert b"zstc classify tweets.jsonl" in run_zstc("classify", "--help", check=True).stdout

@@ -1,0 +1,102 @@
+"""Device, dtype and model resolution, including CUDA paths exercised without a GPU."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from zstc_cli import models
+from zstc_cli.errors import ModelError, ZstcError
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_auto_device_is_cpu_without_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert models.resolve_device("auto") == torch.device("cpu")
+
+
+def test_auto_device_prefers_cuda(fake_cuda):
+    assert models.resolve_device("auto").type == "cuda"
+    assert models.resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ZstcError, match="only 2 CUDA"):
+        models.resolve_device("cuda:2")
+
+
+def test_missing_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ZstcError, match="CUDA is not available"):
+        models.resolve_device("cuda")
+    with pytest.raises(ZstcError, match="expected auto"):
+        models.resolve_device("tpu")
+
+
+def test_dtype_rules():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert models.resolve_dtype("auto", cuda) == torch.float16
+    assert models.resolve_dtype("auto", cpu) == torch.float32
+    assert models.resolve_dtype("bfloat16", cuda) == torch.bfloat16
+    assert models.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(ZstcError, match="not supported on the CPU"):
+        models.resolve_dtype("float16", cpu)
+    with pytest.raises(ZstcError):
+        models.resolve_dtype("int4", cpu)
+
+
+def test_cuda_batches_are_pinned_and_moved(monkeypatch, bert_nli):
+    """On CUDA the scorer pins host memory and copies non-blocking; checked here with the calls recorded."""
+    loaded = models.load_scorer(str(bert_nli), device="cpu")
+    scorer = loaded.scorer
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self.shape) or self)
+    scorer.device = torch.device("cuda")
+    from zstc_cli.records import Record
+
+    window = scorer.prepare([Record(1, "I will run", ("health", "money"))])
+    assert pinned, "CUDA batches must be pinned for asynchronous copies"
+    moves = []
+    real_to = torch.Tensor.to
+
+    def record_device_moves(self, *args, **kwargs):
+        if args and isinstance(args[0], torch.device):
+            moves.append((args[0], kwargs.get("non_blocking")))
+            return real_to(self, "cpu")
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", record_device_moves)
+    scorer.logits(window)
+    (_, batch), = window.batches
+    assert moves == [(torch.device("cuda"), True)] * len(batch)
+
+
+def test_local_directory_resolves_without_the_hub(bert_nli):
+    resolved = models.resolve_model(str(bert_nli))
+    assert resolved.source == "local" and resolved.location == str(bert_nli)
+
+
+def test_missing_path_and_offline_model_fail_fast(monkeypatch):
+    with pytest.raises(ModelError, match="no such directory"):
+        models.resolve_model("./not/here")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
+        models.resolve_model("facebook/bart-large-mnli")
+    assert time.monotonic() - started < 5
+
+
+def test_unreachable_hub_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="cannot be reached"):
+        models.resolve_model("facebook/bart-large-mnli")
+    assert time.monotonic() - started < 10

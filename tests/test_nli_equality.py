@@ -1,0 +1,82 @@
+"""zstc's NLI scores equal transformers' zero-shot pipeline on the same (locally built) model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from zstc_cli.records import Record
+from zstc_cli.scorers.base import rank
+from zstc_cli.scorers.nli import NLIScorer, entailment_id
+from zstc_cli.models import load_scorer
+
+LABELS = ["health", "money", "humor", "career", "family", "education", "personal growth"]
+TOLERANCE = 1e-5
+
+
+def pipeline_scores(pipe, text, labels, multi_label, template="This example is {}."):
+    out = pipe(text, candidate_labels=labels, multi_label=multi_label, hypothesis_template=template)
+    return dict(zip(out["labels"], out["scores"]))
+
+
+def cases(texts):
+    """Records with per-record label sets of different sizes, one-label records, and long texts."""
+    long_text = " ".join(texts[:40])  # far beyond the test models' 64/96-token limit: must truncate
+    records = []
+    for i, text in enumerate(texts[:12] + [long_text, long_text[:300]]):
+        labels = tuple(LABELS[: 1 + (i % len(LABELS))])
+        records.append(Record(i + 1, text, labels, multi_label=bool(i % 3 == 0)))
+    records.append(Record(99, texts[20], ("fitness",), multi_label=False))  # one label, single-label mode
+    records.append(Record(100, texts[21], ("fitness", "travel"), template="The tweet is about {}."))
+    return records
+
+
+@pytest.fixture(params=["bert_nli", "bart_nli", "bert_nli_entailment_first"])
+def model_dir(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_scores_equal_transformers_pipeline(model_dir, nyr_texts):
+    scorer = load_scorer(str(model_dir), device="cpu", max_tokens=512, batch_size=7).scorer
+    pipe = pipeline("zero-shot-classification", model=str(model_dir), device="cpu")
+    records = cases(nyr_texts)
+    spread = 0.0
+    for record, scores in zip(records, scorer.score_records(records)):
+        expected = pipeline_scores(pipe, record.text, list(record.labels), record.multi_label, record.template)
+        ours = dict(zip(record.labels, scores))
+        assert set(ours) == set(expected)
+        diff = max(abs(ours[label] - expected[label]) for label in record.labels)
+        assert diff < TOLERANCE, (record, ours, expected)
+        labels, _ = rank(record.labels, scores)
+        assert labels[0] == max(expected, key=expected.get)
+        spread = max(spread, float(np.ptp(scores)) if len(scores) > 1 else 0.0)
+    assert spread > 0.05, "test models must give clearly different scores, or equality proves nothing"
+
+
+def test_long_text_is_truncated_to_the_model_limit(bert_nli, nyr_texts):
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    window = scorer.prepare([Record(1, " ".join(nyr_texts[:50]), ("health care",))])
+    (indices, batch), = window.batches
+    assert batch["input_ids"].shape[1] == scorer.max_length == 64
+    # The hypothesis survives whole: it ends the sequence, before the final [SEP].
+    hypothesis_ids = scorer.tokenizer("This example is health care.", add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0, -1 - len(hypothesis_ids) : -1].tolist() == hypothesis_ids
+
+
+def test_entailment_id_lookup():
+    assert entailment_id({"contradiction": 0, "neutral": 1, "entailment": 2}) == 2
+    assert entailment_id({"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}) == 0
+    assert entailment_id({"LABEL_0": 0, "LABEL_1": 1}) == -1
+
+
+def test_model_without_entailment_label_is_refused(tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from zstc_cli.errors import ModelError
+    from zstc_cli.testing import bundled_minilm_dir
+
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
+                        intermediate_size=16, num_labels=2)  # fmt: skip
+    with pytest.raises(ModelError, match="no entailment label"):
+        NLIScorer(BertForSequenceClassification(config), AutoTokenizer.from_pretrained(bundled_minilm_dir()))

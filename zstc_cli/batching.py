@@ -1,0 +1,50 @@
+"""Packing (premise, hypothesis) pairs into batches: bounded windows, length sorting, a token budget.
+
+Padding is the main waste when texts of different lengths share a batch, so pairs are sorted by length
+inside a window of records and packed until ``pairs x longest`` would exceed the token budget. Windows keep
+memory bounded by the window size, not the input size, and each window is written in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_MAX_TOKENS = 8192
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_WINDOW = 512
+
+
+def windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Split a stream into consecutive lists of at most ``size`` items without reading ahead further."""
+    if size < 1:
+        raise ValueError("window size must be at least 1")
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def plan_batches(lengths: Sequence[int], max_tokens: int, max_batch: int) -> list[list[int]]:
+    """Group sequence indices into batches whose padded size (count x longest) stays within ``max_tokens``.
+
+    Longest sequences come first so that an out-of-memory error, if any, happens at the start of a run.
+    A sequence longer than the budget on its own still gets a batch of one: it is never dropped.
+    """
+    if max_tokens < 1 or max_batch < 1:
+        raise ValueError("max_tokens and max_batch must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted descending: the first member of a batch is its longest, so it sets the padded width.
+        longest = lengths[current[0]] if current else lengths[index]
+        if current and (len(current) >= max_batch or (len(current) + 1) * longest > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches

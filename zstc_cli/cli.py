@@ -1,0 +1,175 @@
+"""The ``zstc`` command line: parse options, call the library, report. No scoring logic lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from .errors import ZstcError
+from .models import DEFAULT_MODEL
+from .progress import Progress
+from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
+
+app = typer.Typer(
+    help="Zero-shot text classification of JSON-lines files: name your categories, no training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"zstc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = None,
+) -> None:
+    """Zero-shot text classification of JSON-lines files: name your categories, no training."""
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback."""
+    try:
+        yield
+    except ZstcError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"zstc: error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        print("zstc: interrupted; no output file was written", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a failure of the model, device or zstc itself: say what, not where
+        if debug:
+            traceback.print_exc()
+        print(f"zstc: error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def read_labels_option(value: str | None) -> tuple[str, ...] | None:
+    """``--labels a,b,c`` or ``--labels @file`` (one label per line)."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ZstcError(f"--labels {value}: cannot read {path}: {exc.strerror}") from None
+        value = [line.strip() for line in lines if line.strip()]
+    try:
+        return parse_labels(value, "--labels")
+    except ValueError as exc:
+        raise ZstcError(str(exc)) from None
+
+
+def record_defaults(
+    labels: str | None, multi_label: bool, template: str, text_field: str | None, labels_field: str | None
+) -> RecordDefaults:
+    try:
+        check_template(template)
+    except ValueError as exc:
+        raise ZstcError(f"--hypothesis-template: {exc}") from None
+    return RecordDefaults(read_labels_option(labels), multi_label, template, text_field, labels_field)
+
+
+# Options shared by every command that classifies (classify, evaluate).
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id or local directory of the model.")]
+LabelsOpt = Annotated[
+    Optional[str], typer.Option("--labels", "-l", help='Labels for records without their own: "a,b,c" or @file.')
+]
+MultiLabelOpt = Annotated[
+    bool, typer.Option("--multi-label/--single-label", help="Default when a record does not say.")
+]
+TemplateOpt = Annotated[str, typer.Option("--hypothesis-template", "-t", help="Hypothesis with {} for the label.")]
+TextFieldOpt = Annotated[Optional[str], typer.Option(help="Field holding the text [default: text|inputs|sequence].")]
+LabelsFieldOpt = Annotated[
+    Optional[str], typer.Option(help="Field holding the labels [default: categories|candidate_labels].")
+]
+MaxTokensOpt = Annotated[int, typer.Option(min=1, help="Token budget per batch (pairs x longest pair).")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="At most this many pairs per batch.")]
+WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
+
+
+@app.command()
+def classify(
+    input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
+    output: Annotated[str, typer.Argument(help="Where results go: a path, - for stdout, or s3://...")] = "-",
+    model: ModelOpt = DEFAULT_MODEL,
+    labels: LabelsOpt = None,
+    multi_label: MultiLabelOpt = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    text_field: TextFieldOpt = None,
+    labels_field: LabelsFieldOpt = None,
+    keep: Annotated[
+        Optional[str], typer.Option(help="Input fields to copy into each output line: id,tweet_id or '*'.")
+    ] = None,
+    on_error: Annotated[str, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")] = "fail",
+    errors: Annotated[Optional[str], typer.Option(help="With --on-error skip: where bad records go.")] = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    window: WindowOpt = DEFAULT_WINDOW,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Classify each JSON line of INPUT and write `{"sequence", "labels", "scores"}` lines to OUTPUT, in order.
+
+    Records look like `{"text": ..., "categories": [...], "multi_label": false}` or the hosted-endpoint shape
+    `{"inputs": ..., "parameters": {"candidate_labels": [...]}}`. Examples:
+
+        zstc classify tweets.jsonl labeled.jsonl --labels "health,money,humor"
+
+        zcat big.jsonl.gz | zstc classify - --labels @labels.txt --keep id | jq .labels[0]
+
+        zstc classify s3://bucket/in.jsonl.gz s3://bucket/out.jsonl.gz --model ./my-nli-model --multi-label
+    """
+    from .api import classify_file
+    from .models import load_scorer
+
+    with user_errors(debug):
+        if on_error not in {"fail", "skip"}:
+            raise ZstcError(f"--on-error {on_error!r}: expected fail or skip")
+        if on_error == "skip" and errors is None:
+            raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
+        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
+        keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
+        loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
+        with Progress(input, quiet=quiet) as progress:
+            summary = classify_file(
+                input, output, loaded.scorer, defaults,
+                window=window, keep=keep_fields, errors=errors if on_error == "skip" else None,
+                progress=progress.update,
+            )  # fmt: skip
+        if not quiet:
+            bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+            print(
+                f"zstc: {summary.records} records in {summary.seconds:.1f} s "
+                f"({summary.rate:.1f} records/s){bad} -> {output}",
+                file=sys.stderr,
+            )
+
+
+def main() -> None:
+    app(prog_name="zstc")

@@ -1,0 +1,1 @@
+"""Engines run the read → plan → score → write flow: ``local`` in this process, ``ray`` on a cluster."""

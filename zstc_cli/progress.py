@@ -1,0 +1,40 @@
+"""Progress on stderr: records done, records/s, and an ETA when the input's line count is cheap to know."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from tqdm import tqdm
+
+from .io import STDIO, compression_of, is_remote
+
+COUNT_CHUNK = 1 << 20
+
+
+def count_lines(uri: str) -> int | None:
+    """Lines in an uncompressed local file (about 1 GB/s), or None for stdin, remote or compressed input."""
+    if uri == STDIO or is_remote(uri) or compression_of(uri) != "disable":
+        return None
+    try:
+        with open(uri, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(COUNT_CHUNK), b""))
+    except OSError:
+        return None
+
+
+class Progress:
+    """A tqdm bar over input records (good and bad), silent with ``quiet`` and always on stderr."""
+
+    def __init__(self, source: str, quiet: bool = False):
+        total = None if quiet else count_lines(source)
+        self.bar = tqdm(total=total, unit=" rec", file=sys.stderr, disable=quiet, mininterval=0.5, dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.bar.close()

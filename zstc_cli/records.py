@@ -1,0 +1,174 @@
+"""Streaming JSON-lines records: parse, validate with line numbers, and write results.
+
+Input is read one line at a time (never the whole file), so memory does not depend on the input size.
+Every problem is reported as a :class:`RecordError` that names the source and the line, because a user
+with ten million lines needs to know exactly where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import RecordError
+from .io import open_input
+
+DEFAULT_TEMPLATE = "This example is {}."
+TEXT_FIELDS = ("text", "inputs", "sequence")
+LABEL_FIELDS = ("categories", "candidate_labels")
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class RecordDefaults:
+    """What a record may leave out, and where to look for its fields (the CLI options)."""
+
+    labels: tuple[str, ...] | None = None
+    multi_label: bool = False
+    template: str = DEFAULT_TEMPLATE
+    text_field: str | None = None
+    labels_field: str | None = None
+
+
+@dataclass
+class Record:
+    """One validated input line: the premise, its candidate labels and how to score them."""
+
+    line: int
+    text: str
+    labels: tuple[str, ...]
+    multi_label: bool = False
+    template: str = DEFAULT_TEMPLATE
+    fields: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def hypotheses(self) -> list[str]:
+        return [self.template.format(label) for label in self.labels]
+
+
+def parse_labels(value: Any, what: str = "labels") -> tuple[str, ...]:
+    """Validate a label list; a comma-separated string is split like the transformers pipeline does."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list of strings or a comma-separated string")
+    if not value:
+        raise ValueError(f"{what} is empty")
+    labels: list[str] = []
+    for label in value:
+        if not isinstance(label, str):
+            raise ValueError(f"{what} must be strings, got {orjson.dumps(label).decode()}")
+        if not label.strip():
+            raise ValueError(f"{what} contains an empty label")
+        if label in labels:
+            raise ValueError(f"{what} contains {label!r} twice")
+        labels.append(label)
+    return tuple(labels)
+
+
+def check_template(template: Any) -> str:
+    """A hypothesis template must be a string with one ``{}`` placeholder that the label fills."""
+    if not isinstance(template, str):
+        raise ValueError("hypothesis_template must be a string")
+    try:
+        filled = template.format("\x00")
+    except (IndexError, KeyError, ValueError):
+        raise ValueError(f"hypothesis_template {template!r} must contain a single {{}} placeholder") from None
+    if filled == template:
+        raise ValueError(f"hypothesis_template {template!r} has no {{}} placeholder for the label")
+    return template
+
+
+def _first(obj: dict[str, Any], names: Sequence[str]) -> tuple[str | None, Any]:
+    for name in names:
+        if name in obj:
+            return name, obj[name]
+    return None, None
+
+
+def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
+    """Build a :class:`Record` from a decoded JSON value; raise ``ValueError`` saying what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    params = obj.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise ValueError('"parameters" must be an object')
+
+    text_names = (defaults.text_field,) if defaults.text_field else TEXT_FIELDS
+    name, text = _first(obj, text_names)
+    if name is None:
+        raise ValueError(f"no text field (looked for {', '.join(map(repr, text_names))})")
+    if not isinstance(text, str):
+        raise ValueError(f"{name!r} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"{name!r} is empty")
+
+    label_names = (defaults.labels_field,) if defaults.labels_field else LABEL_FIELDS
+    name, labels = _first(obj, label_names)
+    if name is None and "candidate_labels" in params:
+        name, labels = "parameters.candidate_labels", params["candidate_labels"]
+    if name is None:
+        if defaults.labels is None:
+            raise ValueError(f"no labels (no {' or '.join(map(repr, label_names))} field and no --labels)")
+        parsed = defaults.labels
+    else:
+        parsed = parse_labels(labels, repr(name))
+
+    multi_label = obj.get("multi_label", params.get("multi_label", defaults.multi_label))
+    if not isinstance(multi_label, bool):
+        raise ValueError(f'"multi_label" must be true or false, got {orjson.dumps(multi_label).decode()}')
+
+    template = obj.get("hypothesis_template", params.get("hypothesis_template"))
+    template = defaults.template if template is None else check_template(template)
+    return Record(line=line, text=text, labels=parsed, multi_label=multi_label, template=template, fields=obj)
+
+
+def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
+    """Decode and validate one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
+    if line == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    return record_from_object(obj, line, defaults)
+
+
+def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line, streaming from any smart-open URI or ``-``."""
+    with open_input(source) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield number, raw.rstrip(b"\r\n")
+
+
+def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | RecordError]:
+    """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
+
+    Errors are yielded rather than raised so the caller decides between stopping and skipping,
+    and so that every input line ends up either in the output or in the error log.
+    """
+    for number, raw in iter_lines(source):
+        try:
+            yield parse_line(raw, number, defaults)
+        except ValueError as exc:
+            yield RecordError(source, number, str(exc), raw)
+
+
+def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
+    """Serialise one output line: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
+    out: dict[str, Any] = {"sequence": record.text, "labels": list(labels), "scores": list(scores)}
+    names = record.fields.keys() if "*" in keep else keep
+    for name in names:
+        if name in record.fields and name not in out:
+            out[name] = record.fields[name]
+    return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
+def error_line(error: RecordError) -> bytes:
+    """Serialise one entry of the ``--errors`` file: ``{line, error, raw}``."""
+    raw = error.raw.decode("utf-8", errors="replace") if error.raw is not None else None
+    return orjson.dumps({"line": error.line, "error": error.message, "raw": raw}, option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,136 @@
+"""NLI zero-shot scoring (Yin et al. 2019), numerically the same as transformers' zero-shot pipeline.
+
+The text is the premise and each label, put into the hypothesis template, is a hypothesis. Unlike the
+pipeline, which runs one pair at a time per record, pairs from a whole window of records share
+length-sorted batches, and identical (text, hypothesis) pairs are computed once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, plan_batches
+from ..errors import ModelError
+from ..records import Record
+from .base import Scorer, softmax
+
+VERY_LARGE = 1_000_000
+# Models whose position ids start after the padding index, so fewer positions are usable than configured.
+POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer"}
+
+
+def entailment_id(label2id: dict[str, int]) -> int:
+    """The id of the first label starting with "entail" (case-insensitive), as the pipeline finds it."""
+    for label, index in label2id.items():
+        if label.lower().startswith("entail"):
+            return index
+    return -1
+
+
+def max_input_length(tokenizer, config) -> int:
+    """Longest input the model accepts: the tokenizer's limit, else the model's position table."""
+    if tokenizer.model_max_length < VERY_LARGE:
+        return int(tokenizer.model_max_length)
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    if config.model_type in POSITION_OFFSET_MODELS:
+        positions -= (config.pad_token_id or 0) + 1
+    return int(positions)
+
+
+@dataclass
+class NLIWindow:
+    """A planned window: padded batches of unique pairs and, per record, where its pairs went."""
+
+    batches: list[tuple[list[int], dict[str, torch.Tensor]]]
+    pair_count: int
+    record_pairs: list[list[int]]
+    multi_label: list[bool]
+
+
+class NLIScorer(Scorer):
+    """Scores labels with a sequence-classification model trained on NLI (an entailment label required)."""
+
+    name = "nli"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        device: torch.device | str = "cpu",
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ):
+        self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.entailment_id = entailment_id(model.config.label2id)
+        if self.entailment_id == -1:
+            raise ModelError(
+                f"model {model.config.name_or_path!r} has no entailment label in its config "
+                f"(label2id: {dict(model.config.label2id)}); it is not an NLI model"
+            )
+        self.contradiction_id = -1 if self.entailment_id == 0 else 0
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        # tokenizer.pad on already-encoded ids is what we want; silence its "use __call__" advice.
+        tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+        self.max_length = max_input_length(tokenizer, model.config)
+        self.input_names = list(tokenizer.model_input_names)
+        self.forward_kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+
+    def _encode(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, list[int]]]:
+        """Tokenize pairs, truncating only the premise so the hypothesis (the label) is never cut."""
+        encode = dict(add_special_tokens=True, max_length=self.max_length, return_attention_mask=False)
+        try:
+            batch = self.tokenizer(premises, hypotheses, truncation="only_first", **encode)
+        except Exception as exc:  # the tokenizer refuses when the hypothesis alone is too long
+            if "too short" not in str(exc) and "not long enough" not in str(exc).lower():
+                raise
+            batch = self.tokenizer(premises, hypotheses, truncation="longest_first", **encode)
+        names = [name for name in self.input_names if name in batch]
+        return [{name: batch[name][i] for name in names} for i in range(len(premises))]
+
+    def prepare(self, records: Sequence[Record]) -> NLIWindow:
+        unique: dict[tuple[str, str], int] = {}
+        record_pairs = []
+        for record in records:
+            record_pairs.append([unique.setdefault((record.text, h), len(unique)) for h in record.hypotheses])
+        pairs = list(unique)
+        encoded = self._encode([p for p, _ in pairs], [h for _, h in pairs])
+        lengths = [len(item["input_ids"]) for item in encoded]
+        batches = []
+        for indices in plan_batches(lengths, self.max_tokens, self.batch_size):
+            padded = self.tokenizer.pad([encoded[i] for i in indices], padding=True, return_tensors="pt")
+            if self.device.type == "cuda":
+                padded = {name: tensor.pin_memory() for name, tensor in padded.items()}
+            batches.append((indices, dict(padded)))
+        return NLIWindow(batches, len(pairs), record_pairs, [r.multi_label for r in records])
+
+    @torch.inference_mode()
+    def logits(self, window: NLIWindow) -> np.ndarray:
+        """Raw (pairs x classes) logits of every unique pair in the window, as float32."""
+        out = np.empty((window.pair_count, self.model.config.num_labels), dtype=np.float32)
+        non_blocking = self.device.type == "cuda"
+        for indices, batch in window.batches:
+            inputs = {name: tensor.to(self.device, non_blocking=non_blocking) for name, tensor in batch.items()}
+            out[indices] = self.model(**inputs, **self.forward_kwargs).logits.float().cpu().numpy()
+        return out
+
+    def score(self, prepared: NLIWindow) -> list[np.ndarray]:
+        logits = self.logits(prepared)
+        return [
+            self.postprocess(logits[pairs], multi_label)
+            for pairs, multi_label in zip(prepared.record_pairs, prepared.multi_label)
+        ]
+
+    def postprocess(self, logits: np.ndarray, multi_label: bool) -> np.ndarray:
+        """The pipeline's rule: per-label (contradiction, entailment) softmax for multi-label or a single
+        label, otherwise a softmax of the entailment logits across the record's labels."""
+        if multi_label or len(logits) == 1:
+            pair = logits[:, [self.contradiction_id, self.entailment_id]]
+            return softmax(pair)[:, 1]
+        return softmax(logits[:, self.entailment_id])

