@@ -148,18 +148,24 @@ def load_scorer(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     quiet: bool = False,
+    quantize: str = "none",
 ) -> LoadedModel:
     """Resolve ``name``, load it once on the chosen device and dtype, and wrap it in its scorer.
 
-    ``quiet`` also silences the hub's download progress bars.
+    ``quiet`` also silences the hub's download progress bars; ``quantize="int8"`` scores with an int8
+    ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.quantize`).
     """
+    from . import quantize as quantization
+
     if quiet:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    quantization.check_mode(quantize, torch_device)
     resolved = resolve_model(name)
     model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
+    model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize)
     scorer = NLIScorer(model, tokenizer, torch_device, max_tokens=max_tokens, batch_size=batch_size)
     return LoadedModel(resolved, scorer, torch_device, torch_dtype)
