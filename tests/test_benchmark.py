@@ -1,0 +1,33 @@
+"""The side-by-side benchmark runs end to end on a tiny input, so it cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
+    out = tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "vs_pipeline.py"), "--model", str(bert_nli),
+           "--sizes", "3,9", "--rounds", "1", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "ZSTC_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()
+    result = orjson.loads((out / "vs_pipeline.json").read_bytes())
+    rows = {(r["dataset"], r["tool"]): r for r in result["results"]}
+    assert set(rows) == {(d, t) for d in ("resolutions", "mixed-length") for t in ("pipeline", "zstc", "zstc --quantize int8")}
+    for dataset in ("resolutions", "mixed-length"):
+        exact = rows[(dataset, "zstc")]
+        assert exact["vs_pipeline"]["max_abs_score_diff"] < 1e-4
+        assert exact["vs_pipeline"]["top1_agreement"] == 1.0
+        assert rows[(dataset, "pipeline")]["speedup"] == 1.0
+        assert 0 < rows[(dataset, "zstc --quantize int8")]["vs_exact"]["top1_agreement"] <= 1.0
+        assert all(row["records_per_s"] > 0 and row["peak_rss_mb"] > 50 for row in rows.values())
+    assert "| resolutions (9 x 10) | zstc |" in (out / "vs_pipeline.md").read_text()

@@ -1,0 +1,73 @@
+"""``--quantize int8``: mode checks, the on-disk cache, and scores close to exact mode on a real export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import read_jsonl, run_zstc, write_jsonl
+from zstc_cli import quantize
+from zstc_cli.errors import ZstcError
+from zstc_cli.models import load_scorer
+from zstc_cli.records import Record
+
+LABELS = ("health", "money", "humor", "career", "family")
+
+
+def test_modes_are_checked_before_loading():
+    quantize.check_mode("none", torch.device("cuda"))
+    quantize.check_mode("int8", torch.device("cpu"))
+    with pytest.raises(ZstcError, match="expected none or int8"):
+        quantize.check_mode("int4", torch.device("cpu"))
+    with pytest.raises(ZstcError, match="CPU only.*--device cpu"):
+        quantize.check_mode("int8", torch.device("cuda"))
+
+
+def test_cache_key_follows_the_model_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    names = ["input_ids", "attention_mask"]
+    key = quantize.model_key(str(tmp_path), names)
+    assert key == quantize.model_key(str(tmp_path), names)
+    assert key != quantize.model_key(str(tmp_path), names + ["token_type_ids"])
+    (tmp_path / "config.json").write_text('{"changed": true}')
+    assert key != quantize.model_key(str(tmp_path), names)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSTC_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_fixture", ["bert_nli", "bart_nli"])
+def test_int8_scores_follow_exact_mode(model_fixture, request, cache, nyr_texts):
+    model_dir = request.getfixturevalue(model_fixture)
+    records = [Record(i + 1, text, LABELS, multi_label=i % 4 == 0) for i, text in enumerate(nyr_texts[:60])]
+    exact = load_scorer(str(model_dir), device="cpu").scorer.score_records(records)
+    int8 = load_scorer(str(model_dir), device="cpu", quantize="int8")
+    assert type(int8.scorer.model).__name__ == "OnnxInt8Model"
+    (exported,) = cache.glob("int8/*/model.onnx")
+    scores = int8.scorer.score_records(records)
+    diffs = [float(np.abs(a - b).max()) for a, b in zip(exact, scores)]
+    assert 0 < max(diffs) < 0.25  # int8 is close, and really is a different computation
+    # Tiny random models have small margins, so int8 flips some top labels; unrelated scores would agree
+    # on about 1 in 5 and correlate near 0.
+    assert np.mean([a.argmax() == b.argmax() for a, b in zip(exact, scores)]) >= 0.7
+    assert np.corrcoef(np.concatenate(exact), np.concatenate(scores))[0, 1] > 0.9
+    stamp = exported.stat().st_mtime_ns
+    load_scorer(str(model_dir), device="cpu", quantize="int8")  # second load: from the cache
+    assert exported.stat().st_mtime_ns == stamp
+
+
+def test_cli_quantize_int8_and_bad_mode(bert_nli, cache, tmp_path, nyr_texts):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in nyr_texts[:20]])
+    out = tmp_path / "out.jsonl"
+    done = run_zstc("classify", source, out, "-m", bert_nli, "-l", ",".join(LABELS), "--quantize", "int8",
+                    "--device", "cpu", "-q", env={"ZSTC_CACHE": str(cache)}, check=True)  # fmt: skip
+    assert done.stderr == b""
+    rows = read_jsonl(out)
+    assert len(rows) == 20 and all(sorted(r["labels"]) == sorted(LABELS) for r in rows)
+    bad = run_zstc("classify", source, out, "-m", bert_nli, "-l", "a,b", "--quantize", "int4")
+    assert bad.returncode == 2 and bad.stderr.decode().strip() == "zstc: error: --quantize 'int4': expected none or int8"
