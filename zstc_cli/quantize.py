@@ -138,7 +138,7 @@ def quantize(model: torch.nn.Module, input_names: list[str], location: str, mode
     target = cache_root() / "int8" / model_key(location, input_names) / "model.onnx"
     if not target.exists():
         try:
-            export_int8(model, input_names, target)
+            export_int8(model.float(), input_names, target)  # int8 weights come from float32, whatever --dtype
         except Exception as exc:
             shutil.rmtree(target.parent, ignore_errors=True)
             raise ZstcError(f"--quantize int8: cannot export {location} to ONNX: {type(exc).__name__}: {exc}") from exc
