@@ -117,6 +117,11 @@ def agreement(ours: Path, reference: Path) -> dict[str, float]:
     return {"max_abs_score_diff": max_diff, "top1_agreement": same_top}
 
 
+def steady_rate(small: int, t_small: float, large: int, t_large: float) -> float | None:
+    """Records/s with start-up cancelled out; None when load noise made the larger run no slower."""
+    return (large - small) / (t_large - t_small) if t_large > t_small else None
+
+
 def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: int, work: Path) -> list[dict]:
     times: dict[tuple[str, str, int], list[float]] = {}
     rss: dict[tuple[str, str, int], list[float]] = {}
@@ -152,7 +157,7 @@ def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: in
             out = work / f"{dataset.name}-{large}-{tool.name}.jsonl"
             row = {
                 "dataset": dataset.name, "tool": tool.name, "records": large, "labels": len(dataset.labels),
-                "records_per_s": (large - small) / max(t_large - t_small, 1e-9),
+                "records_per_s": steady_rate(small, t_small, large, t_large),
                 "process_s": t_large, "peak_rss_mb": max(rss[(dataset.name, tool.name, large)]),
                 "vs_pipeline": agreement(out, pipeline_out),
             }  # fmt: skip
@@ -162,7 +167,8 @@ def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: in
         base = next(r for r in rows if r["dataset"] == dataset.name and r["tool"] == "pipeline")
         for row in rows:
             if row["dataset"] == dataset.name:
-                row["speedup"] = row["records_per_s"] / base["records_per_s"]
+                rates = row["records_per_s"], base["records_per_s"]
+                row["speedup"] = rates[0] / rates[1] if None not in rates else None
     return rows
 
 
@@ -179,6 +185,10 @@ def machine() -> dict:
     }  # fmt: skip
 
 
+def _number(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a (noise)" if value is None else format(value, spec) + suffix
+
+
 def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     lines = [
         f"Machine: {info['cpus']} CPU cores ({info['cpu']}), GPU: {info['gpu']}; torch {info['torch']}, "
@@ -191,8 +201,8 @@ def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     for r in rows:
         exact = f"{r['vs_exact']['top1_agreement']:.1%}" if "vs_exact" in r else ""
         lines.append(
-            f"| {r['dataset']} ({r['records']} x {r['labels']}) | {r['tool']} | {r['records_per_s']:.1f} "
-            f"| {r['speedup']:.2f}x | {r['process_s']:.1f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['dataset']} ({r['records']} x {r['labels']}) | {r['tool']} | {_number(r['records_per_s'], '.1f')} "
+            f"| {_number(r['speedup'], '.2f', 'x')} | {r['process_s']:.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['vs_pipeline']['max_abs_score_diff']:.1e} | {r['vs_pipeline']['top1_agreement']:.1%} | {exact} |"
         )
     lines += ["", f"Command: `{command_line}`", ""]

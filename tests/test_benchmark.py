@@ -29,5 +29,5 @@ def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
         assert exact["vs_pipeline"]["top1_agreement"] == 1.0
         assert rows[(dataset, "pipeline")]["speedup"] == 1.0
         assert 0 < rows[(dataset, "zstc --quantize int8")]["vs_exact"]["top1_agreement"] <= 1.0
-        assert all(row["records_per_s"] > 0 and row["peak_rss_mb"] > 50 for row in rows.values())
+        assert all(row["peak_rss_mb"] > 50 for row in rows.values())
     assert "| resolutions (9 x 10) | zstc |" in (out / "vs_pipeline.md").read_text()
