@@ -107,6 +107,9 @@ BatchSizeOpt = Annotated[int, typer.Option(min=1, help="At most this many pairs 
 WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
+ScorerOpt = Annotated[
+    str, typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L).")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 
@@ -131,6 +134,7 @@ def classify(
     window: WindowOpt = DEFAULT_WINDOW,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    scorer: ScorerOpt = "auto",
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -155,7 +159,11 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
-        loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
+        loaded = load_scorer(
+            model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, scorer=scorer
+        )
+        if not quiet:
+            print(f"zstc: model {loaded.describe()}", file=sys.stderr)
         with Progress(input, quiet=quiet) as progress:
             summary = classify_file(
                 input, output, loaded.scorer, defaults,
@@ -169,6 +177,29 @@ def classify(
                 f"({summary.rate:.1f} records/s){bad} -> {output}",
                 file=sys.stderr,
             )
+
+
+@app.command("models")
+def list_models(debug: DebugOpt = False) -> None:
+    """List the models zstc knows by name, their scorer, where each resolves now, and when to pick it.
+
+    Any other hub id or local directory works with `--model` too.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .models import known_model_sources
+
+    with user_errors(debug):
+        table = Table()
+        table.add_column("model (aliases)", no_wrap=True)
+        for header in ("scorer", "where", "when to pick it"):
+            table.add_column(header)
+        for known, where in known_model_sources():
+            names = known.name + "".join(f"\n{alias}" for alias in known.aliases)
+            table.add_row(escape(names), known.scorer, where, escape(known.when))
+        Console(width=max(Console().width, 120)).print(table)
 
 
 def main() -> None:
