@@ -59,14 +59,14 @@ VARIANTS = {
 BEST = "default template, phrased labels"
 
 
-def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path) -> tuple[float, list[dict]]:
+def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path, dtype: str) -> tuple[float, list[dict]]:
     """Run ``zstc classify`` on ``rows`` in a fresh process; return wall seconds and the output lines."""
     src, out, labels = workdir / "in.jsonl", workdir / "out.jsonl", workdir / "labels.txt"
     src.write_bytes(b"".join(orjson.dumps({"text": row["text"]}) + b"\n" for row in rows))
     labels.write_text("\n".join(PHRASED.values() if phrased else PHRASED) + "\n")  # phrasings hold commas
     zstc = Path(sys.executable).with_name("zstc")
     command = [str(zstc), "classify", str(src), str(out), "--model", MODEL, "--labels", f"@{labels}",
-               "--hypothesis-template", template, "--quiet"]  # fmt: skip
+               "--hypothesis-template", template, "--dtype", dtype, "--quiet"]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     seconds = time.perf_counter() - started
@@ -82,6 +82,7 @@ def accuracy(rows: list[dict], results: list[dict], phrased: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the timing runs, with the best variant")
+    parser.add_argument("--dtype", default="auto", help="passed to zstc: auto (float32 on CPUs) or bfloat16")
     args = parser.parse_args()
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     report: dict = {
@@ -90,13 +91,14 @@ def main() -> None:
         "load_average_at_start": os.getloadavg(),
         "records": len(rows),
         "model": MODEL,
+        "dtype": args.dtype,
         "accuracy": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         template, phrased = VARIANTS[BEST]
-        small_seconds, _ = run_zstc(rows[:SMALL], template, phrased, workdir)
-        full_seconds, results = run_zstc(rows, template, phrased, workdir)
+        small_seconds, _ = run_zstc(rows[:SMALL], template, phrased, workdir, args.dtype)
+        full_seconds, results = run_zstc(rows, template, phrased, workdir, args.dtype)
         report["accuracy"][BEST] = accuracy(rows, results, phrased)
         report["timing_variant"] = BEST
         report["whole_process_seconds"] = {str(SMALL): small_seconds, str(len(rows)): full_seconds}
@@ -104,7 +106,7 @@ def main() -> None:
         report["steady_state_records_per_s"] = (len(rows) - SMALL) / (full_seconds - small_seconds)
         for name, (template, phrased) in VARIANTS.items():
             if name != BEST and not args.quick:
-                _, results = run_zstc(rows, template, phrased, workdir)
+                _, results = run_zstc(rows, template, phrased, workdir, args.dtype)
                 report["accuracy"][name] = accuracy(rows, results, phrased)
     report["load_average_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -124,7 +126,7 @@ def markdown(report: dict) -> str:
         f"- whole process, {report['records']} records: {report['whole_process_records_per_s']:.1f} records/s "
         f"({seconds[str(report['records'])]:.1f} s; {SMALL} records: {seconds[str(SMALL)]:.1f} s)",
         f"- steady state (load time cancelled): {report['steady_state_records_per_s']:.1f} records/s",
-        f"- timed with: {report['timing_variant']}",
+        f"- timed with: {report['timing_variant']}, --dtype {report['dtype']}",
         "",
         "| labels and template | top-1 accuracy vs Resolution_Category |",
         "|---|---|",
