@@ -106,7 +106,10 @@ def test_unchanged_label_set_is_embedded_once_per_run(nyr_texts, minilm):
 
 
 def test_results_equal_across_batch_sizes_windows_and_token_budgets(tmp_path, nyr_rows, minilm):
-    rows = [{"text": row["text"], "categories": list(LABELS[: 2 + i % 6]), "multi_label": i % 4 == 0} for i, row in enumerate(nyr_rows[:30])]
+    rows = [
+        {"text": row["text"], "categories": list(LABELS[: 2 + i % 6]), "multi_label": i % 4 == 0}
+        for i, row in enumerate(nyr_rows[:30])
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     outputs = []
     for batch_size, max_tokens, window in [(128, 8192, 512), (1, 8192, 1), (5, 90, 13)]:

@@ -11,6 +11,7 @@ from conftest import run_zstc
 from zstc_cli import load_scorer, models
 from zstc_cli.catalog import BUNDLED_MODEL, find_known
 from zstc_cli.errors import ModelError, ZstcError
+from zstc_cli.records import Record
 from zstc_cli.testing import build_tiny_bert_nli, bundled_minilm_dir
 
 CACHED_ID = "cross-encoder/nli-deberta-v3-small"
@@ -49,7 +50,8 @@ def test_resolution_order(tmp_path, monkeypatch, hub_cache, bert_nli):
     for name in ("all-MiniLM-L6-v2", BUNDLED_MODEL):
         assert models.resolve_model(name) == models.ResolvedModel(name, bundled, "bundled")
     cached = models.resolve_model(CACHED_ID)
-    assert cached.source == "cached" and Path(cached.location).parent.parent == hub_cache / f"models--{CACHED_ID.replace('/', '--')}"
+    assert cached.source == "cached"
+    assert Path(cached.location).parent.parent == hub_cache / f"models--{CACHED_ID.replace('/', '--')}"
     monkeypatch.setattr(models, "bundled_model_dir", lambda: None)  # the [offline] extra not installed
     assert models.resolve_model("all-MiniLM-L6-v2").source == "cached"
     monkeypatch.chdir(tmp_path)
@@ -81,17 +83,11 @@ def test_scorer_follows_the_model(bert_nli, bart_nli):
 def test_scorer_override(bert_nli):
     forced = load_scorer(str(bert_nli), device="cpu", scorer="embedding")
     assert forced.scorer_name == "embedding" and forced.source == "local"
-    assert len(forced.scorer.score_records([models_record()])[0]) == 2
+    assert len(forced.scorer.score_records([Record(1, "I will save money", ("money", "health"))])[0]) == 2
     with pytest.raises(ModelError, match="no entailment label"):
         load_scorer("all-MiniLM-L6-v2", device="cpu", scorer="nli")
     with pytest.raises(ZstcError, match="expected auto, nli, embedding"):
         load_scorer(str(bert_nli), device="cpu", scorer="bm25")
-
-
-def models_record():
-    from zstc_cli.records import Record
-
-    return Record(1, "I will save money", ("money", "health"))
 
 
 def test_a_model_fitting_neither_scorer_is_one_clear_line(tmp_path):

@@ -46,7 +46,7 @@ def pooling_mode(config: dict | None) -> str:
     if config is None:
         return "mean"
     modes = [mode for key, mode in POOLING_MODES.items() if config.get(key)]
-    others = [key for key, value in config.items() if key.startswith("pooling_mode") and value and key not in POOLING_MODES]
+    others = [k for k, value in config.items() if k.startswith("pooling_mode") and value and k not in POOLING_MODES]
     if len(modes) != 1 or others:
         raise ModelError(f"unsupported sentence-transformers pooling {config}: zstc supports one of cls, mean, max")
     return modes[0]
@@ -153,7 +153,8 @@ class EmbeddingScorer(Scorer):
                 if self.device.type == "cuda":
                     padded = {name: tensor.pin_memory() for name, tensor in padded.items()}
                 batches.append(([missing[p] for p in positions], padded))
-        return EmbeddingWindow(strings, known, batches, record_text, record_hypotheses, [r.multi_label for r in records])
+        multi_label = [record.multi_label for record in records]
+        return EmbeddingWindow(strings, known, batches, record_text, record_hypotheses, multi_label)
 
     @torch.inference_mode()
     def embed(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
@@ -186,10 +187,8 @@ class EmbeddingScorer(Scorer):
         if not prepared.strings:
             return []
         vectors = self.vectors(prepared)
-        return [
-            self.postprocess(vectors[hypotheses] @ vectors[text], multi_label)
-            for text, hypotheses, multi_label in zip(prepared.record_text, prepared.record_hypotheses, prepared.multi_label)
-        ]
+        records = zip(prepared.record_text, prepared.record_hypotheses, prepared.multi_label)
+        return [self.postprocess(vectors[hypotheses] @ vectors[text], multi) for text, hypotheses, multi in records]
 
     def postprocess(self, cosines: np.ndarray, multi_label: bool) -> np.ndarray:
         """Single-label: a tempered softmax across labels; multi-label or one label: a per-label sigmoid."""
