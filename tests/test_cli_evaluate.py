@@ -55,7 +55,7 @@ def test_report_agrees_with_its_predictions(evaluated, bert_nli):
     assert m["top3_accuracy"] == pytest.approx(sum(g in p["labels"][:3] for g, p in zip(gold, predictions)) / 60)
     assert m["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))
     support = Counter(gold)
-    assert {row["label"]: row["support"] for row in m["per_label"]} == {label: support[label] for label in sorted(support)}
+    assert {row["label"]: row["support"] for row in m["per_label"]} == {l: support[l] for l in sorted(support)}
     assert {row["label"]: row["predicted"] for row in m["per_label"]} == {l: top.count(l) for l in sorted(support)}
     matrix = m["confusion_matrix"]["matrix"]
     assert sum(map(sum, matrix)) == 60 and sum(matrix[i][i] for i in range(len(matrix))) == round(m["accuracy"] * 60)
@@ -134,7 +134,10 @@ def test_stdin_label_map_and_predictions_on_stdout(nyr_slice, bert_nli, tmp_path
 def test_multi_label_gold_lists(nyr_slice, bert_nli, tmp_path):
     _, rows = nyr_slice
     extra = ["Personal Growth", "Humor"]
-    data = [{"text": row["text"], "gold": sorted({row[FIELD], extra[i % 2]}) if i % 3 == 0 else [row[FIELD]]} for i, row in enumerate(rows[:30])]
+    data = [
+        {"text": row["text"], "gold": sorted({row[FIELD], extra[i % 2]}) if i % 3 == 0 else [row[FIELD]]}
+        for i, row in enumerate(rows[:30])
+    ]
     src = write_jsonl(tmp_path / "multi.jsonl", data)
     run_zstc(
         "evaluate", src, "--label-field", "gold", "--model", bert_nli, "--threshold", "0.4",
@@ -177,11 +180,12 @@ def test_bad_gold_field_is_a_file_line_error_before_any_model_loads(nyr_slice, t
     _, rows = nyr_slice
     bad = [rows[0], rows[1], {"text": "no gold here"}, rows[3]]
     src = write_jsonl(tmp_path / "bad.jsonl", bad)
-    result = run_zstc("evaluate", src, "--label-field", FIELD, "--model", "nobody/none", "--report", tmp_path / "r.json")
+    report = tmp_path / "r.json"
+    result = run_zstc("evaluate", src, "--label-field", FIELD, "--model", "nobody/none", "--report", report)
     assert result.returncode == 2
     (line,) = result.stderr.decode().strip().splitlines()
     assert line == f"zstc: error: {src}:3: no {FIELD!r} field (the --label-field)"
-    assert not (tmp_path / "r.json").exists()
+    assert not report.exists()
     write_jsonl(src, [rows[0], {"text": "x", FIELD: 7}])
     result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", src, input=src.read_bytes())
     assert result.stderr.decode().strip() == f"zstc: error: -:2: {FIELD!r} must be a label or a list of labels, got 7"

@@ -165,7 +165,11 @@ def test_multi_label_metrics_equal_scikit_learn(threshold):
 
 def test_multi_label_known_answer_with_score_equal_to_threshold_and_empty_gold():
     gold = [{"a", "b"}, set(), {"c"}]
-    ranked = [(["a", "b", "c"], [0.5, 0.49, 0.1]), (["a", "b", "c"], [0.2, 0.1, 0.0]), (["c", "a", "b"], [0.9, 0.7, 0.0])]
+    ranked = [
+        (["a", "b", "c"], [0.5, 0.49, 0.1]),
+        (["a", "b", "c"], [0.2, 0.1, 0.0]),
+        (["c", "a", "b"], [0.9, 0.7, 0.0]),
+    ]
     m = multi_label_metrics(gold, ranked, ["a", "b", "c"], 0.5)
     # predicted sets: {a}, {}, {c, a}: records 2 exact; cells wrong: b in 1, a in 3 -> 2 of 9
     assert m["subset_accuracy"] == pytest.approx(1 / 3)

@@ -184,7 +184,9 @@ def evaluate(
     predictions: Annotated[
         Optional[str], typer.Option(help="Write the predictions here (path, -, s3://), as classify does.")
     ] = None,
-    plot: Annotated[Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")] = None,
+    plot: Annotated[
+        Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")
+    ] = None,
     from_: Annotated[
         Optional[str], typer.Option("--from", help="Score this predictions file instead of classifying (no model).")
     ] = None,

@@ -160,7 +160,8 @@ def plot_confusion(report: dict[str, Any], target: str) -> None:
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(counts):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.5 else "black")
+            color = "white" if share[i, j] > 0.5 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("predicted")
