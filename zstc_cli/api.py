@@ -22,19 +22,22 @@ def classify_file(
     keep: Sequence[str] = (),
     errors: str | None = None,
     progress: Callable[[int], object] = lambda n: None,
+    tee: Callable[[bytes], object] | None = None,
 ) -> RunSummary:
     """Classify JSON-lines ``source`` into ``target`` (paths, ``-`` or smart-open URIs).
 
     With ``errors`` set, bad records go to that file and the run continues; otherwise the first bad record
-    raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind.
+    raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind. ``tee``, if given, also
+    receives each output line as it is written (evaluate scores them without reading stdout or S3 back).
     """
     items = iter_records(source, defaults)
     with open_output(target) as out:
+        write = out.write if tee is None else lambda line: (out.write(line), tee(line))
         if errors is None:
-            return classify_stream(items, scorer, out.write, window=window, keep=keep, progress=progress)
+            return classify_stream(items, scorer, write, window=window, keep=keep, progress=progress)
         with open_output(errors) as err:
             return classify_stream(
-                items, scorer, out.write, window=window, keep=keep, write_error=err.write, progress=progress
+                items, scorer, write, window=window, keep=keep, write_error=err.write, progress=progress
             )
 
 

@@ -13,6 +13,7 @@ import typer
 
 from . import __version__
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from .engines.local import RunSummary
 from .errors import ZstcError
 from .models import DEFAULT_MODEL
 from .progress import Progress
@@ -111,6 +112,15 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar o
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 
 
+def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
+    """The one-line run summary on stderr: records, time, speed, bad records, where the results went."""
+    bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+    print(
+        f"zstc: {summary.records} records in {summary.seconds:.1f} s ({summary.rate:.1f} records/s){bad} -> {output}",
+        file=sys.stderr,
+    )
+
+
 @app.command()
 def classify(
     input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
@@ -163,12 +173,101 @@ def classify(
                 progress=progress.update,
             )  # fmt: skip
         if not quiet:
-            bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
-            print(
-                f"zstc: {summary.records} records in {summary.seconds:.1f} s "
-                f"({summary.rate:.1f} records/s){bad} -> {output}",
-                file=sys.stderr,
+            print_summary(summary, output, errors)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Argument(help="Labeled JSON-lines data: a path, - for stdin, or s3://...")],
+    label_field: Annotated[str, typer.Option(help="Field holding the gold label (or a list of labels).")],
+    report: Annotated[Optional[str], typer.Option(help="Write the full report as JSON here (path, -, s3://).")] = None,
+    predictions: Annotated[
+        Optional[str], typer.Option(help="Write the predictions here (path, -, s3://), as classify does.")
+    ] = None,
+    plot: Annotated[
+        Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")
+    ] = None,
+    from_: Annotated[
+        Optional[str], typer.Option("--from", help="Score this predictions file instead of classifying (no model).")
+    ] = None,
+    id_field: Annotated[
+        Optional[str], typer.Option(help="Join data and --from predictions on this field instead of line order.")
+    ] = None,
+    labels: Annotated[
+        Optional[str], typer.Option("--labels", "-l", help='Candidate labels [default: the distinct gold labels].')
+    ] = None,
+    label_map: Annotated[
+        Optional[str], typer.Option(help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.')
+    ] = None,
+    gold_sep: Annotated[
+        Optional[str], typer.Option(help="Split string gold labels on this separator (multi-label gold).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Multi-label: a label is predicted when its score >= this.")
+    ] = 0.5,
+    model: ModelOpt = DEFAULT_MODEL,
+    multi_label: MultiLabelOpt = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    text_field: TextFieldOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    window: WindowOpt = DEFAULT_WINDOW,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Classify labeled DATA (or score `--from` predictions) and report accuracy against its gold labels.
+
+    Prints a table (to stderr when `--predictions -`), and writes the JSON report, predictions and plot
+    where asked. Gold lists, or `--gold-sep`, make a multi-label evaluation. Examples:
+
+        zstc evaluate examples/new_years_resolutions.jsonl --label-field Resolution_Category --report report.json
+
+        zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
+    """
+    from . import evaluate as ev
+    from . import report as rp
+
+    with user_errors(debug):
+        if "-" in (report, predictions) and report == predictions:
+            raise ZstcError("--report and --predictions cannot both be - (stdout)")
+        if plot:
+            rp.require_matplotlib()
+        mapping = ev.parse_label_map(label_map)
+        with ev.replayable(data) as source:
+            gold = ev.read_gold(
+                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
             )
+            if plot and gold.multi_label:
+                raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
+            candidates = read_labels_option(labels) or tuple(gold.distinct())
+            if from_ is not None:
+                evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
+                run = None
+            else:
+                from .models import load_scorer
+
+                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None)
+                loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
+                with Progress(source, quiet=quiet) as progress:
+                    evaluation = ev.evaluate_model(
+                        gold, loaded.scorer, candidates, predictions, defaults,
+                        threshold=threshold, window=window, progress=progress.update,
+                    )  # fmt: skip
+                if not quiet and evaluation.summary is not None:
+                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                run = rp.run_metadata(loaded, hypothesis_template, evaluation)
+        for warning in evaluation.warnings:
+            print(f"zstc: warning: {warning}", file=sys.stderr)
+        result = rp.build_report(
+            evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
+        )
+        rp.print_report(result, sys.stderr if "-" in (predictions, report) else sys.stdout)
+        if report:
+            rp.write_json(result, report)
+        if plot:
+            rp.plot_confusion(result, plot)
 
 
 def main() -> None:

@@ -126,15 +126,19 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     return Record(line=line, text=text, labels=parsed, multi_label=multi_label, template=template, fields=obj)
 
 
-def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
-    """Decode and validate one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
+def decode_line(raw: bytes, line: int) -> Any:
+    """Decode one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
     if line == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
     try:
-        obj = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from None
-    return record_from_object(obj, line, defaults)
+
+
+def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
+    """Decode and validate one JSON line."""
+    return record_from_object(decode_line(raw, line), line, defaults)
 
 
 def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
