@@ -79,8 +79,11 @@ class MicroBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        waiting = [self._carry] if self._carry else []
         while not self.queue.empty():
-            _fail(self.queue.get_nowait(), Overloaded("the server is shutting down"))
+            waiting.append(self.queue.get_nowait())
+        for request in waiting:
+            _fail(request, Overloaded("the server is shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def score(self, records: Sequence[Record]) -> list[np.ndarray]:
