@@ -162,13 +162,21 @@ def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | Rec
             yield RecordError(source, number, str(exc), raw)
 
 
-def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
-    """Serialise one output line: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
+def result_object(
+    record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One result: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
     out: dict[str, Any] = {"sequence": record.text, "labels": list(labels), "scores": list(scores)}
     names = record.fields.keys() if "*" in keep else keep
     for name in names:
         if name in record.fields and name not in out:
             out[name] = record.fields[name]
+    return out
+
+
+def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
+    """Serialise one output line (see :func:`result_object`)."""
+    out = result_object(record, labels, scores, keep)
     return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
 
 
