@@ -11,7 +11,7 @@ from .batching import DEFAULT_WINDOW
 from .checkpoint import Log, open_run, stderr_log
 from .engines.local import RunSummary, classify_stream
 from .io import is_remote
-from .locations import plan_jobs
+from .locations import Job, plan_jobs
 from .records import DEFAULT_TEMPLATE, Record, RecordDefaults, iter_records, parse_labels
 from .scorers.base import Scorer, rank
 
@@ -58,10 +58,14 @@ def classify_path(
 ) -> RunSummary:
     """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
     ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.locations`)."""
-    jobs = plan_jobs(source, target, options.pop("errors", None))
+    return classify_jobs(plan_jobs(source, target, options.pop("errors", None)), scorer, defaults, **options)
+
+
+def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
+    """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
     total = RunSummary()
     for job in jobs:
-        if job.source != source:  # a folder or prefix: outputs may go to subfolders that do not exist yet
+        if job.in_folder:  # outputs may go to subfolders that do not exist yet
             for path in (job.target, job.errors):
                 if path is not None and not is_remote(path):
                     Path(path).parent.mkdir(parents=True, exist_ok=True)

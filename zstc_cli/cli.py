@@ -158,7 +158,8 @@ def classify(
 
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from .api import classify_path
+    from .api import classify_jobs
+    from .locations import plan_jobs
     from .models import load_scorer
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -169,12 +170,12 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
+        jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail before loading
         loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
         with Progress(input, quiet=quiet) as progress:
-            summary = classify_path(
-                input, output, loaded.scorer, defaults,
-                window=window, keep=keep_fields, errors=errors if on_error == "skip" else None,
-                resume=resume, progress=progress.update,
+            summary = classify_jobs(
+                jobs, loaded.scorer, defaults,
+                window=window, keep=keep_fields, resume=resume, progress=progress.update,
             )  # fmt: skip
         if not quiet:
             bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""

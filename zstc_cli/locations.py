@@ -26,6 +26,7 @@ class Job:
     source: str
     target: str
     errors: str | None = None
+    in_folder: bool = False
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -105,6 +106,8 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         return [Job(source, target, errors)]
     listing = _s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
     if listing is None:
+        if not is_remote(source) and not Path(source).is_file():
+            raise ZstcError(f"{source}: no such file or folder")
         return [Job(source, target, errors)]
     inputs = sorted(name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/")))
     if not inputs:
@@ -118,6 +121,7 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
             _join(source, name),
             _join(target, output_name(name, "out")),
             None if errors is None else _join(errors, output_name(name, "errors")),
+            in_folder=True,
         )
         for name in inputs
     ]
