@@ -120,7 +120,8 @@ class Run:
 
     def __init__(self, source: str, targets: list[str], settings: dict[str, Any], resume: bool, log: Log):
         self.targets = targets
-        self.identity = {"version": CHECKPOINT_VERSION, "input": fingerprint(source), "settings": settings}
+        identity = {"version": CHECKPOINT_VERSION, "input": fingerprint(source), "settings": settings}
+        self.identity = orjson.loads(orjson.dumps(identity))  # as JSON sees it: tuples become lists
         resumable = self.identity["input"] is not None and all(t != STDIO and not is_remote(t) for t in targets)
         self.checkpoint = checkpoint_path(targets[0]) if resumable else None
         self.state = State()
@@ -141,6 +142,9 @@ class Run:
         saved = orjson.loads(self.checkpoint.read_bytes())
         for key, what in (("version", "zstc version"), ("input", f"input {source}"), ("settings", "options")):
             if saved.get(key) != self.identity[key]:
+                if key == "settings":
+                    changed = [k for k in self.identity[key] if saved[key].get(k) != self.identity[key][k]]
+                    what = f"options ({', '.join(changed)})"
                 raise ZstcError(
                     f"cannot resume: the {what} changed since the interrupted run ({self.checkpoint}); "
                     "rerun without --resume to start over"
@@ -218,6 +222,9 @@ def open_run(
     fixed, which invalidates the checkpoint); any other failure keeps them for ``--resume`` and says so.
     """
     run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
+    if run.done:  # a completed output is left exactly as it is
+        yield run
+        return
     try:
         with contextlib.ExitStack() as stack:
             run.open(stack)
