@@ -44,6 +44,7 @@ def classify_file(
             log(f"{target} already exists and no unfinished run was found: nothing to resume")
             return RunSummary()
         done = run.state.records
+        progress(done + run.state.errors)
         summary = classify_stream(
             iter_records(source, defaults, after_line=run.state.line), scorer, run.write,
             window=window, keep=keep, write_error=None if errors is None else run.write_error,
