@@ -82,7 +82,7 @@ def main() -> None:
         "runs": runs, "ratio": round(ratio, 3), "bound": options.bound, "ok": ratio <= options.bound,
         "labels_per_record": options.labels, "model": "tiny BERT NLI (zstc_cli.testing)" if options.model is None else model,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}",
-        "command": "python benchmarks/memory.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python benchmarks/memory.py", *sys.argv[1:]]),
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "memory.json").write_text(json.dumps(result, indent=2) + "\n")
