@@ -179,6 +179,11 @@ class Run:
             self.state.sizes = sizes
             self._save()
 
+    def _remove_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
+            self.checkpoint.with_name(self.checkpoint.name + ".tmp").unlink(missing_ok=True)
+
     def _save(self) -> None:
         assert self.checkpoint is not None
         tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
@@ -192,16 +197,14 @@ class Run:
     def finish(self) -> None:
         for sink in reversed(self.sinks):  # the errors file first: OUTPUT existing means the run is done
             sink.finish()
-        if self.checkpoint is not None:
-            self.checkpoint.unlink()
+        self._remove_checkpoint()
 
     def discard(self) -> None:
         """Remove local partials and the checkpoint: used when the run cannot be continued."""
         for target in self.targets:
             if target != STDIO and not is_remote(target):
                 partial_path(target).unlink(missing_ok=True)
-        if self.checkpoint is not None:
-            self.checkpoint.unlink(missing_ok=True)
+        self._remove_checkpoint()
 
     def resume_hint(self) -> str:
         if self.checkpoint is None:
