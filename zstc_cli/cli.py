@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import typer
 from . import __version__
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from .engines.local import RunSummary
-from .errors import ZstcError
+from .errors import Interrupted, ZstcError
 from .models import DEFAULT_MODEL
 from .progress import Progress
 from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
@@ -48,6 +49,9 @@ def user_errors(debug: bool) -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback."""
     try:
         yield
+    except Interrupted as exc:
+        print(f"zstc: {exc}", file=sys.stderr)
+        raise typer.Exit(130) from None
     except ZstcError as exc:
         if debug:
             traceback.print_exc()
@@ -61,6 +65,10 @@ def user_errors(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         print(f"zstc: error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (batch schedulers, `kill`) stops as cleanly as Ctrl-C
 
 
 def read_labels_option(value: str | None) -> tuple[str, ...] | None:
@@ -115,8 +123,10 @@ DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
     """The one-line run summary on stderr: records, time, speed, bad records, where the results went."""
     bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+    resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
     print(
-        f"zstc: {summary.records} records in {summary.seconds:.1f} s ({summary.rate:.1f} records/s){bad} -> {output}",
+        f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
+        f"{bad} -> {output}",
         file=sys.stderr,
     )
 
@@ -136,6 +146,9 @@ def classify(
     ] = None,
     on_error: Annotated[str, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")] = "fail",
     errors: Annotated[Optional[str], typer.Option(help="With --on-error skip: where bad records go.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
+    ] = False,
     max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
     window: WindowOpt = DEFAULT_WINDOW,
@@ -154,10 +167,14 @@ def classify(
         zcat big.jsonl.gz | zstc classify - --labels @labels.txt --keep id | jq .labels[0]
 
         zstc classify s3://bucket/in.jsonl.gz s3://bucket/out.jsonl.gz --model ./my-nli-model --multi-label
+
+        zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from .api import classify_file
+    from .api import classify_jobs
+    from .locations import plan_jobs
     from .models import load_scorer
 
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors(debug):
         if on_error not in {"fail", "skip"}:
             raise ZstcError(f"--on-error {on_error!r}: expected fail or skip")
@@ -165,12 +182,12 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
+        jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail before loading
         loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
         with Progress(input, quiet=quiet) as progress:
-            summary = classify_file(
-                input, output, loaded.scorer, defaults,
-                window=window, keep=keep_fields, errors=errors if on_error == "skip" else None,
-                progress=progress.update,
+            summary = classify_jobs(
+                jobs, loaded.scorer, defaults,
+                window=window, keep=keep_fields, resume=resume, progress=progress.update,
             )  # fmt: skip
         if not quiet:
             print_summary(summary, output, errors)

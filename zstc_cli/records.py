@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .errors import RecordError
-from .io import open_input
+from .io import is_remote, open_input, remote_error, remote_failures
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")
@@ -133,6 +133,10 @@ def decode_line(raw: bytes, line: int) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ValueError(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at offset {bad.start}") from None
         raise ValueError(f"invalid JSON: {exc}") from None
 
 
@@ -141,21 +145,32 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     return record_from_object(decode_line(raw, line), line, defaults)
 
 
-def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line, streaming from any smart-open URI or ``-``."""
+def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
+    smart-open URI or ``-``. A remote store failing mid-read is one clear line, not a traceback."""
     with open_input(source) as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
+        lines = enumerate(handle, start=1)
+        while True:
+            try:
+                number, raw = next(lines)
+            except StopIteration:
+                return
+            except remote_failures() as exc:
+                if not is_remote(source):
+                    raise
+                raise remote_error(source, exc) from exc
+            if number > after_line and raw.strip():
                 yield number, raw.rstrip(b"\r\n")
 
 
-def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | RecordError]:
+def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
     """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
 
     Errors are yielded rather than raised so the caller decides between stopping and skipping,
-    and so that every input line ends up either in the output or in the error log.
+    and so that every input line ends up either in the output or in the error log. Lines up to
+    ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
     """
-    for number, raw in iter_lines(source):
+    for number, raw in iter_lines(source, after_line):
         try:
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
