@@ -7,7 +7,7 @@ with ten million lines needs to know exactly where to look.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,12 +137,17 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     return record_from_object(obj, line, defaults)
 
 
+def numbered_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream."""
+    for number, raw in enumerate(handle, start=1):
+        if raw.strip():
+            yield number, raw.rstrip(b"\r\n")
+
+
 def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for each non-blank line, streaming from any smart-open URI or ``-``."""
     with open_input(source) as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw.rstrip(b"\r\n")
+        yield from numbered_lines(handle)
 
 
 def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | RecordError]:
@@ -151,7 +156,14 @@ def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | Rec
     Errors are yielded rather than raised so the caller decides between stopping and skipping,
     and so that every input line ends up either in the output or in the error log.
     """
-    for number, raw in iter_lines(source):
+    yield from parse_lines(source, iter_lines(source), defaults)
+
+
+def parse_lines(
+    source: str, lines: Iterable[tuple[int, bytes]], defaults: RecordDefaults
+) -> Iterator[Record | RecordError]:
+    """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place."""
+    for number, raw in lines:
         try:
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
