@@ -5,10 +5,18 @@ One cluster (2 CPUs) serves the in-process tests; the CLI test starts its own, a
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import orjson
 import psutil
 import pytest
@@ -26,7 +34,38 @@ BAD_LINES = [b'{"text": "broken", \n', b'{"text": "no labels here"}\n', b'["not"
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def s3():
+    """A real S3 API (moto in server mode on loopback) that boto3, smart-open and pyarrow all reach."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [Path(sys.executable).with_name("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        client = boto3.client("s3")
+        for _ in range(100):
+            try:
+                client.create_bucket(Bucket="zstc-test")
+                break
+            except botocore.exceptions.EndpointConnectionError:
+                time.sleep(0.1)
+        yield client
+    finally:
+        server.terminate()
+        server.wait()
+        for name, value in saved.items():
+            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+
+
+@pytest.fixture(scope="module")
+def cluster(s3):
+    """One local Ray (2 CPUs) for the module; started after `s3` so its workers see the S3 endpoint."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -72,6 +111,21 @@ def test_folder_equals_local_engine_in_input_order(tmp_path, cluster, bert_nli, 
     assert [r["id"] for r in results] == list(range(90))
     assert_same(results, read_jsonl(tmp_path / "local.jsonl"))
     assert (summary.records, summary.errors) == (90, 0)
+
+
+def test_s3_prefix_in_and_compressed_s3_object_out(tmp_path, s3, cluster, bert_nli, rows):
+    for part, chunk in enumerate((rows[:45], rows[45:])):
+        s3.put_object(Bucket="zstc-test", Key=f"in/part-{part}.jsonl", Body=b"".join(orjson.dumps(r) + b"\n" for r in chunk))
+    write_jsonl(tmp_path / "all.jsonl", rows)
+    local_run(bert_nli, tmp_path / "all.jsonl", tmp_path / "local.jsonl", keep=("id",))
+
+    summary = classify_on_ray(
+        "s3://zstc-test/in/", "s3://zstc-test/out/labeled.jsonl.gz", ModelSpec(str(bert_nli), device="cpu"),
+        options=RayOptions(num_workers=2), window=16, keep=("id",),
+    )  # fmt: skip
+    body = s3.get_object(Bucket="zstc-test", Key="out/labeled.jsonl.gz")["Body"].read()
+    assert_same([orjson.loads(line) for line in gzip.decompress(body).splitlines()], read_jsonl(tmp_path / "local.jsonl"))
+    assert summary.records == 90
 
 
 def test_skip_mode_logs_the_same_errors_and_counts_every_record(tmp_path, cluster, bert_nli, rows):

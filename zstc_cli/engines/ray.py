@@ -29,9 +29,9 @@ from ray.data.datasource import FileBasedDatasource
 from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from ..errors import RecordError, ZstcError
 from ..io import STDIO, is_remote, open_output
-from ..models import DEFAULT_MODEL, load_scorer
+from ..models import DEFAULT_MODEL, load_scorer, resolve_device, resolve_dtype, resolve_model
 from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
-from ..scorers.base import rank
+from ..scorers.base import Scorer, rank
 from .local import RunSummary, Write
 
 # Files a folder or prefix contributes; a single file is read whatever its name.
@@ -47,6 +47,16 @@ class ModelSpec:
     dtype: str = "auto"
     max_tokens: int = DEFAULT_MAX_TOKENS
     batch_size: int = DEFAULT_BATCH_SIZE
+
+    def check(self) -> None:
+        """Resolve device, dtype and model here without loading anything; raise a one-line ZstcError."""
+        resolve_model(self.name)
+        resolve_dtype(self.dtype, resolve_device(self.device))
+
+    def load(self) -> Scorer:
+        return load_scorer(
+            self.name, self.device, self.dtype, max_tokens=self.max_tokens, batch_size=self.batch_size, quiet=True
+        ).scorer
 
 
 @dataclass(frozen=True)
@@ -114,10 +124,7 @@ class ScoreWorker:
     """
 
     def __init__(self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str]):
-        self.scorer = load_scorer(
-            model.name, model.device, model.dtype, max_tokens=model.max_tokens, batch_size=model.batch_size,
-            quiet=True,
-        ).scorer  # fmt: skip
+        self.scorer = model.load()
         self.defaults, self.keep = defaults, keep
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -150,9 +157,9 @@ def ray_session(options: RayOptions) -> Iterator[None]:
     Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs):
     stdout carries only JSON, and stderr only zstc's progress, summary and errors.
     """
-    for handler in logging.getLogger("ray.data").handlers:  # Ray Data's console copy of ray-data.log
+    for handler in logging.getLogger("ray.data").handlers:  # Ray Data's console copy of ray-data.log:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
+            handler.setLevel(logging.CRITICAL)  # zstc reports failures itself, in one line (--debug: traceback)
     if ray.is_initialized():
         yield
         return
@@ -236,6 +243,8 @@ def classify_on_ray(
     input record.
     """
     check_source(source)
+    if options.address is None and not ray.is_initialized():
+        model.check()  # the workers will run on this machine: a missing model fails here, in one line
     with open_output(target) as out, ray_session(options):
         if errors is None:
             return _write(_results(source, model, defaults, window, keep, options), out.write, None, progress)
