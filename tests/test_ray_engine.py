@@ -28,7 +28,6 @@ from zstc_cli.errors import RecordError, ZstcError
 ray = pytest.importorskip("ray")
 from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray  # noqa: E402
 
-pytestmark = pytest.mark.slow
 LABELS = ["health", "money", "humor", "career", "family"]
 BAD_LINES = [b'{"text": "broken", \n', b'{"text": "no labels here"}\n', b'["not", "an", "object"]\n']
 
@@ -94,6 +93,7 @@ def assert_same(results, expected):
         assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
 
 
+@pytest.mark.slow
 def test_folder_equals_local_engine_in_input_order(tmp_path, cluster, bert_nli, rows):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -113,9 +113,11 @@ def test_folder_equals_local_engine_in_input_order(tmp_path, cluster, bert_nli, 
     assert (summary.records, summary.errors) == (90, 0)
 
 
+@pytest.mark.slow
 def test_s3_prefix_in_and_compressed_s3_object_out(tmp_path, s3, cluster, bert_nli, rows):
     for part, chunk in enumerate((rows[:45], rows[45:])):
-        s3.put_object(Bucket="zstc-test", Key=f"in/part-{part}.jsonl", Body=b"".join(orjson.dumps(r) + b"\n" for r in chunk))
+        body = b"".join(orjson.dumps(row) + b"\n" for row in chunk)
+        s3.put_object(Bucket="zstc-test", Key=f"in/part-{part}.jsonl", Body=body)
     write_jsonl(tmp_path / "all.jsonl", rows)
     local_run(bert_nli, tmp_path / "all.jsonl", tmp_path / "local.jsonl", keep=("id",))
 
@@ -124,10 +126,12 @@ def test_s3_prefix_in_and_compressed_s3_object_out(tmp_path, s3, cluster, bert_n
         options=RayOptions(num_workers=2), window=16, keep=("id",),
     )  # fmt: skip
     body = s3.get_object(Bucket="zstc-test", Key="out/labeled.jsonl.gz")["Body"].read()
-    assert_same([orjson.loads(line) for line in gzip.decompress(body).splitlines()], read_jsonl(tmp_path / "local.jsonl"))
+    results = [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
+    assert_same(results, read_jsonl(tmp_path / "local.jsonl"))
     assert summary.records == 90
 
 
+@pytest.mark.slow
 def test_skip_mode_logs_the_same_errors_and_counts_every_record(tmp_path, cluster, bert_nli, rows):
     lines = [orjson.dumps(row) + b"\n" for row in rows[:40]]
     for position, bad in zip((0, 17, 39), BAD_LINES):
@@ -147,6 +151,7 @@ def test_skip_mode_logs_the_same_errors_and_counts_every_record(tmp_path, cluste
     assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
 
 
+@pytest.mark.slow
 def test_fail_mode_stops_at_the_first_bad_line_like_the_local_engine(tmp_path, cluster, bert_nli, rows):
     lines = [orjson.dumps(row) + b"\n" for row in rows[:30]]
     lines[12], lines[25] = BAD_LINES[1], BAD_LINES[0]
@@ -159,10 +164,12 @@ def test_fail_mode_stops_at_the_first_bad_line_like_the_local_engine(tmp_path, c
             str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
             options=RayOptions(num_workers=2), window=4,
         )  # fmt: skip
-    assert str(remote.value) == str(local.value) == f"{src}:13: no labels (no 'categories' or 'candidate_labels' field and no --labels)"
+    expected = f"{src}:13: no labels (no 'categories' or 'candidate_labels' field and no --labels)"
+    assert str(remote.value) == str(local.value) == expected
     assert list(tmp_path.iterdir()) == [src]  # neither engine leaves an output behind
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_its_records_are_not_lost(tmp_path, cluster, bert_nli, rows):
     src = write_jsonl(tmp_path / "in.jsonl", rows * 3)
     killed: list[int] = []
@@ -186,12 +193,14 @@ def test_a_killed_worker_is_restarted_and_its_records_are_not_lost(tmp_path, clu
     assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
 
 
+@pytest.mark.slow
 def test_a_missing_model_is_one_line_from_the_worker(tmp_path, cluster):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
     with pytest.raises(ZstcError, match="nobody/no-such-model"):
         classify_on_ray(str(src), str(tmp_path / "out.jsonl"), ModelSpec("nobody/no-such-model"))
 
 
+@pytest.mark.slow
 def test_cli_stdout_is_only_json_and_a_bad_record_is_file_line_exit_2(tmp_path, bert_nli, rows):
     """The real command, starting its own local Ray: results stream to stdout until the bad line."""
     folder = tmp_path / "in"

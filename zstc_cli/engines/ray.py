@@ -102,6 +102,8 @@ def check_source(source: str) -> None:
         raise ZstcError("--engine ray reads files, folders or s3:// prefixes, not stdin")
     if not is_remote(source) and not Path(source).exists():
         raise ZstcError(f"{source}: no such file or folder")
+    if source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
+        raise ZstcError(f"{source}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
 
 
 def _reader(source: str, rows: int) -> JsonLinesDatasource:
