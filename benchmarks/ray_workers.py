@@ -5,8 +5,8 @@
 
 Without --model it builds the real all-MiniLM-L6-v2 encoder with a seeded NLI head (no hub needed): the
 speed of a MiniLM-sized NLI model, not its accuracy. One local Ray instance (num_cpus = CPU count) serves
-all runs. Each run's time starts when the dataset starts, so it includes the workers' start and model load;
-"warm" records/s leaves out everything before the first results arrive. Writes
+all runs. Each run's time starts when the dataset starts, so it includes the workers' start and model load (see "first
+results after"). Use --records large enough for that start to matter little. Writes
 benchmarks/results/ray_workers.{json,md}.
 """
 
@@ -38,26 +38,24 @@ LABELS = (
 
 
 class Clock:
-    """A progress callback that notes when the first results and the last results arrived."""
+    """A progress callback counting records and noting when the first results arrived."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
-        self.first: tuple[float, int] | None = None
+        self.first: float | None = None
         self.done = 0
 
     def __call__(self, n: int) -> None:
         self.done += n
         if self.first is None:
-            self.first = (time.perf_counter(), self.done)
+            self.first = time.perf_counter()
 
     def result(self, engine: str, workers: int | None) -> dict:
         end = time.perf_counter()
-        first_at, first_n = self.first or (end, 0)
-        warm = (self.done - first_n) / (end - first_at) if end > first_at else 0.0
         seconds = end - self.start
         return {"engine": engine, "workers": workers, "records": self.done, "seconds": round(seconds, 2),
-                "records_per_s": round(self.done / seconds, 2), "first_results_s": round(first_at - self.start, 2),
-                "warm_records_per_s": round(warm, 2)}  # fmt: skip
+                "records_per_s": round(self.done / seconds, 2),
+                "first_results_s": round((self.first or end) - self.start, 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -103,15 +101,15 @@ def main() -> None:
     (RESULTS / "ray_workers.json").write_text(json.dumps(report, indent=2) + "\n")
     rows = "\n".join(
         f"| {r['engine']} | {r['workers'] or '-'} | {r['records']} | {r['seconds']} | {r['records_per_s']} "
-        f"| {r['first_results_s']} | {r['warm_records_per_s']} |"
+        f"| {r['first_results_s']} |"
         for r in runs
     )
     (RESULTS / "ray_workers.md").write_text(
         f"# zstc classify: local engine vs --engine ray\n\n{report['model']}, {len(LABELS)} labels per record, "
         f"window {args.window}; {machine['cpus']} CPUs, GPU: {machine['gpu']}, torch {machine['torch']}, "
         f"ray {machine['ray']}.\n\n"
-        "| engine | workers | records | seconds | records/s | first results after (s) | warm records/s |\n"
-        f"|---|---|---|---|---|---|---|\n{rows}\n"
+        "| engine | workers | records | seconds | records/s | first results after (s) |\n"
+        f"|---|---|---|---|---|---|\n{rows}\n"
     )
     print((RESULTS / "ray_workers.md").read_text())
 
