@@ -154,6 +154,14 @@ def classify(
     window: WindowOpt = DEFAULT_WINDOW,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    engine: Annotated[str, typer.Option(help="local: in this process; ray: on a Ray cluster.")] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option(help="With --engine ray: auto or ray://host:port [default: start a local Ray].")
+    ] = None,
+    num_workers: Annotated[
+        Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
+    ] = None,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, help="With --engine ray: GPUs each worker takes.")] = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -182,13 +190,25 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
-        jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail before loading
-        loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
-        with Progress(input, quiet=quiet) as progress:
-            summary = classify_jobs(
-                jobs, loaded.scorer, defaults,
-                window=window, keep=keep_fields, resume=resume, progress=progress.update,
+        if engine == "ray":
+            if resume:
+                raise ZstcError("--resume works with the local engine only")
+            summary = _classify_on_ray(
+                input, output, model, device, dtype, max_tokens, batch_size, defaults, window, keep_fields,
+                errors if on_error == "skip" else None, ray_address, num_workers, gpus_per_worker, quiet,
             )  # fmt: skip
+        elif engine != "local":
+            raise ZstcError(f"--engine {engine!r}: expected local or ray")
+        elif ray_address is not None or num_workers is not None or gpus_per_worker:
+            raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
+        else:
+            jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail early
+            loaded = load_scorer(model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet)
+            with Progress(input, quiet=quiet) as progress:
+                summary = classify_jobs(
+                    jobs, loaded.scorer, defaults,
+                    window=window, keep=keep_fields, resume=resume, progress=progress.update,
+                )  # fmt: skip
         if not quiet:
             print_summary(summary, output, errors)
 
@@ -343,6 +363,24 @@ def serve(
             return loaded.scorer
 
         endpoint(load, settings, host, port, quiet).run()
+
+
+def _classify_on_ray(
+    input: str, output: str, model: str, device: str, dtype: str, max_tokens: int, batch_size: int,
+    defaults: RecordDefaults, window: int, keep: tuple[str, ...], errors: str | None,
+    address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool,
+):  # fmt: skip
+    """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers)."""
+    try:
+        from .engines.ray import ModelSpec, RayOptions, classify_on_ray
+    except ImportError as exc:
+        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
+    with Progress(input, quiet=quiet) as progress:
+        return classify_on_ray(
+            input, output, ModelSpec(model, device, dtype, max_tokens, batch_size), defaults,
+            options=RayOptions(address, num_workers, gpus_per_worker),
+            window=window, keep=keep, errors=errors, progress=progress.update,
+        )  # fmt: skip
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ with ten million lines needs to know exactly where to look.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,22 +145,25 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     return record_from_object(decode_line(raw, line), line, defaults)
 
 
+def numbered_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream."""
+    for number, raw in enumerate(handle, start=1):
+        if raw.strip():
+            yield number, raw.rstrip(b"\r\n")
+
+
 def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
     smart-open URI or ``-``. A remote store failing mid-read is one clear line, not a traceback."""
     with open_input(source) as handle:
-        lines = enumerate(handle, start=1)
-        while True:
-            try:
-                number, raw = next(lines)
-            except StopIteration:
-                return
-            except remote_failures() as exc:
-                if not is_remote(source):
-                    raise
-                raise remote_error(source, exc) from exc
-            if number > after_line and raw.strip():
-                yield number, raw.rstrip(b"\r\n")
+        try:
+            for number, raw in numbered_lines(handle):
+                if number > after_line:
+                    yield number, raw
+        except remote_failures() as exc:
+            if not is_remote(source):
+                raise
+            raise remote_error(source, exc) from exc
 
 
 def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
@@ -170,7 +173,14 @@ def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> 
     and so that every input line ends up either in the output or in the error log. Lines up to
     ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
     """
-    for number, raw in iter_lines(source, after_line):
+    yield from parse_lines(source, iter_lines(source, after_line), defaults)
+
+
+def parse_lines(
+    source: str, lines: Iterable[tuple[int, bytes]], defaults: RecordDefaults
+) -> Iterator[Record | RecordError]:
+    """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place."""
+    for number, raw in lines:
         try:
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
