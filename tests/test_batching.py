@@ -46,3 +46,7 @@ def test_plan_sorts_by_length_longest_first():
 
 def test_oversized_sequence_gets_its_own_batch():
     assert plan_batches([1000, 3, 3], max_tokens=100, max_batch=8) == [[0], [1, 2]]
+
+
+def test_windows_close_early_at_a_weight_budget():
+    assert list(windows([5, 1, 1, 9, 1, 1, 1], 4, weight=lambda x: x, max_weight=6)) == [[5, 1], [1, 9], [1, 1, 1]]

@@ -56,7 +56,7 @@ def test_bom_on_line_one_and_crlf_are_accepted():
         (b'{"text": "a", "categories": ["x", "x"]}', "twice"),
         (b'{"text": "a", "categories": ["x"], "multi_label": "yes"}', "true or false"),
         (b'{"text": "a", "categories": ["x"], "hypothesis_template": "no slot"}', "placeholder"),
-        (b'{"text": "\xff\xfe", "categories": ["x"]}', "invalid JSON"),
+        (b'{"text": "\xff\xfe", "categories": ["x"]}', "invalid UTF-8: byte 0xff at offset 10"),
         (b'\xef\xbb\xbf{"text": "a", "categories": ["x"]}', "invalid JSON"),  # a BOM is only allowed on line 1
     ],
 )

@@ -9,7 +9,7 @@ Library use::
 
 __version__ = "0.1.0"
 
-from .api import classify_file, classify_texts  # noqa: E402
+from .api import classify_file, classify_path, classify_texts  # noqa: E402
 from .models import load_scorer  # noqa: E402
 
-__all__ = ["__version__", "classify_file", "classify_texts", "load_scorer"]
+__all__ = ["__version__", "classify_file", "classify_path", "classify_texts", "load_scorer"]

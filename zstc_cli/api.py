@@ -1,13 +1,17 @@
-"""The Python entry points behind the CLI: classify a file, or a list of texts, with a loaded scorer."""
+"""The Python entry points behind the CLI: classify a file or folder, or a list of texts, with a loaded scorer."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .batching import DEFAULT_WINDOW
+from .checkpoint import Log, open_run, stderr_log
 from .engines.local import RunSummary, classify_stream
-from .io import open_output
+from .io import is_remote
+from .locations import Job, plan_jobs
 from .records import DEFAULT_TEMPLATE, Record, RecordDefaults, iter_records, parse_labels
 from .scorers.base import Scorer, rank
 
@@ -21,21 +25,61 @@ def classify_file(
     window: int = DEFAULT_WINDOW,
     keep: Sequence[str] = (),
     errors: str | None = None,
+    resume: bool = False,
     progress: Callable[[int], object] = lambda n: None,
+    log: Log = stderr_log,
+    tee: Callable[[bytes], object] | None = None,
 ) -> RunSummary:
     """Classify JSON-lines ``source`` into ``target`` (paths, ``-`` or smart-open URIs).
 
     With ``errors`` set, bad records go to that file and the run continues; otherwise the first bad record
-    raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind.
+    raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind. Local outputs are
+    checkpointed after every window; ``resume`` continues an interrupted run (see :mod:`zstc_cli.checkpoint`).
+    ``tee``, if given, also receives each output line as it is written (evaluate scores them without reading
+    stdout or S3 back).
     """
-    items = iter_records(source, defaults)
-    with open_output(target) as out:
-        if errors is None:
-            return classify_stream(items, scorer, out.write, window=window, keep=keep, progress=progress)
-        with open_output(errors) as err:
-            return classify_stream(
-                items, scorer, out.write, window=window, keep=keep, write_error=err.write, progress=progress
-            )
+    settings: dict[str, Any] = {
+        "records": dataclasses.asdict(defaults), "window": window, "keep": list(keep),
+        "skip_errors": errors is not None, "scorer": scorer.describe(),
+    }  # fmt: skip
+    with open_run(source, target, errors, settings, resume, log) as run:
+        if run.done:
+            log(f"{target} already exists and no unfinished run was found: nothing to resume")
+            return RunSummary()
+        done = run.state.records
+        progress(done + run.state.errors)
+        write = run.write if tee is None else lambda line: (run.write(line), tee(line))
+        summary = classify_stream(
+            iter_records(source, defaults, after_line=run.state.line), scorer, write,
+            window=window, keep=keep, write_error=None if errors is None else run.write_error,
+            progress=progress, on_window=run.commit,
+        )  # fmt: skip
+        summary.records, summary.errors, summary.resumed = run.state.records, run.state.errors, done
+    return summary
+
+
+def classify_path(
+    source: str, target: str, scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any
+) -> RunSummary:
+    """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
+    ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.locations`)."""
+    return classify_jobs(plan_jobs(source, target, options.pop("errors", None)), scorer, defaults, **options)
+
+
+def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
+    """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
+    total = RunSummary()
+    for job in jobs:
+        if job.in_folder:  # outputs may go to subfolders that do not exist yet
+            for path in (job.target, job.errors):
+                if path is not None and not is_remote(path):
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+        summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
+        total.records += summary.records
+        total.errors += summary.errors
+        total.seconds += summary.seconds
+        total.resumed += summary.resumed
+    return total
 
 
 def classify_texts(

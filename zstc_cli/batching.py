@@ -7,8 +7,8 @@ memory bounded by the window size, not the input size, and each window is writte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -16,14 +16,30 @@ T = TypeVar("T")
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_WINDOW = 512
+# A window also closes at ``window x PAIRS_PER_RECORD`` pairs, so records with hundreds of labels each
+# cannot make a window (its tokens and padded batches) hundreds of times larger than usual.
+PAIRS_PER_RECORD = 16
 
 
-def windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Split a stream into consecutive lists of at most ``size`` items without reading ahead further."""
+def windows(
+    items: Iterable[T], size: int, weight: Callable[[T], int] = lambda item: 0, max_weight: float = math.inf
+) -> Iterator[list[T]]:
+    """Split a stream into consecutive lists of at most ``size`` items without reading ahead further.
+
+    A list also ends as soon as the ``weight`` of its items adds up to ``max_weight`` (a single item
+    heavier than that still gets a list of its own: nothing is dropped).
+    """
     if size < 1:
         raise ValueError("window size must be at least 1")
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        chunk.append(item)
+        total += weight(item)
+        if len(chunk) >= size or total >= max_weight:
+            yield chunk
+            chunk, total = [], 0
+    if chunk:
         yield chunk
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ import typer
 
 from . import __version__
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
-from .errors import ZstcError
+from .engines.local import RunSummary
+from .errors import Interrupted, ZstcError
 from .models import DEFAULT_MODEL
 from .progress import Progress
 from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
@@ -47,6 +49,9 @@ def user_errors(debug: bool) -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback."""
     try:
         yield
+    except Interrupted as exc:
+        print(f"zstc: {exc}", file=sys.stderr)
+        raise typer.Exit(130) from None
     except ZstcError as exc:
         if debug:
             traceback.print_exc()
@@ -60,6 +65,10 @@ def user_errors(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         print(f"zstc: error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (batch schedulers, `kill`) stops as cleanly as Ctrl-C
 
 
 def read_labels_option(value: str | None) -> tuple[str, ...] | None:
@@ -107,9 +116,23 @@ BatchSizeOpt = Annotated[int, typer.Option(min=1, help="At most this many pairs 
 WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
+ScorerOpt = Annotated[
+    str, typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L).")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 QuantizeOpt = Annotated[str, typer.Option(help="none (exact), or int8: ONNX Runtime int8 weights, CPU only, ~2x faster.")]
+
+
+def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
+    """The one-line run summary on stderr: records, time, speed, bad records, where the results went."""
+    bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+    resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
+    print(
+        f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
+        f"{bad} -> {output}",
+        file=sys.stderr,
+    )
 
 
 @app.command()
@@ -127,12 +150,24 @@ def classify(
     ] = None,
     on_error: Annotated[str, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")] = "fail",
     errors: Annotated[Optional[str], typer.Option(help="With --on-error skip: where bad records go.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
+    ] = False,
     max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
     window: WindowOpt = DEFAULT_WINDOW,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    scorer: ScorerOpt = "auto",
     quantize: QuantizeOpt = "none",
+    engine: Annotated[str, typer.Option(help="local: in this process; ray: on a Ray cluster.")] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option(help="With --engine ray: auto or ray://host:port [default: start a local Ray].")
+    ] = None,
+    num_workers: Annotated[
+        Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
+    ] = None,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, help="With --engine ray: GPUs each worker takes.")] = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -146,10 +181,14 @@ def classify(
         zcat big.jsonl.gz | zstc classify - --labels @labels.txt --keep id | jq .labels[0]
 
         zstc classify s3://bucket/in.jsonl.gz s3://bucket/out.jsonl.gz --model ./my-nli-model --multi-label
+
+        zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from .api import classify_file
+    from .api import classify_jobs
+    from .locations import plan_jobs
     from .models import load_scorer
 
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors(debug):
         if on_error not in {"fail", "skip"}:
             raise ZstcError(f"--on-error {on_error!r}: expected fail or skip")
@@ -157,22 +196,237 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
-        loaded = load_scorer(
-            model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, quantize=quantize
-        )
-        with Progress(input, quiet=quiet) as progress:
-            summary = classify_file(
-                input, output, loaded.scorer, defaults,
-                window=window, keep=keep_fields, errors=errors if on_error == "skip" else None,
-                progress=progress.update,
+        if engine == "ray":
+            if resume:
+                raise ZstcError("--resume works with the local engine only")
+            summary = _classify_on_ray(
+                input, output, (model, device, dtype, max_tokens, batch_size, scorer, quantize), defaults, window,
+                keep_fields, errors if on_error == "skip" else None, ray_address, num_workers, gpus_per_worker, quiet,
             )  # fmt: skip
-        if not quiet:
-            bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
-            print(
-                f"zstc: {summary.records} records in {summary.seconds:.1f} s "
-                f"({summary.rate:.1f} records/s){bad} -> {output}",
-                file=sys.stderr,
+        elif engine != "local":
+            raise ZstcError(f"--engine {engine!r}: expected local or ray")
+        elif ray_address is not None or num_workers is not None or gpus_per_worker:
+            raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
+        else:
+            jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail early
+            loaded = load_scorer(
+                model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, scorer=scorer,
+                quantize=quantize,
             )
+            if not quiet:
+                print(f"zstc: model {loaded.describe()}", file=sys.stderr)
+            with Progress(input, quiet=quiet) as progress:
+                summary = classify_jobs(
+                    jobs, loaded.scorer, defaults,
+                    window=window, keep=keep_fields, resume=resume, progress=progress.update,
+                )  # fmt: skip
+        if not quiet:
+            print_summary(summary, output, errors)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Argument(help="Labeled JSON-lines data: a path, - for stdin, or s3://...")],
+    label_field: Annotated[str, typer.Option(help="Field holding the gold label (or a list of labels).")],
+    report: Annotated[Optional[str], typer.Option(help="Write the full report as JSON here (path, -, s3://).")] = None,
+    predictions: Annotated[
+        Optional[str], typer.Option(help="Write the predictions here (path, -, s3://), as classify does.")
+    ] = None,
+    plot: Annotated[
+        Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")
+    ] = None,
+    from_: Annotated[
+        Optional[str], typer.Option("--from", help="Score this predictions file instead of classifying (no model).")
+    ] = None,
+    id_field: Annotated[
+        Optional[str], typer.Option(help="Join data and --from predictions on this field instead of line order.")
+    ] = None,
+    labels: Annotated[
+        Optional[str], typer.Option("--labels", "-l", help='Candidate labels [default: the distinct gold labels].')
+    ] = None,
+    label_map: Annotated[
+        Optional[str], typer.Option(help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.')
+    ] = None,
+    gold_sep: Annotated[
+        Optional[str], typer.Option(help="Split string gold labels on this separator (multi-label gold).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Multi-label: a label is predicted when its score >= this.")
+    ] = 0.5,
+    model: ModelOpt = DEFAULT_MODEL,
+    multi_label: MultiLabelOpt = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    text_field: TextFieldOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    window: WindowOpt = DEFAULT_WINDOW,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    scorer: ScorerOpt = "auto",
+    quantize: QuantizeOpt = "none",
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Classify labeled DATA (or score `--from` predictions) and report accuracy against its gold labels.
+
+    Prints a table (to stderr when `--predictions -`), and writes the JSON report, predictions and plot
+    where asked. Gold lists, or `--gold-sep`, make a multi-label evaluation. Examples:
+
+        zstc evaluate examples/new_years_resolutions.jsonl --label-field Resolution_Category --report report.json
+
+        zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
+    """
+    from . import evaluate as ev
+    from . import report as rp
+
+    with user_errors(debug):
+        if "-" in (report, predictions) and report == predictions:
+            raise ZstcError("--report and --predictions cannot both be - (stdout)")
+        if plot:
+            rp.require_matplotlib()
+        mapping = ev.parse_label_map(label_map)
+        with ev.replayable(data) as source:
+            gold = ev.read_gold(
+                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
+            )
+            if plot and gold.multi_label:
+                raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
+            candidates = read_labels_option(labels) or tuple(gold.distinct())
+            if from_ is not None:
+                evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
+                run = None
+            else:
+                from .models import load_scorer
+
+                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None)
+                loaded = load_scorer(
+                    model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, scorer=scorer,
+                    quantize=quantize,
+                )
+                with Progress(source, quiet=quiet) as progress:
+                    evaluation = ev.evaluate_model(
+                        gold, loaded.scorer, candidates, predictions, defaults,
+                        threshold=threshold, window=window, progress=progress.update,
+                    )  # fmt: skip
+                if not quiet and evaluation.summary is not None:
+                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                run = rp.run_metadata(loaded, hypothesis_template, evaluation)
+        for warning in evaluation.warnings:
+            print(f"zstc: warning: {warning}", file=sys.stderr)
+        result = rp.build_report(
+            evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
+        )
+        rp.print_report(result, sys.stderr if "-" in (predictions, report) else sys.stdout)
+        if report:
+            rp.write_json(result, report)
+        if plot:
+            rp.plot_confusion(result, plot)
+
+
+@app.command()
+def serve(
+    model: ModelOpt = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 inside a container.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    labels: LabelsOpt = None,
+    multi_label: MultiLabelOpt = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    max_batch_tokens: Annotated[
+        int, typer.Option(min=1, help="Token budget of one micro-batch (and of each forward pass).")
+    ] = DEFAULT_MAX_TOKENS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long a request waits for others to share its forward pass.")
+    ] = 5.0,
+    max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting beyond this get 503 + Retry-After.")] = 256,
+    batching: Annotated[
+        bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent requests, or score one by one.")
+    ] = True,
+    max_labels: Annotated[int, typer.Option(min=1, help="Most labels one record may have (else 400).")] = 100,
+    max_chars: Annotated[int, typer.Option(min=1, help="Longest text, in characters (else 400).")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (else 413).")] = 6 * 1024 * 1024,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    scorer: ScorerOpt = "auto",
+    quantize: QuantizeOpt = "none",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the model over HTTP with the hosted endpoints' contract: `GET /ping`, `POST /invocations`.
+
+    `/invocations` takes `{"inputs": "text" or ["texts"], "parameters": {"candidate_labels": [...],
+    "multi_label": false}}` (application/json) or records one per line (application/jsonlines) and answers
+    `{"sequence", "labels", "scores"}`. Concurrent requests share forward passes. OpenAPI docs at `/docs`.
+
+        zstc serve --model ./my-nli-model --port 8080
+
+        curl -H 'Content-Type: application/json' localhost:8080/invocations
+            -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
+    """
+    from .models import load_scorer
+
+    with user_errors(debug):
+        try:
+            from .serve import ServeSettings, endpoint
+        except ImportError as exc:
+            raise ZstcError(f"zstc serve needs FastAPI and uvicorn: pip install 'zstc-cli[serve]' ({exc})") from None
+        settings = ServeSettings(
+            record_defaults(labels, multi_label, hypothesis_template, None, None),
+            max_labels=max_labels, max_chars=max_chars, max_body_bytes=max_body_bytes,
+            max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
+        )  # fmt: skip
+
+        def load():
+            loaded = load_scorer(
+                model, device, dtype, max_tokens=max_batch_tokens, batch_size=batch_size, quiet=True, scorer=scorer,
+                quantize=quantize,
+            )
+            return loaded.scorer
+
+        endpoint(load, settings, host, port, quiet).run()
+
+
+def _classify_on_ray(
+    input: str, output: str, model: tuple, defaults: RecordDefaults, window: int, keep: tuple[str, ...],
+    errors: str | None,
+    address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool,
+):  # fmt: skip
+    """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers).
+
+    ``model`` holds :class:`~zstc_cli.engines.ray.ModelSpec`'s fields, built here because Ray is optional."""
+    try:
+        from .engines.ray import ModelSpec, RayOptions, classify_on_ray
+    except ImportError as exc:
+        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
+    with Progress(input, quiet=quiet) as progress:
+        return classify_on_ray(
+            input, output, ModelSpec(*model), defaults,
+            options=RayOptions(address, num_workers, gpus_per_worker),
+            window=window, keep=keep, errors=errors, progress=progress.update,
+        )  # fmt: skip
+
+
+@app.command("models")
+def list_models(debug: DebugOpt = False) -> None:
+    """List the models zstc knows by name, their scorer, where each resolves now, and when to pick it.
+
+    Any other hub id or local directory works with `--model` too.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .models import known_model_sources
+
+    with user_errors(debug):
+        table = Table()
+        table.add_column("model (aliases)", no_wrap=True)
+        for header in ("scorer", "where", "when to pick it"):
+            table.add_column(header)
+        for known, where in known_model_sources():
+            names = known.name + "".join(f"\n{alias}" for alias in known.aliases)
+            table.add_row(escape(names), known.scorer, where, escape(known.when))
+        Console(width=max(Console().width, 120)).print(table)
 
 
 def main() -> None:

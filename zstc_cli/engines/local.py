@@ -1,7 +1,10 @@
 """The local engine: stream records through a scorer window by window, writing results in input order.
 
 While the model scores window k, a background thread tokenizes and plans window k+1, so the model does not
-wait on the tokenizer. At most two windows are in memory at once, whatever the input size.
+wait on the tokenizer. At most two windows are in memory at once, whatever the input size. A window holds
+at most ``window`` input lines (records or bad records) and ``window x PAIRS_PER_RECORD`` label pairs, and
+its bad records are logged together with its results, so that after each window everything up to its last
+line is accounted for: what a checkpoint (``on_window``) records.
 """
 
 from __future__ import annotations
@@ -11,57 +14,66 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..batching import DEFAULT_WINDOW, windows
-from ..errors import RecordError
+from ..batching import DEFAULT_WINDOW, PAIRS_PER_RECORD, windows
+from ..errors import RecordError, ZstcError, scoring_failure
 from ..records import Record, error_line, result_line
 from ..scorers.base import Scorer, rank
 
 Write = Callable[[bytes], object]
+Item = Record | RecordError
 
 
 @dataclass
 class RunSummary:
-    """What a run did: every input record is counted in exactly one of ``records`` and ``errors``."""
+    """What a run did: every input record is counted in exactly one of ``records`` and ``errors``.
+
+    ``resumed`` records were already done by an interrupted run (``--resume``) and took no time now.
+    """
 
     records: int = 0
     errors: int = 0
     seconds: float = 0.0
+    resumed: int = 0
 
     @property
     def rate(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
+        return (self.records - self.resumed) / self.seconds if self.seconds > 0 else 0.0
 
 
-def _valid(
-    items: Iterable[Record | RecordError], summary: RunSummary, write_error: Write | None, progress: Callable[[int], object]
-) -> Iterator[Record]:
-    """Pass records through; stop at the first error, or log it to ``write_error`` and go on."""
+def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:
+    """Pass records and (with ``skip``) bad records through; without it, stop at the first bad record."""
     for item in items:
-        if isinstance(item, RecordError):
-            if write_error is None:
-                raise item
-            write_error(error_line(item))
-            summary.errors += 1
-            progress(1)
-        else:
-            yield item
+        if isinstance(item, RecordError) and not skip:
+            raise item
+        yield item
 
 
-def _prepared(batches: Iterable[list[Record]], scorer: Scorer) -> Iterator[tuple[list[Record], object]]:
-    """Yield each window with its prepared batches, preparing the next one in a background thread."""
+def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[list[Item], list[Record], object]]:
+    """Yield each window, its records and their prepared batches, preparing the next in a background thread."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-prepare") as pool:
         pending = None
-        for window in batches:
-            future = pool.submit(scorer.prepare, window)
+        for chunk in chunks:
+            records = [item for item in chunk if isinstance(item, Record)]
+            future = pool.submit(scorer.prepare, records) if records else None
             if pending is not None:
-                yield pending[0], pending[1].result()
-            pending = (window, future)
+                yield pending[0], pending[1], pending[2] and pending[2].result()
+            pending = (chunk, records, future)
         if pending is not None:
-            yield pending[0], pending[1].result()
+            yield pending[0], pending[1], pending[2] and pending[2].result()
+
+
+def _score(scorer: Scorer, prepared: object, records: list[Record]) -> list:
+    """Run the model; its failures (out of memory, a broken model) stop the run, never count as bad records."""
+    try:
+        return scorer.score(prepared)
+    except ZstcError:
+        raise
+    except Exception as exc:
+        raise scoring_failure(exc, records[0].line, records[-1].line) from exc
 
 
 def classify_stream(
-    items: Iterable[Record | RecordError],
+    items: Iterable[Item],
     scorer: Scorer,
     write: Write,
     *,
@@ -69,19 +81,29 @@ def classify_stream(
     keep: Sequence[str] = (),
     write_error: Write | None = None,
     progress: Callable[[int], object] = lambda n: None,
+    on_window: Callable[[int], object] = lambda last_line: None,
 ) -> RunSummary:
     """Classify a stream of records, calling ``write`` with one JSON line per record, in input order.
 
     With ``write_error=None`` the first bad record raises its :class:`RecordError`; otherwise each bad record
-    is written there as ``{line, error, raw}`` and the run goes on.
+    is written there as ``{line, error, raw}`` and the run goes on. ``on_window(last_line)`` is called after
+    each window's lines have been written.
     """
     summary = RunSummary()
     started = time.perf_counter()
-    for records, prepared in _prepared(windows(_valid(items, summary, write_error, progress), window), scorer):
-        for record, scores in zip(records, scorer.score(prepared)):
-            labels, ordered = rank(record.labels, scores)
+    weight = lambda item: len(item.labels) if isinstance(item, Record) else 0  # noqa: E731
+    chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD)
+    for chunk, records, prepared in _prepared(chunks, scorer):
+        scores = _score(scorer, prepared, records) if records else []
+        for item in chunk:
+            if isinstance(item, RecordError):
+                write_error(error_line(item))  # type: ignore[misc]  # _checked let it through: skip mode
+                summary.errors += 1
+        for record, record_scores in zip(records, scores):
+            labels, ordered = rank(record.labels, record_scores)
             write(result_line(record, labels, ordered, keep))
         summary.records += len(records)
-        progress(len(records))
+        on_window(chunk[-1].line)
+        progress(len(chunk))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -31,6 +31,10 @@ class Scorer(ABC):
     def score(self, prepared: Prepared) -> list[np.ndarray]:
         """Return, for each record of the window, one score per label in the record's label order."""
 
+    def describe(self) -> dict[str, Any]:
+        """What determines this scorer's results; a resumed run must match it (see ``--resume``)."""
+        return {"scorer": self.name}
+
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Prepare and score in one call (for library use and small inputs)."""
         return self.score(self.prepare(records))

@@ -1,0 +1,150 @@
+"""Bad input through the real `zstc` command: FILE:LINE, exit 2, no traceback; --on-error skip loses nothing."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import torch
+
+from conftest import read_jsonl, run_zstc
+from zstc_cli import load_scorer
+from zstc_cli.batching import PAIRS_PER_RECORD
+from zstc_cli.engines.local import classify_stream
+from zstc_cli.errors import scoring_failure
+from zstc_cli.records import Record
+
+GOOD = b'{"text": "I will run more", "categories": ["health", "money"]}'
+# (raw line, what the error must say)
+BAD = [
+    (b'{"text": "cut', "invalid JSON"),
+    (b'["a list"]', "expected a JSON object, got list"),
+    (b'{"categories": ["x"]}', "no text field"),
+    (b'{"text": "  ", "categories": ["x"]}', "'text' is empty"),
+    (b'{"text": 42, "categories": ["x"]}', "'text' must be a string, got int"),
+    (b'{"text": "no labels"}', "no labels"),
+    (b'{"text": "a", "categories": []}', "'categories' is empty"),
+    (b'{"text": "a", "categories": ["x", 3]}', "must be strings, got 3"),
+    (b'{"text": "a", "categories": ["x", "x"]}', "contains 'x' twice"),
+    (b'{"text": "a", "categories": ["x"], "multi_label": "yes"}', '"multi_label" must be true or false, got "yes"'),
+    (b'{"text": "a", "categories": ["x"], "hypothesis_template": "About it."}', "has no {} placeholder"),
+    (b'{"inputs": "a", "parameters": {"candidate_labels": ["x"], "hypothesis_template": "{0} {1}"}}', "placeholder"),
+    (b'{"text": "caf\xe9", "categories": ["x"]}', "invalid UTF-8: byte 0xe9 at offset 13"),
+    (b"\xef\xbb\xbf" + GOOD, "invalid JSON"),  # a byte-order mark is only accepted on line 1
+]
+
+
+def messy_input(path):
+    """Line 1 has a BOM and CRLF; every bad line sits between good ones; blank lines; no final newline."""
+    lines = [b"\xef\xbb\xbf" + GOOD + b"\r"]
+    for raw, _ in BAD:
+        lines += [raw, GOOD + b"\r", b""]
+    path.write_bytes(b"\n".join(lines) + b"\n" + GOOD)
+    return path, lines + [GOOD]
+
+
+def test_skip_puts_every_record_in_exactly_one_file(tmp_path, bert_nli):
+    src, lines = messy_input(tmp_path / "in.jsonl")
+    out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    result = run_zstc("classify", src, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "--window", "4")
+    assert result.returncode == 0, result.stderr.decode()
+    errors = read_jsonl(bad)
+    assert [e["line"] for e in errors] == [3 * i + 2 for i in range(len(BAD))]
+    for error, (raw, message) in zip(errors, BAD):
+        assert message in error["error"] and error["raw"] == raw.decode("utf-8", errors="replace")
+    good = [number for number, line in enumerate(lines, 1) if line.strip() and number not in {e["line"] for e in errors}]
+    results = read_jsonl(out)
+    assert len(results) == len(good) == len(BAD) + 2 and all(r["sequence"] == "I will run more" for r in results)
+    assert f"{len(good)} records".encode() in result.stderr and f"{len(BAD)} bad records".encode() in result.stderr
+
+
+def fail_run(tmp_path, model, raw: bytes, *options):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(GOOD + b"\n" + raw + b"\n")
+    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", model, "-q", *options)
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    assert not (tmp_path / "out.jsonl").exists() and list(tmp_path.glob(".out.jsonl*")) == []
+    (line,) = result.stderr.decode().strip().splitlines()
+    return src, line
+
+
+def test_fail_names_file_and_line(tmp_path, bert_nli):
+    raw, message = BAD[12]
+    src, line = fail_run(tmp_path, bert_nli, raw)
+    assert line == f"zstc: error: {src}:2: {message}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("raw, message", BAD, ids=[message for _, message in BAD])
+def test_fail_on_every_kind_of_bad_line(tmp_path, bert_nli, raw, message):
+    src, line = fail_run(tmp_path, bert_nli, raw)
+    assert line.startswith(f"zstc: error: {src}:2: ") and message in line
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--hypothesis-template", "About it."], "--hypothesis-template: hypothesis_template 'About it.' has no {}"),
+        (["--labels", " , "], "--labels is empty"),
+        (["--on-error", "skip"], "--on-error skip needs --errors PATH"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path, options, message):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"text": "a"}\n')
+    result = run_zstc("classify", src, "--model", tmp_path / "never-loaded", *options)
+    assert result.returncode == 2 and message in result.stderr.decode().strip()
+
+
+def test_long_text_truncates_and_500_labels_work(tmp_path, bert_nli):
+    labels = [f"topic {i}" for i in range(500)]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(orjson.dumps({"text": "word " * 100_000, "categories": labels[:3]}) + b"\n"
+                    + orjson.dumps({"text": "many labels", "categories": labels}) + b"\n")  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    run_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
+    long, many = read_jsonl(out)
+    assert len(long["sequence"]) == 500_000 and len(long["labels"]) == 3
+    assert sorted(many["labels"]) == sorted(labels) and abs(sum(many["scores"]) - 1) < 1e-6
+
+
+def test_many_labels_never_build_a_giant_batch(bert_nli):
+    scorer = load_scorer(str(bert_nli), device="cpu", max_tokens=2048, batch_size=64).scorer
+    record = Record(1, "I will read more books " * 20, tuple(f"topic number {i}" for i in range(500)))
+    window = scorer.prepare([record])
+    assert sum(len(indices) for indices, _ in window.batches) == 500
+    for indices, batch in window.batches:
+        assert len(indices) <= 64 and batch["input_ids"].numel() <= 2048
+
+
+def test_windows_of_many_label_records_close_at_a_pair_budget(bert_nli):
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    labels = tuple(f"topic {i}" for i in range(500))
+    records = [Record(i + 1, f"text number {i}", labels) for i in range(4)]
+    ends: list[int] = []
+    summary = classify_stream(records, scorer, lambda line: None, window=8, on_window=ends.append)
+    assert 500 > 8 * PAIRS_PER_RECORD and ends == [1, 2, 3, 4] and summary.records == 4
+
+
+def test_model_failures_are_not_record_errors(tmp_path, bert_nli):
+    """A model that cannot run (embedding table smaller than its tokenizer's vocabulary) stops the run."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    broken = tmp_path / "broken"
+    model = AutoModelForSequenceClassification.from_pretrained(bert_nli)
+    model.resize_token_embeddings(100)
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(bert_nli).save_pretrained(broken)
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(GOOD + b"\n" + GOOD + b"\n")
+    bad = tmp_path / "bad.jsonl"
+    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", broken, "-q", "--on-error", "skip", "--errors", bad)
+    assert result.returncode == 2
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert line.startswith("zstc: error: the model failed while scoring input lines 1-2: IndexError: index out of range")
+    assert not bad.exists() and not (tmp_path / "out.jsonl").exists()
+
+
+def test_out_of_memory_suggests_smaller_batches():
+    error = scoring_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), 1001, 1512)
+    assert str(error).startswith("out of memory while scoring input lines 1001-1512 (CUDA out of memory.")
+    assert "lower --max-tokens or --batch-size" in str(error)

@@ -1,0 +1,232 @@
+"""The real `zstc evaluate` in subprocesses on New Year's resolutions, with a tiny (random) NLI model.
+
+Scores mean nothing, so the tests check that each report agrees with the predictions it was computed from.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import orjson
+import pytest
+from sklearn.metrics import f1_score, hamming_loss
+
+from conftest import read_jsonl, run_zstc, write_jsonl
+
+FIELD = "Resolution_Category"
+
+
+@pytest.fixture(scope="module")
+def nyr_slice(nyr_rows, tmp_path_factory):
+    """60 tweets with a unique id (the data's tweet_id is rounded, so not unique)."""
+    rows = [{"id": f"r{i}", **row} for i, row in enumerate(nyr_rows[:60])]
+    return write_jsonl(tmp_path_factory.mktemp("slice") / "nyr60.jsonl", rows), rows
+
+
+@pytest.fixture(scope="module")
+def evaluated(nyr_slice, bert_nli, tmp_path_factory):
+    src, rows = nyr_slice
+    out = tmp_path_factory.mktemp("evaluated")
+    paths = {name: out / name for name in ("report.json", "pred.jsonl", "cm.png")}
+    result = run_zstc(
+        "evaluate", src, "--label-field", FIELD, "--model", bert_nli, "--id-field", "id",
+        "--report", paths["report.json"], "--predictions", paths["pred.jsonl"], "--plot", paths["cm.png"],
+        check=True,
+    )  # fmt: skip
+    return rows, result, orjson.loads(paths["report.json"].read_bytes()), paths
+
+
+def test_report_agrees_with_its_predictions(evaluated, bert_nli):
+    rows, result, report, paths = evaluated
+    predictions = read_jsonl(paths["pred.jsonl"])
+    gold = [row[FIELD] for row in rows]
+    top = [p["labels"][0] for p in predictions]
+    assert [p["id"] for p in predictions] == [row["id"] for row in rows]
+    assert [p[FIELD] for p in predictions] == gold  # the gold label is kept next to the prediction
+    assert [p["sequence"] for p in predictions] == [row["text"] for row in rows]
+
+    m = report["metrics"]
+    assert report["candidate_labels"] == sorted(set(gold))
+    assert m["kind"] == "single-label" and m["n"] == 60
+    assert m["accuracy"] == pytest.approx(sum(t == g for t, g in zip(top, gold)) / 60)
+    assert m["top3_accuracy"] == pytest.approx(sum(g in p["labels"][:3] for g, p in zip(gold, predictions)) / 60)
+    assert m["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))
+    support = Counter(gold)
+    assert {row["label"]: row["support"] for row in m["per_label"]} == {l: support[l] for l in sorted(support)}
+    assert {row["label"]: row["predicted"] for row in m["per_label"]} == {l: top.count(l) for l in sorted(support)}
+    matrix = m["confusion_matrix"]["matrix"]
+    assert sum(map(sum, matrix)) == 60 and sum(matrix[i][i] for i in range(len(matrix))) == round(m["accuracy"] * 60)
+    label, count = support.most_common(1)[0]
+    assert m["majority_baseline"] == {"label": label, "accuracy": pytest.approx(count / 60)}
+
+    run = report["run"]
+    assert run["model"] == str(bert_nli) and run["model_source"] == "local" and run["scorer"] == "nli"
+    assert (run["device"], run["dtype"], run["hypothesis_template"]) == ("cpu", "float32", "This example is {}.")
+    assert run["records_per_second"] > 0 and report["zstc_version"]
+
+    table = result.stdout.decode()
+    assert f"{100 * m['accuracy']:.1f}%" in table and "majority baseline" in table and "Most confused" in table
+    assert all(label in table for label in ("Health & Fitness", "Personal Growth"))
+    assert "60 records" in result.stderr.decode()
+
+
+def test_plot_is_a_png_of_the_confusion_matrix(evaluated):
+    import matplotlib.image
+
+    png = evaluated[3]["cm.png"]
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert width > 400 and height > 400
+
+
+def test_from_scores_a_predictions_file_by_line_order_or_by_id(evaluated, nyr_slice, tmp_path):
+    rows, _, report, paths = evaluated
+    src, _ = nyr_slice
+    # --model names nothing loadable: scoring a predictions file must not load a model.
+    again = run_zstc(
+        "evaluate", src, "--label-field", FIELD, "--from", paths["pred.jsonl"], "--model", "nobody/none",
+        "--report", tmp_path / "again.json", check=True,
+    )  # fmt: skip
+    assert orjson.loads((tmp_path / "again.json").read_bytes())["metrics"] == report["metrics"]
+    assert again.stdout.decode().count("accuracy") >= 1
+
+    shuffled = read_jsonl(paths["pred.jsonl"])
+    random.Random(1).shuffle(shuffled)
+    write_jsonl(tmp_path / "shuffled.jsonl", shuffled)
+    by_id = run_zstc(
+        "evaluate", src, "--label-field", FIELD, "--from", tmp_path / "shuffled.jsonl", "--id-field", "id",
+        "--report", tmp_path / "by_id.json", check=True,
+    )  # fmt: skip
+    assert by_id.returncode == 0
+    assert orjson.loads((tmp_path / "by_id.json").read_bytes())["metrics"] == report["metrics"]
+
+    wrong = run_zstc("evaluate", src, "--label-field", FIELD, "--from", tmp_path / "shuffled.jsonl")
+    assert wrong.returncode == 2
+    (line,) = wrong.stderr.decode().strip().splitlines()
+    assert line.startswith(f"zstc: error: {tmp_path / 'shuffled.jsonl'}:1: sequence differs") and "--id-field" in line
+
+
+def test_stdin_label_map_and_predictions_on_stdout(nyr_slice, bert_nli, tmp_path):
+    src, rows = nyr_slice
+    mapping = {"Health & Fitness": "health and fitness", "Humor": "a joke", "Nope": "never used"}
+    (tmp_path / "map.json").write_bytes(orjson.dumps(mapping))
+    result = run_zstc(
+        "evaluate", "-", "--label-field", FIELD, "--model", bert_nli, "--label-map", f"@{tmp_path / 'map.json'}",
+        "--predictions", "-", "--report", tmp_path / "r.json", "-t", "This tweet is about {}.",
+        input=src.read_bytes(), check=True,
+    )  # fmt: skip
+    predictions = [orjson.loads(line) for line in result.stdout.splitlines()]  # stdout holds only predictions
+    report = orjson.loads((tmp_path / "r.json").read_bytes())
+    gold = [mapping.get(row[FIELD], row[FIELD]) for row in rows]
+    assert report["candidate_labels"] == sorted(set(gold))
+    assert all(set(p["labels"]) == set(report["candidate_labels"]) for p in predictions)
+    accuracy = sum(p["labels"][0] == g for p, g in zip(predictions, gold)) / len(rows)
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy)
+    assert report["run"]["hypothesis_template"] == "This tweet is about {}."
+    stderr = result.stderr.decode()
+    assert "top-3 accuracy" in stderr and "a joke" in stderr  # the table goes to stderr
+    assert "zstc: warning: --label-map key 'Nope' matches no gold label" in stderr
+
+
+def test_multi_label_gold_lists(nyr_slice, bert_nli, tmp_path):
+    _, rows = nyr_slice
+    extra = ["Personal Growth", "Humor"]
+    data = [
+        {"text": row["text"], "gold": sorted({row[FIELD], extra[i % 2]}) if i % 3 == 0 else [row[FIELD]]}
+        for i, row in enumerate(rows[:30])
+    ]
+    src = write_jsonl(tmp_path / "multi.jsonl", data)
+    run_zstc(
+        "evaluate", src, "--label-field", "gold", "--model", bert_nli, "--threshold", "0.4",
+        "--predictions", tmp_path / "p.jsonl", "--report", tmp_path / "r.json", check=True,
+    )  # fmt: skip
+    m = orjson.loads((tmp_path / "r.json").read_bytes())["metrics"]
+    predictions = read_jsonl(tmp_path / "p.jsonl")
+    assert any(abs(sum(p["scores"]) - 1) > 0.01 for p in predictions)  # scored label by label
+    labels = sorted({label for row in data for label in row["gold"]})
+    truth = [[label in row["gold"] for label in labels] for row in data]
+    guess = [[dict(zip(p["labels"], p["scores"]))[label] >= 0.4 for label in labels] for p in predictions]
+    assert m["kind"] == "multi-label" and m["threshold"] == 0.4
+    assert m["subset_accuracy"] == pytest.approx(sum(t == g for t, g in zip(truth, guess)) / 30)
+    assert m["hamming_loss"] == pytest.approx(hamming_loss(truth, guess))
+    assert m["micro"]["f1"] == pytest.approx(f1_score(truth, guess, average="micro", zero_division=0))
+
+
+def test_gold_sep_and_label_map_on_a_known_predictions_file(tmp_path):
+    src = write_jsonl(
+        tmp_path / "d.jsonl", [{"text": "one", "tags": "Money | Health"}, {"text": "two", "tags": "Fun"}]
+    )
+    pred = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {"labels": ["money", "health", "fun"], "scores": [0.9, 0.6, 0.1]},
+            {"labels": ["money", "fun", "health"], "scores": [0.7, 0.2, 0.1]},
+        ],
+    )
+    run_zstc(
+        "evaluate", src, "--label-field", "tags", "--gold-sep", "|", "--label-map", "Money=money,Health=health,Fun=fun",
+        "--from", pred, "--report", tmp_path / "r.json", check=True,
+    )  # fmt: skip
+    m = orjson.loads((tmp_path / "r.json").read_bytes())["metrics"]
+    # predicted {money, health}, {money}; gold {money, health}, {fun}
+    assert m["subset_accuracy"] == 0.5 and m["hamming_loss"] == pytest.approx(2 / 6)
+    assert m["micro"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+
+
+def test_bad_gold_field_is_a_file_line_error_before_any_model_loads(nyr_slice, tmp_path):
+    _, rows = nyr_slice
+    bad = [rows[0], rows[1], {"text": "no gold here"}, rows[3]]
+    src = write_jsonl(tmp_path / "bad.jsonl", bad)
+    report = tmp_path / "r.json"
+    result = run_zstc("evaluate", src, "--label-field", FIELD, "--model", "nobody/none", "--report", report)
+    assert result.returncode == 2
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert line == f"zstc: error: {src}:3: no {FIELD!r} field (the --label-field)"
+    assert not report.exists()
+    write_jsonl(src, [rows[0], {"text": "x", FIELD: 7}])
+    result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", src, input=src.read_bytes())
+    assert result.stderr.decode().strip() == f"zstc: error: -:2: {FIELD!r} must be a label or a list of labels, got 7"
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, nyr_slice):
+    src, _ = nyr_slice
+    shim = tmp_path / "shim" / "matplotlib"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('matplotlib is not installed')\n")
+    env = {"PYTHONPATH": f"{shim.parent}:{':'.join(sys.path)}"}
+    result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--plot", tmp_path / "cm.png", env=env)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == "zstc: error: --plot needs matplotlib: pip install 'zstc-cli[plot]'"
+
+
+@pytest.mark.slow
+def test_data_predictions_and_report_on_s3(evaluated, nyr_slice):
+    from moto.server import ThreadedMotoServer
+    import boto3
+
+    src, _ = nyr_slice
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }  # fmt: skip
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        s3.create_bucket(Bucket="eval")
+        s3.put_object(Bucket="eval", Key="data.jsonl", Body=src.read_bytes())
+        s3.put_object(Bucket="eval", Key="pred.jsonl", Body=evaluated[3]["pred.jsonl"].read_bytes())
+        run_zstc(
+            "evaluate", "s3://eval/data.jsonl", "--label-field", FIELD, "--from", "s3://eval/pred.jsonl",
+            "--report", "s3://eval/report.json", "--plot", "s3://eval/cm.png", env=env, check=True,
+        )  # fmt: skip
+        report = orjson.loads(s3.get_object(Bucket="eval", Key="report.json")["Body"].read())
+        assert report["metrics"] == evaluated[2]["metrics"]
+        assert s3.get_object(Bucket="eval", Key="cm.png")["Body"].read().startswith(b"\x89PNG")
+    finally:
+        server.stop()

@@ -1,0 +1,140 @@
+"""Crash safety: kill or interrupt a real `zstc` run mid-way, resume it, and get exactly the clean run's files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import run_zstc
+
+LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread: fast and steady on a shared CPU
+
+
+@pytest.fixture(scope="module")
+def messy_input(tmp_path_factory, nyr_rows) -> Path:
+    """600 tweets with a bad line every 50 lines, so the errors file is resumed too."""
+    lines = []
+    for i, row in enumerate(nyr_rows[:600]):
+        lines.append(orjson.dumps({"text": row["text"], "tweet_id": row["tweet_id"]}))
+        if i % 50 == 7:
+            lines.append(b'{"text": "broken"')
+    path = tmp_path_factory.mktemp("resume") / "tweets.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def options(src, out, bad, model, *extra):
+    return ["classify", str(src), str(out), "--model", str(model), "--labels", LABELS, "--keep", "tweet_id",
+            "--on-error", "skip", "--errors", str(bad), "--window", "8", *map(str, extra)]  # fmt: skip
+
+
+def zstc(*args: str) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("zstc")
+    return subprocess.Popen(
+        [str(exe), *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if pytest runs with SIGINT ignored
+    )  # fmt: skip
+
+
+def checkpoint(out: Path) -> dict | None:
+    path = out.with_name(f".{out.name}.checkpoint")
+    try:
+        return orjson.loads(path.read_bytes())["state"]
+    except (FileNotFoundError, orjson.JSONDecodeError, KeyError):
+        return None
+
+
+def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dict:
+    """Send ``sig`` once the checkpoint says input line ``line`` is durable; return that checkpoint."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = checkpoint(out)
+        if state is not None and state["line"] >= line:
+            process.send_signal(sig)
+            process.wait(timeout=120)
+            return checkpoint(out)
+        assert process.poll() is None, f"zstc ended before it could be stopped: {process.stderr.read().decode()}"
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError("no checkpoint progress within 300 s")
+
+
+@pytest.fixture(scope="module")
+def clean_runs(tmp_path_factory, messy_input, bert_nli) -> dict[str, tuple[bytes, bytes]]:
+    """Uninterrupted runs to compare with: plain and gzip outputs."""
+    runs = {}
+    for suffix in ("jsonl", "jsonl.gz"):
+        folder = tmp_path_factory.mktemp(f"clean-{suffix}")
+        out, bad = folder / f"out.{suffix}", folder / "bad.jsonl"
+        run_zstc(*options(messy_input, out, bad, bert_nli), env={"OMP_NUM_THREADS": "1"}, check=True)
+        runs[suffix] = out.read_bytes(), bad.read_bytes()
+    return runs
+
+
+def assert_same_files(out: Path, bad: Path, clean: tuple[bytes, bytes]) -> None:
+    got, want = out.read_bytes(), clean[0]
+    if out.suffix == ".gz":
+        got, want = gzip.decompress(got), gzip.decompress(want)
+    got_lines, want_lines = got.splitlines(), want.splitlines()
+    assert len(got_lines) == len(want_lines) == 600
+    for got_line, want_line in zip(got_lines, want_lines):
+        assert got_line == want_line
+    assert out.read_bytes() == clean[0] and bad.read_bytes() == clean[1]  # byte-identical, gzip members included
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, bad.name])  # no partials left
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_a_clean_run(tmp_path, messy_input, bert_nli, clean_runs):
+    out, bad = tmp_path / "out.jsonl.gz", tmp_path / "bad.jsonl"
+    args = options(messy_input, out, bad, bert_nli)
+    stop_after(zstc(*args), out, 100, signal.SIGKILL)
+    assert not out.exists() and out.with_name(".out.jsonl.gz.partial").exists()
+
+    again = zstc(*args)  # without --resume: starts over, replacing the partial, and says so
+    state = stop_after(again, out, 200, signal.SIGKILL)
+    assert b"replacing the partial output of an unfinished run" in again.stderr.read()
+    assert not out.exists() and 0 < state["records"] < 600
+
+    resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert f"600 records ({state['records']} from the interrupted run)".encode() in resumed.stderr
+    assert_same_files(out, bad, clean_runs["jsonl.gz"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, messy_input, bert_nli, clean_runs):
+    out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    args = options(messy_input, out, bad, bert_nli)
+    process = zstc(*args)
+    state = stop_after(process, out, 150, signal.SIGINT)
+    assert process.returncode == 130
+    message = process.stderr.read().decode().strip().splitlines()[-1]
+    assert message.startswith("zstc: interrupted; ") and "rerun the same command with --resume" in message
+    assert "Traceback" not in message and not out.exists()
+
+    changed = run_zstc(*options(messy_input, out, bad, bert_nli, "--max-tokens", "512"), "--resume")
+    assert changed.returncode == 2 and b"cannot resume: the options (scorer) changed" in changed.stderr
+
+    resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert f"({state['records']} from the interrupted run)".encode() in resumed.stderr
+    assert_same_files(out, bad, clean_runs["jsonl"])
+
+    done = run_zstc(*args, "--resume")
+    assert done.returncode == 0 and b"nothing to resume" in done.stderr
+    assert_same_files(out, bad, clean_runs["jsonl"])
+
+
+def test_resume_needs_a_file_input(tmp_path, bert_nli):
+    result = run_zstc("classify", "-", tmp_path / "out.jsonl", "--model", bert_nli, "--labels", "a,b", "--resume",
+                      input=b'{"text": "x"}\n')  # fmt: skip
+    assert result.returncode == 2 and b"--resume needs a file or S3 INPUT" in result.stderr

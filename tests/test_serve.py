@@ -1,0 +1,333 @@
+"""`zstc serve`: a real uvicorn server on 127.0.0.1 answering real HTTP requests from httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import torch
+
+from conftest import read_jsonl, run_zstc, write_jsonl
+from zstc_cli import classify_texts, load_scorer
+from zstc_cli.microbatch import MicroBatcher
+from zstc_cli.records import Record
+from zstc_cli.scorers.nli import NLIScorer
+from zstc_cli.serve import Endpoint, ServeSettings, endpoint
+
+LABELS = ["health", "money", "humor", "career", "family", "travel"]
+JSON = {"Content-Type": "application/json"}
+JSONLINES = {"Content-Type": "application/jsonlines"}
+
+
+@contextlib.contextmanager
+def serving(load, **settings) -> Iterator[Endpoint]:
+    """The real server on a free loopback port, in a thread, until the block ends."""
+    ep = endpoint(load, ServeSettings(**settings), "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=ep.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ep.server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield ep
+    finally:
+        ep.server.should_exit = True
+        thread.join(30)
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/ping").status_code != 200:
+        assert time.monotonic() < deadline, "the model did not load"
+        time.sleep(0.05)
+
+
+def assert_close(got: dict, want: dict) -> None:
+    assert got["sequence"] == want["sequence"] and got["labels"] == want["labels"]
+    assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
+
+
+class ExplodesOn(torch.nn.Module):
+    """A real model that raises whenever its input holds one token: a failure only some requests cause."""
+
+    def __init__(self, model: torch.nn.Module, token_id: int):
+        super().__init__()
+        self.model, self.token_id, self.config = model, token_id, model.config
+
+    def forward(self, input_ids, **inputs):
+        if bool((input_ids == self.token_id).any()):
+            raise RuntimeError("the model exploded")
+        return self.model(input_ids=input_ids, **inputs)
+
+
+class RecordingScorer(NLIScorer):
+    """Remembers how many records each scorer call got, to see which requests shared a forward pass."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[int] = []
+
+    def prepare(self, records):
+        self.calls.append(len(records))
+        return super().prepare(records)
+
+
+class GatedScorer(NLIScorer):
+    """Holds every scorer call until ``gate`` opens, so a test can fill the queue deterministically."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def prepare(self, records):
+        self.entered.set()
+        assert self.gate.wait(60)
+        return super().prepare(records)
+
+
+@pytest.fixture(scope="module")
+def scorer(bert_nli) -> NLIScorer:
+    return load_scorer(str(bert_nli), device="cpu").scorer
+
+
+@pytest.fixture(scope="module")
+def server(scorer) -> Iterator[str]:
+    with serving(lambda: scorer, max_labels=8, max_chars=2000, max_body_bytes=64 * 1024, max_wait_ms=20) as ep:
+        wait_ready(ep.url)
+        yield ep.url
+
+
+def test_ping_docs_and_execution_parameters(server):
+    assert httpx.get(f"{server}/ping").json() == {"status": "healthy"}
+    spec = httpx.get(f"{server}/openapi.json").json()
+    body = spec["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/jsonlines"}
+    assert httpx.get(f"{server}/docs").status_code == 200
+    assert httpx.get(f"{server}/execution-parameters").json()["BatchStrategy"] == "MULTI_RECORD"
+
+
+def test_ping_is_503_until_the_model_is_loaded(scorer):
+    loaded = threading.Event()
+
+    def load():
+        assert loaded.wait(60)
+        return scorer
+
+    with serving(load) as ep:
+        assert httpx.get(f"{ep.url}/ping").status_code == 503
+        refused = httpx.post(f"{ep.url}/invocations", json={"inputs": "a", "parameters": {"candidate_labels": "x"}})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        loaded.set()
+        wait_ready(ep.url, timeout=30)
+
+
+def test_answers_equal_classify_for_single_list_and_jsonlines(server, tmp_path, bert_nli, nyr_texts):
+    rng = random.Random(3)
+    singles = []
+    for i, text in enumerate(rng.sample(nyr_texts, 12)):
+        labels = rng.sample(LABELS, rng.randint(1, 6))
+        singles.append({"inputs": text, "parameters": {"candidate_labels": labels, "multi_label": i % 3 == 0}})
+    shared = {"candidate_labels": "health, money, humor", "multi_label": True, "hypothesis_template": "A tweet on {}."}
+    listed = rng.sample(nyr_texts, 5)
+    classic = [{"text": text, "categories": LABELS[:4]} for text in rng.sample(nyr_texts, 4)]
+    rows = singles + [{"inputs": text, "parameters": shared} for text in listed] + classic
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    run_zstc("classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "-q", check=True)
+    expected = read_jsonl(tmp_path / "out.jsonl")
+
+    for row, want in zip(singles, expected):
+        answer = httpx.post(f"{server}/invocations", json=row)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        assert_close(answer.json(), want)
+    multi = [want for row, want in zip(singles, expected) if row["parameters"]["multi_label"] and want["labels"][1:]]
+    assert multi and all(abs(sum(want["scores"]) - 1) > 1e-3 for want in multi)  # independent per-label scores
+
+    answer = httpx.post(f"{server}/invocations", json={"inputs": listed, "parameters": shared}).json()
+    assert isinstance(answer, list) and len(answer) == len(listed)
+    for got, want in zip(answer, expected[len(singles) :]):
+        assert_close(got, want)
+
+    answer = httpx.post(f"{server}/invocations", content=src.read_bytes(), headers=JSONLINES)
+    assert answer.headers["content-type"] == "application/jsonlines"
+    lines = [orjson.loads(line) for line in answer.content.splitlines()]
+    assert len(lines) == len(rows)
+    for got, want in zip(lines, expected):
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize(
+    "headers, body, status, message",
+    [
+        (JSON, b'{"inputs": "a", ', 400, "invalid JSON"),
+        (JSON, b'{"inputs": "a"}', 400, "body: no labels"),
+        (JSON, b'{"inputs": [], "parameters": {"candidate_labels": "x"}}', 400, '"inputs" is an empty list'),
+        (JSON, b'{"inputs": ["a", 7], "parameters": {"candidate_labels": "x"}}', 400, "inputs[1]: 'inputs' must be"),
+        (JSONLINES, b'{"text": "a", "categories": "x"}\n\n{"text": "b", \n', 400, "line 3: invalid JSON"),
+        (JSONLINES, b'{"text": "a", "categories": "x", "multi_label": 1}\n', 400, 'line 1: "multi_label" must be'),
+        (JSONLINES, b"\n\n", 400, "no records"),
+        (JSON, b'{"inputs": "a", "parameters": {"candidate_labels": "a,b,c,d,e,f,g,h,i"}}', 400, "--max-labels 8"),
+        (JSON, orjson.dumps({"inputs": "a" * 2001, "parameters": {"candidate_labels": "x"}}), 400, "--max-chars 2000"),
+        (JSON, orjson.dumps({"inputs": "a" * 70_000}), 413, "--max-body-bytes 65536"),
+        ({"Content-Type": "text/plain"}, b"hello", 415, "application/jsonlines"),
+    ],
+)
+def test_bad_requests_get_a_json_error(server, headers, body, status, message):
+    answer = httpx.post(f"{server}/invocations", content=body, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json" and message in answer.json()["error"]
+
+
+def test_oversized_chunked_body_is_413(server):
+    def chunks():  # no Content-Length: the server must count as the body arrives
+        for _ in range(20):
+            yield b" " * 4096
+
+    answer = httpx.post(f"{server}/invocations", content=chunks(), headers=JSON)
+    assert answer.status_code == 413 and "--max-body-bytes" in answer.json()["error"]
+
+
+def test_a_model_failure_is_500_for_that_request_only_and_the_server_keeps_serving(scorer):
+    token_id = scorer.tokenizer.convert_tokens_to_ids("volcano")
+    assert token_id != scorer.tokenizer.unk_token_id
+    exploding = NLIScorer(ExplodesOn(scorer.model, token_id), scorer.tokenizer)
+    params = {"candidate_labels": LABELS}
+    texts = ["I will run a marathon", "a volcano erupted", "save more money", "call my mother"]
+    with serving(lambda: exploding, max_wait_ms=200) as ep:
+        wait_ready(ep.url)
+        with ThreadPoolExecutor(len(texts)) as pool:  # arriving together, they first share one forward pass
+            payloads = [{"inputs": text, "parameters": params} for text in texts]
+            answers = list(pool.map(lambda payload: httpx.post(f"{ep.url}/invocations", json=payload), payloads))
+        assert [a.status_code for a in answers] == [200, 500, 200, 200]
+        assert answers[1].json()["error"] == "scoring failed: RuntimeError: the model exploded"
+        for text, answer in zip(texts[::2], answers[::2]):
+            assert_close(answer.json(), classify_texts(scorer, [text], LABELS)[0])
+        after = httpx.post(f"{ep.url}/invocations", json={"inputs": texts[3], "parameters": params})
+        assert after.status_code == 200 and httpx.get(f"{ep.url}/ping").status_code == 200
+
+
+def test_full_queue_is_503_with_retry_after(scorer):
+    gated = GatedScorer(scorer.model, scorer.tokenizer)
+    payload = {"inputs": "I will run a marathon", "parameters": {"candidate_labels": LABELS}}
+    with serving(lambda: gated, max_queue=1, max_wait_ms=0) as ep, ThreadPoolExecutor(2) as pool:
+        wait_ready(ep.url)
+        first = pool.submit(httpx.post, f"{ep.url}/invocations", json=payload, timeout=60)
+        assert gated.entered.wait(30)  # the worker holds the first request; the queue is empty
+        second = pool.submit(httpx.post, f"{ep.url}/invocations", json=payload, timeout=60)
+        deadline = time.monotonic() + 30
+        while ep.app.state.batcher.queue.qsize() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        refused = httpx.post(f"{ep.url}/invocations", json=payload)
+        gated.gate.set()
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "overloaded" in refused.json()["error"]
+        assert first.result().status_code == 200 and second.result().status_code == 200
+
+
+def test_eight_concurrent_clients_of_25_requests_all_get_their_own_answers(server, scorer, nyr_texts):
+    rng = random.Random(11)
+    requests = []
+    for i in range(8 * 25):
+        texts, labels = rng.sample(nyr_texts, 1 + (i % 5 == 0)), rng.sample(LABELS, rng.randint(2, 6))
+        expected = classify_texts(scorer, texts, labels, multi_label=i % 2 == 1)
+        parameters = {"candidate_labels": labels, "multi_label": i % 2 == 1}
+        if len(texts) == 1:  # a single input is answered by one object, a list by a list
+            requests.append(({"inputs": texts[0], "parameters": parameters}, expected[0]))
+        else:
+            requests.append(({"inputs": texts, "parameters": parameters}, expected))
+
+    def client(share: list) -> int:
+        with httpx.Client(base_url=server, timeout=60) as http:
+            for payload, expected in share:
+                answer = http.post("/invocations", json=payload)
+                assert answer.status_code == 200, answer.text
+                got = answer.json()
+                assert isinstance(got, list) == isinstance(expected, list)
+                for one, want in zip(*(x if isinstance(x, list) else [x] for x in (got, expected))):
+                    assert_close(one, want)
+        return len(share)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(client, [requests[i::8] for i in range(8)])) == 200
+
+
+def test_concurrent_requests_share_scorer_calls_within_the_token_budget(scorer):
+    recording = RecordingScorer(scorer.model, scorer.tokenizer)
+    records = [[Record(1, f"text number {i} about running", tuple(LABELS))] for i in range(8)]
+
+    async def submit_all(batcher: MicroBatcher) -> list:
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.score(r) for r in records))
+        finally:
+            await batcher.close()
+
+    shared = asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500)))
+    assert recording.calls == [8]
+    for got, (record,) in zip(shared, records):
+        assert abs(got[0] - scorer.score_records([record])[0]).max() < 1e-5
+
+    recording.calls.clear()
+    asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500, batching=False)))
+    assert recording.calls == [1] * 8
+
+    recording.calls.clear()
+    asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500, max_batch_tokens=150)))
+    assert sum(recording.calls) == 8 and len(recording.calls) > 1 and max(recording.calls) < 8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
+    port = free_port()
+    exe = Path(sys.executable).with_name("zstc")
+    process = subprocess.Popen(
+        [str(exe), "serve", "--model", str(bert_nli), "--port", str(port), "--labels", "health,money"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "zstc serve did not come up"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/ping").status_code == 200:
+                    break
+            time.sleep(0.1)
+        answer = httpx.post(f"{url}/invocations", json={"inputs": "I will run a marathon"})  # --labels fill in
+        assert answer.status_code == 200 and sorted(answer.json()["labels"]) == ["health", "money"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout == b"" and b"POST /invocations" in stderr  # logs, access lines included, go to stderr
+
+
+def test_zstc_serve_fails_in_one_line_for_a_missing_model_or_a_busy_port(tmp_path):
+    missing = run_zstc("serve", "--model", str(tmp_path / "nope"), "--port", "0", "-q")
+    assert missing.returncode == 2 and b"Traceback" not in missing.stderr
+    (line,) = missing.stderr.decode().strip().splitlines()
+    assert line == f"zstc: error: --model {tmp_path / 'nope'}: no such directory"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = run_zstc("serve", "--model", str(tmp_path), "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines()[-1].startswith(f"zstc: error: cannot listen on 127.0.0.1:{port}")

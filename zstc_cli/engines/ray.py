@@ -1,0 +1,279 @@
+"""The Ray engine: the local engine's read → validate → score → assemble flow, spread over a Ray cluster.
+
+Ray Data streams the input (a file, a folder, an ``s3://`` prefix) as blocks of raw lines tagged with
+their file and line number. A pool of actors, each holding one copy of the model, validates, scores and
+assembles each block with the same functions the local engine calls (``records.parse_lines``,
+``Scorer.score_records``, ``rank``, ``records.result_line``), so results equal the local engine's.
+The driver receives the blocks back in input order (Ray Data's ``preserve_order``: no global sort or
+shuffle) and writes a single output, plus the ``--errors`` file, through :func:`zstc_cli.io.open_output`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray
+import ray.data
+from ray.data.datasource import FileBasedDatasource
+
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from ..errors import RecordError, ZstcError
+from ..io import STDIO, is_remote, open_output
+from ..models import DEFAULT_MODEL, load_scorer, resolve_device, resolve_dtype, resolve_model
+from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
+from ..scorers.base import Scorer, rank
+from .local import RunSummary, Write
+
+# Files a folder or prefix contributes; a single file is read whatever its name.
+JSONL_EXTENSIONS = [f"{ext}{comp}" for ext in ("jsonl", "ndjson") for comp in ("", ".gz", ".bz2", ".zst")]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What each worker passes to :func:`~zstc_cli.models.load_scorer`: models load where they run."""
+
+    name: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    scorer: str = "auto"
+    quantize: str = "none"
+
+    def check(self) -> None:
+        """Resolve device, dtype and model here without loading anything; raise a one-line ZstcError."""
+        resolve_model(self.name)
+        resolve_dtype(self.dtype, resolve_device(self.device))
+
+    def load(self) -> Scorer:
+        return load_scorer(
+            self.name, self.device, self.dtype, max_tokens=self.max_tokens, batch_size=self.batch_size, quiet=True,
+            scorer=self.scorer, quantize=self.quantize,
+        ).scorer
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where to run and how wide: ``address=None`` starts a local Ray instance sized to this machine."""
+
+    address: str | None = None
+    num_workers: int | None = None  # default: one per CPU (or per ``gpus_per_worker`` GPUs) of the cluster
+    gpus_per_worker: float = 0.0
+
+
+class JsonLinesDatasource(FileBasedDatasource):
+    """Non-blank lines of JSON-lines files as rows ``{file, line, raw}``, streamed in blocks of ``rows``.
+
+    Lines are not decoded here: validation happens in the workers with zstc's own parser, so errors read
+    exactly as the local engine's. ``file`` is the name errors show (``s3://`` kept for remote inputs).
+    """
+
+    def __init__(self, paths: str, *, rows: int, scheme: str | None, **kwargs: Any):
+        super().__init__(paths, **kwargs)
+        self.rows, self.scheme = rows, scheme
+
+    def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
+        name = f"{self.scheme}://{path}" if self.scheme else path
+        lines, raws = [], []
+        for number, raw in numbered_lines(io.BufferedReader(f)):  # type: ignore[arg-type]
+            lines.append(number)
+            raws.append(raw)
+            if len(lines) == self.rows:
+                yield _block(name, lines, raws)
+                lines, raws = [], []
+        if lines:
+            yield _block(name, lines, raws)
+
+
+def _block(name: str, lines: list[int], raws: list[bytes]) -> pa.Table:
+    return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(raws, pa.binary())})
+
+
+def check_source(source: str) -> None:
+    """Refuse what the workers could not read, before any cluster is started."""
+    if source == STDIO:
+        raise ZstcError("--engine ray reads files, folders or s3:// prefixes, not stdin")
+    if not is_remote(source) and not Path(source).exists():
+        raise ZstcError(f"{source}: no such file or folder")
+    if source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
+        raise ZstcError(f"{source}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
+
+
+def _reader(source: str, rows: int) -> JsonLinesDatasource:
+    """The datasource for ``source``; the only place that decides which files an input names."""
+    remote = is_remote(source)
+    folder = source.endswith("/") or (not remote and Path(source).is_dir())
+    try:
+        return JsonLinesDatasource(
+            source, rows=rows, scheme=source.split("://", 1)[0] if remote else None,
+            file_extensions=JSONL_EXTENSIONS if folder else None,
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise ZstcError(f"{source}: cannot list input: {str(exc).splitlines()[0]}") from exc
+
+
+class ScoreWorker:
+    """A Ray Data actor: loads the model once, then validates, scores and assembles blocks of lines.
+
+    Each output row is a result line, or (``error`` set) an ``--errors`` line, in the block's order.
+    """
+
+    def __init__(self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str]):
+        self.scorer = model.load()
+        self.defaults, self.keep = defaults, keep
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        rows = zip(batch["file"], batch["line"], batch["raw"])
+        items: list[Record | RecordError] = []
+        for name, group in groupby(rows, key=lambda row: row[0]):  # a batch may span files
+            items.extend(parse_lines(str(name), ((int(n), bytes(raw)) for _, n, raw in group), self.defaults))
+        records = [item for item in items if isinstance(item, Record)]
+        scores = iter(self.scorer.score_records(records) if records else [])
+        out: dict[str, list] = {"data": [], "file": [], "line": [], "error": []}
+        for item in items:
+            if isinstance(item, RecordError):
+                out["data"].append(error_line(item))
+                out["file"].append(item.source)
+                out["line"].append(item.line)
+                out["error"].append(item.message)
+            else:
+                labels, ordered = rank(item.labels, next(scores))
+                out["data"].append(result_line(item, labels, ordered, self.keep))
+                out["file"].append("")
+                out["line"].append(item.line)
+                out["error"].append("")
+        return out
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions) -> Iterator[None]:
+    """Use the Ray instance already initialised in this process, or connect/start one for the run.
+
+    Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs):
+    stdout carries only JSON, and stderr only zstc's progress, summary and errors.
+    """
+    for handler in logging.getLogger("ray.data").handlers:  # Ray Data's console copy of ray-data.log:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.CRITICAL)  # zstc reports failures itself, in one line (--debug: traceback)
+    if ray.is_initialized():
+        yield
+        return
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if options.address is None:  # logical CPUs: a worker count above the core count is the user's choice
+        ray.init(num_cpus=max(os.cpu_count() or 1, options.num_workers or 0), include_dashboard=False, **quiet)
+    else:
+        try:
+            ray.init(address=options.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ZstcError(f"--ray-address {options.address}: cannot connect: {exc}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def pool_size(options: RayOptions) -> int:
+    """``num_workers``, else one worker per CPU of the cluster, or per ``gpus_per_worker`` GPUs."""
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0)
+    if options.gpus_per_worker > gpus:  # Ray Data would wait for the GPUs forever
+        raise ZstcError(f"--gpus-per-worker {options.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPUs")
+    if options.num_workers is not None:
+        return options.num_workers
+    if options.gpus_per_worker > 0:
+        return max(1, int(gpus // options.gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def _results(
+    source: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: Sequence[str], options: RayOptions
+) -> Iterator[pa.Table]:
+    """Batches of assembled lines from the cluster, in input order (files in sorted path order)."""
+    # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
+    # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
+    dataset = ray.data.read_datasource(_reader(source, window), num_cpus=0).map_batches(
+        ScoreWorker, fn_constructor_kwargs={"model": model, "defaults": defaults, "keep": tuple(keep)},
+        batch_size=window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool_size(options)),
+        num_cpus=1, num_gpus=options.gpus_per_worker or None,
+    )  # fmt: skip
+    dataset.context.execution_options.preserve_order = True
+    dataset.context.enable_progress_bars = False  # zstc's own progress bar counts records
+    dataset.context.print_on_execution_start = False
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
+    except ray.exceptions.RayError as exc:
+        error = _worker_error(exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _worker_error(exc: ray.exceptions.RayError) -> Exception:
+    """A worker's failure as one line: its ZstcError, or the last line of a failed start (a missing model)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, ZstcError):
+        return cause
+    if isinstance(exc, ray.exceptions.ActorDiedError) and exc.actor_init_failed:
+        last = str(exc).strip().splitlines()[-1]  # "module.Class: message", the exception the worker raised
+        return ZstcError(f"a Ray worker could not start: {last.split(': ', 1)[-1]}")
+    return exc
+
+
+def classify_on_ray(
+    source: str,
+    target: str,
+    model: ModelSpec,
+    defaults: RecordDefaults = RecordDefaults(),
+    *,
+    options: RayOptions = RayOptions(),
+    window: int = DEFAULT_WINDOW,
+    keep: Sequence[str] = (),
+    errors: str | None = None,
+    progress: Callable[[int], object] = lambda n: None,
+) -> RunSummary:
+    """Classify ``source`` (a file, folder or ``s3://`` prefix) into one ``target`` on a Ray cluster.
+
+    Same contract as :func:`zstc_cli.api.classify_file`: output in input order, the first bad record raises
+    its :class:`RecordError` unless ``errors`` names a file for bad records, and the summary counts every
+    input record.
+    """
+    check_source(source)
+    if options.address is None and not ray.is_initialized():
+        model.check()  # the workers will run on this machine: a missing model fails here, in one line
+    with open_output(target) as out, ray_session(options):
+        if errors is None:
+            return _write(_results(source, model, defaults, window, keep, options), out.write, None, progress)
+        with open_output(errors) as err:
+            return _write(_results(source, model, defaults, window, keep, options), out.write, err.write, progress)
+
+
+def _write(
+    batches: Iterator[pa.Table], write: Write, write_error: Write | None, progress: Callable[[int], object]
+) -> RunSummary:
+    """Write result lines and error lines; in fail mode the first bad line (in input order) stops the run."""
+    summary = RunSummary()
+    started = time.perf_counter()
+    for batch in batches:
+        columns = (batch[name].to_pylist() for name in ("data", "file", "line", "error"))
+        for data, file, line, error in zip(*columns):
+            if not error:
+                write(data)
+                summary.records += 1
+            elif write_error is None:
+                raise RecordError(file, line, error)
+            else:
+                write_error(data)
+                summary.errors += 1
+        progress(batch.num_rows)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,127 @@
+"""Expanding INPUT and OUTPUT into files: one file, a local folder, or an S3 prefix (batch-transform style).
+
+A folder or prefix INPUT means every ``*.jsonl`` under it (and its compressed variants ``*.jsonl.gz``,
+``.bz2``, ``.zst``, ``.xz``), recursively, in name order; hidden files are ignored. OUTPUT is then a folder
+or prefix receiving one ``NAME.out`` per input at the same relative path. For a compressed input the
+compression suffix moves after ``.out`` so that the output is compressed the same way and its extension
+still says how: ``logs/a.jsonl.gz`` -> ``logs/a.jsonl.out.gz``. ``--errors`` is then a folder too, with
+``NAME.errors`` files named the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import ZstcError
+from .io import STDIO, compression_of, is_remote, remote_error, remote_failures
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its results (and bad records, if logged) go."""
+
+    source: str
+    target: str
+    errors: str | None = None
+    in_folder: bool = False
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def s3_head(uri: str) -> dict[str, Any]:
+    """The object's metadata (size, ETag); a missing key, bucket or bad credentials raise one clear line."""
+    bucket, key = _split_s3(uri)
+    try:
+        return _s3_client().head_object(Bucket=bucket, Key=key)
+    except remote_failures() as exc:
+        raise remote_error(uri, exc) from exc
+
+
+def is_input_file(name: str) -> bool:
+    """``*.jsonl``, optionally followed by a compression extension; hidden files never count."""
+    base = name.rsplit("/", 1)[-1]
+    if base.startswith("."):
+        return False
+    if compression_of(base) != "disable":
+        base = base[: -len(compression_of(base))]
+    return base.endswith(".jsonl")
+
+
+def output_name(relative: str, kind: str) -> str:
+    """``a.jsonl`` -> ``a.jsonl.out``; ``a.jsonl.gz`` -> ``a.jsonl.out.gz`` (``kind`` is out or errors)."""
+    suffix = compression_of(relative)
+    if suffix == "disable":
+        return f"{relative}.{kind}"
+    return f"{relative[: -len(suffix)]}.{kind}{suffix}"
+
+
+def _s3_listing(uri: str) -> list[str] | None:
+    """Input keys under an S3 prefix relative to it, or None when ``uri`` names an existing object."""
+    bucket, key = _split_s3(uri)
+    client = _s3_client()
+    try:
+        if key and not key.endswith("/"):
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+                return None
+            except remote_failures() as exc:
+                if remote_error(uri, exc).args[0] != f"{uri}: no such key":
+                    raise
+            key += "/"
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        names = [item["Key"][len(key) :] for page in pages for item in page.get("Contents", [])]
+    except remote_failures() as exc:
+        raise remote_error(uri, exc) from exc
+    if not names and not uri.endswith("/"):
+        raise ZstcError(f"{uri}: no such key")
+    return names
+
+
+def _local_listing(path: str) -> list[str] | None:
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    return [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+
+
+def _join(folder: str, relative: str) -> str:
+    return folder.rstrip("/") + "/" + relative
+
+
+def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
+    """One job for a single input; one per input file, in name order, for a folder or S3 prefix."""
+    if source == STDIO:
+        return [Job(source, target, errors)]
+    listing = _s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
+    if listing is None:
+        if not is_remote(source) and not Path(source).is_file():
+            raise ZstcError(f"{source}: no such file or folder")
+        return [Job(source, target, errors)]
+    inputs = sorted(name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/")))
+    if not inputs:
+        raise ZstcError(f"{source}: no *.jsonl files (or compressed variants) in this folder or prefix")
+    if target == STDIO or (not is_remote(target) and Path(target).is_file()):
+        raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
+    if errors is not None and not is_remote(errors) and Path(errors).is_file():
+        raise ZstcError(f"{source} is a folder or prefix, so --errors must be a folder or prefix too, not {errors!r}")
+    return [
+        Job(
+            _join(source, name),
+            _join(target, output_name(name, "out")),
+            None if errors is None else _join(errors, output_name(name, "errors")),
+            in_folder=True,
+        )
+        for name in inputs
+    ]
