@@ -113,6 +113,8 @@ def export_int8(model: torch.nn.Module, input_names: list[str], target: Path) ->
 class OnnxInt8Model:
     """Stands in for the torch model in a scorer: same ``config``, called with the same tensors."""
 
+    dtype = "int8"  # what scorer.describe() records, so a resumed run cannot mix exact and int8 results
+
     def __init__(self, path: Path, config, input_names: list[str]):
         import onnxruntime
 
