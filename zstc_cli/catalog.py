@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_MODEL = "facebook/bart-large-mnli"
+"""The transformers zero-shot pipeline's default NLI model, and zstc's."""
+
 
 @dataclass(frozen=True)
 class KnownModel:
@@ -29,7 +32,7 @@ BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel(
-        "facebook/bart-large-mnli", "nli",
+        DEFAULT_MODEL, "nli",
         "the default: the transformers pipeline's model, accurate, ~400M parameters, slow on CPUs",
     ),
     KnownModel(

@@ -13,10 +13,10 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .catalog import DEFAULT_MODEL
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from .engines.local import RunSummary
 from .errors import Interrupted, ZstcError
-from .models import DEFAULT_MODEL
 from .progress import Progress
 from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
 

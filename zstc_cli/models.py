@@ -20,13 +20,12 @@ from pathlib import Path
 import torch
 
 from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
-from .catalog import KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
+from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 from .errors import ModelError, ZstcError
 from .scorers.base import Scorer
 from .scorers.embedding import EmbeddingScorer, pooling_mode
 from .scorers.nli import NLIScorer, entailment_id, max_input_length
 
-DEFAULT_MODEL = "facebook/bart-large-mnli"
 HUB_PROBE_TIMEOUT = 5.0
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SCORERS = ("auto", "nli", "embedding")
