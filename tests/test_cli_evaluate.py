@@ -230,3 +230,22 @@ def test_data_predictions_and_report_on_s3(evaluated, nyr_slice):
         assert s3.get_object(Bucket="eval", Key="cm.png")["Body"].read().startswith(b"\x89PNG")
     finally:
         server.stop()
+
+
+def test_record_label_fields_cannot_leak_the_gold_answer(nyr_slice, bert_nli, tmp_path):
+    """A record's own categories/multi_label/template never replace evaluate's candidates and settings."""
+    _, rows = nyr_slice
+    leaky = [
+        {"text": row["text"], "categories": row[FIELD], "multi_label": True, "hypothesis_template": "{}!"}
+        for row in rows[:12]
+    ]
+    src = write_jsonl(tmp_path / "leaky.jsonl", leaky)
+    run_zstc(
+        "evaluate", src, "--label-field", "categories", "--model", bert_nli, "--labels", "Humor,Career,Finance",
+        "--predictions", tmp_path / "p.jsonl", "--report", tmp_path / "r.json", "-q", check=True,
+    )  # fmt: skip
+    predictions = read_jsonl(tmp_path / "p.jsonl")
+    assert all(sorted(p["labels"]) == ["Career", "Finance", "Humor"] for p in predictions)
+    assert all(sum(p["scores"]) == pytest.approx(1.0) for p in predictions)  # single-label, not the record's
+    report = orjson.loads((tmp_path / "r.json").read_bytes())
+    assert report["run"]["hypothesis_template"] == "This example is {}."

@@ -293,10 +293,14 @@ def evaluate_model(
 ) -> Evaluation:
     """Classify ``gold.source`` with the candidate labels, write ``predictions`` (if given), and score.
 
-    Multi-label gold makes multi-label scoring the default. Predictions keep the id and gold fields, so
+    Every record is scored against ``candidates`` with the evaluation's template and mode, whatever label
+    fields it carries (they may hold the gold answer). Multi-label gold makes multi-label scoring the
+    default. Predictions keep the id and gold fields, so
     they can be inspected next to the gold label or scored again with ``--from``.
     """
-    defaults = replace(defaults, labels=tuple(candidates), multi_label=defaults.multi_label or gold.multi_label)
+    defaults = replace(
+        defaults, labels=tuple(candidates), multi_label=defaults.multi_label or gold.multi_label, override=True
+    )
     collected = Predictions(predictions or "predictions")
     keep = tuple(name for name in (gold.id_field, gold.field) if name)
     with contextlib.ExitStack() as stack:

@@ -31,6 +31,9 @@ class RecordDefaults:
     template: str = DEFAULT_TEMPLATE
     text_field: str | None = None
     labels_field: str | None = None
+    override: bool = False
+    """Score every record with ``labels``, ``multi_label`` and ``template`` whatever the record says, as
+    evaluate must: a record's own label field could otherwise be (or leak) its gold answer."""
 
 
 @dataclass
@@ -93,7 +96,8 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     """Build a :class:`Record` from a decoded JSON value; raise ``ValueError`` saying what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    params = obj.get("parameters") or {}
+    params = obj.get("parameters")
+    params = {} if params is None or defaults.override else params
     if not isinstance(params, dict):
         raise ValueError('"parameters" must be an object')
 
@@ -105,6 +109,11 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
         raise ValueError(f"{name!r} must be a string, got {type(text).__name__}")
     if not text.strip():
         raise ValueError(f"{name!r} is empty")
+
+    if defaults.override:
+        if defaults.labels is None:
+            raise ValueError("no labels to score with")
+        return Record(line, text, defaults.labels, defaults.multi_label, defaults.template, fields=obj)
 
     label_names = (defaults.labels_field,) if defaults.labels_field else LABEL_FIELDS
     name, labels = _first(obj, label_names)
