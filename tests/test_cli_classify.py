@@ -104,3 +104,35 @@ def test_missing_model_fails_fast_in_one_line(tmp_path):
 def test_help_and_version():
     assert run_zstc("--version", check=True).stdout.decode().startswith("zstc ")
     assert b"zstc classify tweets.jsonl" in run_zstc("classify", "--help", check=True).stdout
+
+
+def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
+    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "--errors", tmp_path / "bad.jsonl")
+    assert result.returncode == 2 and b"--errors is only written with --on-error skip" in result.stderr
+
+
+def test_tokenizer_failure_in_the_background_thread_is_one_line(tmp_path, bert_nli):
+    """prepare() runs in a background thread; its failures still stop the run in one line naming the lines."""
+    from zstc_cli.engines.local import classify_stream
+    from zstc_cli.errors import ZstcError
+    from zstc_cli.records import iter_records, RecordDefaults
+
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+
+    def broken_tokenizer(*args, **kwargs):
+        raise RuntimeError("tokenizer exploded")
+
+    scorer._encode = broken_tokenizer
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{i}", "categories": ["x", "y"]} for i in range(5)])
+    with pytest.raises(ZstcError, match=r"lines 1-5.*tokenizer exploded"):
+        classify_stream(iter_records(str(src), RecordDefaults()), scorer, lambda line: None, window=10)
+
+
+def test_classify_texts_validates_like_file_records(bert_nli):
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    with pytest.raises(ValueError, match="text 2: 'text' is empty"):
+        classify_texts(scorer, ["fine", "  "], ["a", "b"])
+    with pytest.raises(ValueError, match="placeholder"):
+        classify_texts(scorer, ["fine"], ["a"], template="no slot")
+    assert classify_texts(scorer, ["fine"], "a, b")[0]["labels"] in (["a", "b"], ["b", "a"])

@@ -249,3 +249,11 @@ def test_record_label_fields_cannot_leak_the_gold_answer(nyr_slice, bert_nli, tm
     assert all(sum(p["scores"]) == pytest.approx(1.0) for p in predictions)  # single-label, not the record's
     report = orjson.loads((tmp_path / "r.json").read_bytes())
     assert report["run"]["hypothesis_template"] == "This example is {}."
+
+
+def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
+    src, _ = nyr_slice
+    result = run_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")
+    assert result.returncode == 2 and b"--report and --plot cannot all be - (stdout)" in result.stderr
+    result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")
+    assert result.returncode == 2 and b"with --from there is nothing to write" in result.stderr

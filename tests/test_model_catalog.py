@@ -73,16 +73,16 @@ def test_offline_error_without_the_bundled_copy(monkeypatch, tmp_path):
 
 
 def test_scorer_follows_the_model(bert_nli, bart_nli):
-    assert load_scorer(str(bert_nli), device="cpu").scorer_name == "nli"
-    assert load_scorer(str(bart_nli), device="cpu").scorer_name == "nli"
+    assert load_scorer(str(bert_nli), device="cpu").scorer.name == "nli"
+    assert load_scorer(str(bart_nli), device="cpu").scorer.name == "nli"
     loaded = load_scorer("all-MiniLM-L6-v2", device="cpu")
-    assert (loaded.scorer_name, loaded.source) == ("embedding", "bundled")
+    assert (loaded.scorer.name, loaded.resolved.source) == ("embedding", "bundled")
     assert loaded.scorer.pooling == "mean" and loaded.scorer.max_length == 256  # from the sentence-transformers files
 
 
 def test_scorer_override(bert_nli):
     forced = load_scorer(str(bert_nli), device="cpu", scorer="embedding")
-    assert forced.scorer_name == "embedding" and forced.source == "local"
+    assert forced.scorer.name == "embedding" and forced.resolved.source == "local"
     assert len(forced.scorer.score_records([Record(1, "I will save money", ("money", "health"))])[0]) == 2
     with pytest.raises(ModelError, match="no entailment label"):
         load_scorer("all-MiniLM-L6-v2", device="cpu", scorer="nli")

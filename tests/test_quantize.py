@@ -48,6 +48,8 @@ def test_int8_scores_follow_exact_mode(model_fixture, request, cache, nyr_texts)
     exact = load_scorer(str(model_dir), device="cpu").scorer.score_records(records)
     int8 = load_scorer(str(model_dir), device="cpu", quantize="int8")
     assert type(int8.scorer.model).__name__ == "OnnxInt8Model"
+    assert int8.precision == "int8" and int8.describe().endswith("cpu int8)")  # reports tell int8 runs apart
+    assert int8.scorer.describe()["dtype"] == "int8"  # and so do resume checkpoints
     (exported,) = cache.glob("int8/*/model.onnx")
     scores = int8.scorer.score_records(records)
     diffs = [float(np.abs(a - b).max()) for a, b in zip(exact, scores)]

@@ -12,7 +12,7 @@ from .checkpoint import Log, open_run, stderr_log
 from .engines.local import RunSummary, classify_stream
 from .io import is_remote
 from .locations import Job, plan_jobs
-from .records import DEFAULT_TEMPLATE, Record, RecordDefaults, iter_records, parse_labels
+from .records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
 from .scorers.base import Scorer, rank
 
 
@@ -89,9 +89,19 @@ def classify_texts(
     multi_label: bool = False,
     template: str = DEFAULT_TEMPLATE,
 ) -> list[dict[str, Any]]:
-    """Classify texts in memory; returns the pipeline's ``{sequence, labels, scores}`` dicts."""
-    parsed = parse_labels(list(labels) if not isinstance(labels, str) else labels)
-    records = [Record(i + 1, text, parsed, multi_label, template) for i, text in enumerate(texts)]
+    """Classify texts in memory; returns the pipeline's ``{sequence, labels, scores}`` dicts.
+
+    Texts, labels and the template are validated as file records are; a problem raises ``ValueError``
+    naming the text's position (1-based).
+    """
+    fields = {"categories": labels if isinstance(labels, str) else list(labels), "multi_label": multi_label,
+              "hypothesis_template": template}  # fmt: skip
+    records = []
+    for position, text in enumerate(texts, start=1):
+        try:
+            records.append(record_from_object({"text": text, **fields}, position, RecordDefaults()))
+        except ValueError as exc:
+            raise ValueError(f"text {position}: {exc}") from None
     results = []
     for record, scores in zip(records, scorer.score_records(records)):
         ranked, ordered = rank(record.labels, scores)

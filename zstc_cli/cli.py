@@ -194,6 +194,8 @@ def classify(
             raise ZstcError(f"--on-error {on_error!r}: expected fail or skip")
         if on_error == "skip" and errors is None:
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
+        if on_error == "fail" and errors is not None:
+            raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
         if engine == "ray":
@@ -280,8 +282,12 @@ def evaluate(
     from . import report as rp
 
     with user_errors(debug):
-        if "-" in (report, predictions) and report == predictions:
-            raise ZstcError("--report and --predictions cannot both be - (stdout)")
+        to_stdout = [name for name, value in (("--report", report), ("--predictions", predictions),
+                     ("--plot", plot)) if value == "-"]  # fmt: skip
+        if len(to_stdout) > 1:
+            raise ZstcError(f"{' and '.join(to_stdout)} cannot all be - (stdout)")
+        if from_ is not None and predictions is not None:
+            raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
         if plot:
             rp.require_matplotlib()
         mapping = ev.parse_label_map(label_map)
@@ -316,7 +322,7 @@ def evaluate(
         result = rp.build_report(
             evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
         )
-        rp.print_report(result, sys.stderr if "-" in (predictions, report) else sys.stdout)
+        rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
         if report:
             rp.write_json(result, report)
         if plot:

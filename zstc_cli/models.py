@@ -264,20 +264,16 @@ class LoadedModel:
     scorer: Scorer
     device: torch.device
     dtype: torch.dtype
+    quantize: str = "none"
 
     @property
-    def scorer_name(self) -> str:
-        """``nli`` or ``embedding``."""
-        return self.scorer.name
-
-    @property
-    def source(self) -> str:
-        """Where the model came from: ``local``, ``bundled``, ``cached`` or ``remote``."""
-        return self.resolved.source
+    def precision(self) -> str:
+        """What the weights compute in: ``int8`` when quantized, else the torch dtype (``float32``...)."""
+        return self.quantize if self.quantize != "none" else str(self.dtype).removeprefix("torch.")
 
     def describe(self) -> str:
         """One line for run summaries and reports."""
-        return f"{self.resolved.name} ({self.source}, {self.scorer_name} scorer, {self.device} {str(self.dtype)[6:]})"
+        return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision})"
 
 
 def load_scorer(
@@ -317,4 +313,4 @@ def load_scorer(
         model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
         model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize)
         chosen = NLIScorer(model, tokenizer, torch_device, **batching)
-    return LoadedModel(resolved, chosen, torch_device, torch_dtype)
+    return LoadedModel(resolved, chosen, torch_device, torch_dtype, quantize)

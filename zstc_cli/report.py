@@ -35,7 +35,7 @@ def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> 
         "scorer": loaded.scorer.name,
         "hypothesis_template": template,
         "device": str(loaded.device),
-        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "dtype": loaded.precision,
         "seconds": round(summary.seconds, 3) if summary else None,
         "records_per_second": round(summary.rate, 2) if summary else None,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..batching import DEFAULT_WINDOW, PAIRS_PER_RECORD, windows
@@ -48,7 +48,9 @@ def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:
         yield item
 
 
-def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[list[Item], list[Record], object]]:
+def _prepared(
+    chunks: Iterable[list[Item]], scorer: Scorer
+) -> Iterator[tuple[list[Item], list[Record], Future | None]]:
     """Yield each window, its records and their prepared batches, preparing the next in a background thread."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-prepare") as pool:
         pending = None
@@ -56,16 +58,17 @@ def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[li
             records = [item for item in chunk if isinstance(item, Record)]
             future = pool.submit(scorer.prepare, records) if records else None
             if pending is not None:
-                yield pending[0], pending[1], pending[2] and pending[2].result()
+                yield pending
             pending = (chunk, records, future)
         if pending is not None:
-            yield pending[0], pending[1], pending[2] and pending[2].result()
+            yield pending
 
 
-def _score(scorer: Scorer, prepared: object, records: list[Record]) -> list:
-    """Run the model; its failures (out of memory, a broken model) stop the run, never count as bad records."""
+def _score(scorer: Scorer, prepared: Future | None, records: list[Record]) -> list:
+    """Finish preparing and run the model. Failures of either (a tokenizer error, out of memory, a broken
+    model) stop the run naming the lines being scored; they never count as bad records."""
     try:
-        return scorer.score(prepared)
+        return scorer.score(prepared.result()) if prepared is not None else []
     except ZstcError:
         raise
     except Exception as exc:
@@ -94,7 +97,7 @@ def classify_stream(
     weight = lambda item: len(item.labels) if isinstance(item, Record) else 0  # noqa: E731
     chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD)
     for chunk, records, prepared in _prepared(chunks, scorer):
-        scores = _score(scorer, prepared, records) if records else []
+        scores = _score(scorer, prepared, records)
         for item in chunk:
             if isinstance(item, RecordError):
                 write_error(error_line(item))  # type: ignore[misc]  # _checked let it through: skip mode

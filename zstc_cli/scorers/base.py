@@ -32,8 +32,15 @@ class Scorer(ABC):
         """Return, for each record of the window, one score per label in the record's label order."""
 
     def describe(self) -> dict[str, Any]:
-        """What determines this scorer's results; a resumed run must match it (see ``--resume``)."""
-        return {"scorer": self.name}
+        """What determines this scorer's results; a resumed run must match it (see ``--resume``).
+
+        Every scorer holds ``model``, ``device``, ``max_tokens`` and ``batch_size``; subclasses add what else
+        changes their scores.
+        """
+        return {
+            "scorer": self.name, "model": self.model.config.name_or_path, "dtype": str(self.model.dtype),
+            "device": str(self.device), "max_tokens": self.max_tokens, "batch_size": self.batch_size,
+        }  # fmt: skip
 
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Prepare and score in one call (for library use and small inputs)."""

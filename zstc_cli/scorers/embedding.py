@@ -132,6 +132,13 @@ class EmbeddingScorer(Scorer):
         tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True  # padding encoded ids is intended
         self.input_names = list(tokenizer.model_input_names)
 
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(), "pooling": self.pooling, "max_length": self.max_length,
+            "temperature": self.temperature, "multi_label_center": self.multi_label_center,
+            "multi_label_temperature": self.multi_label_temperature,
+        }  # fmt: skip
+
     def prepare(self, records: Sequence[Record]) -> EmbeddingWindow:
         index: dict[str, int] = {}
         record_text = [index.setdefault(record.text, len(index)) for record in records]

@@ -82,13 +82,6 @@ class NLIScorer(Scorer):
         self.input_names = list(tokenizer.model_input_names)
         self.forward_kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
 
-    def describe(self) -> dict[str, object]:
-        config = self.model.config
-        return {
-            **super().describe(), "model": config.name_or_path, "dtype": str(self.model.dtype),
-            "device": str(self.device), "max_tokens": self.max_tokens, "batch_size": self.batch_size,
-        }  # fmt: skip
-
     def _encode(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, list[int]]]:
         """Tokenize pairs, truncating only the premise so the hypothesis (the label) is never cut."""
         encode = dict(add_special_tokens=True, max_length=self.max_length, return_attention_mask=False)
