@@ -6,6 +6,7 @@ One cluster (2 CPUs) serves the in-process tests; the CLI test starts its own, a
 from __future__ import annotations
 
 import gzip
+import lzma
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ import psutil
 import pytest
 
 from conftest import read_jsonl, run_zstc, write_jsonl
-from zstc_cli import classify_file, load_scorer
+from zstc_cli import classify_path, load_scorer
 from zstc_cli.errors import RecordError, ZstcError
 
 ray = pytest.importorskip("ray")
@@ -83,7 +84,7 @@ def rows(nyr_texts):
 
 def local_run(bert_nli, source, target, **kwargs):
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
-    return classify_file(str(source), str(target), scorer, **kwargs)
+    return classify_path(str(source), str(target), scorer, **kwargs)
 
 
 def assert_same(results, expected):
@@ -94,14 +95,18 @@ def assert_same(results, expected):
 
 
 @pytest.mark.slow
-def test_folder_equals_local_engine_in_input_order(tmp_path, cluster, bert_nli, rows):
+def test_folder_gives_the_local_engines_files_and_records_in_input_order(tmp_path, cluster, bert_nli, rows):
+    """Both engines take the same files from a folder ("_" names yes; hidden at any depth, .txt, .ndjson no)."""
     folder = tmp_path / "in"
-    folder.mkdir()
-    write_jsonl(folder / "part-0.jsonl", rows[:50])
-    write_jsonl(folder / "part-1.jsonl", rows[50:])
-    (folder / "README.txt").write_text("not records: a folder contributes only its *.jsonl files\n")
-    write_jsonl(tmp_path / "all.jsonl", rows)
-    local_run(bert_nli, tmp_path / "all.jsonl", tmp_path / "local.jsonl", keep=("id",))
+    (folder / "sub").mkdir(parents=True)
+    write_jsonl(folder / "_b.jsonl", rows[:50])  # sorts before a.jsonl
+    write_jsonl(folder / "a.jsonl", rows[50:])
+    decoy = [{"id": 999, "text": "not an input", "categories": ["x"]}]
+    for name in (".hidden.jsonl", "sub/.x.jsonl", "c.txt", "d.ndjson"):
+        write_jsonl(folder / name, decoy)
+    local_run(bert_nli, folder, tmp_path / "local", keep=("id",))
+    assert sorted(p.name for p in (tmp_path / "local").rglob("*")) == ["_b.jsonl.out", "a.jsonl.out"]
+    local = read_jsonl(tmp_path / "local" / "_b.jsonl.out") + read_jsonl(tmp_path / "local" / "a.jsonl.out")
 
     summary = classify_on_ray(
         str(folder), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
@@ -109,8 +114,19 @@ def test_folder_equals_local_engine_in_input_order(tmp_path, cluster, bert_nli, 
     )  # fmt: skip
     results = read_jsonl(tmp_path / "ray.jsonl")
     assert [r["id"] for r in results] == list(range(90))
-    assert_same(results, read_jsonl(tmp_path / "local.jsonl"))
+    assert_same(results, local)
     assert (summary.records, summary.errors) == (90, 0)
+
+
+def test_xz_in_a_folder_is_refused_in_one_line_before_ray_starts(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"text": "a", "categories": ["x"]}])
+    (folder / "b.jsonl.xz").write_bytes(lzma.compress(b'{"text": "b", "categories": ["x"]}\n'))
+    with pytest.raises(ZstcError) as refused:  # a missing model would fail next, were .xz let through
+        classify_on_ray(str(folder), str(tmp_path / "out.jsonl"), ModelSpec("nobody/no-such-model"))
+    assert str(refused.value) == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.slow

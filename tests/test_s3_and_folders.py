@@ -10,6 +10,8 @@ import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 from s3server import s3, s3_checking_credentials, s3_env  # noqa: F401  (fixtures)
 from zstc_cli import classify_texts, load_scorer
+from zstc_cli.errors import ZstcError
+from zstc_cli.locations import input_paths, list_inputs
 
 BUCKET = "zstc-test"
 ROWS = [{"id": i, "text": f"I will {verb} more this year", "categories": ["health", "money", "fun"]}
@@ -116,3 +118,24 @@ def test_local_folder_to_folder(tmp_path, bert_nli):
     assert b"7 records" in result.stderr
     to_stdout = run_zstc("classify", tmp_path / "in", "-", "--model", bert_nli)
     assert to_stdout.returncode == 2 and b"OUTPUT must be a folder or prefix too" in to_stdout.stderr
+
+
+# What a folder or prefix contributes, for both engines: *.jsonl (+ compressed, .xz too), "_" names included,
+# hidden files and hidden folders at any depth, other extensions (.ndjson, .txt) left out.
+LAYOUT = {"a.jsonl": b"", "_b.jsonl": b"", ".hidden.jsonl": b"", "sub/.x.jsonl": b"", ".git/c.jsonl": b"",
+          "c.txt": b"", "d.ndjson": b"", "sub/e.jsonl.xz": b"", "sub/f.jsonl.gz": b""}  # fmt: skip
+LISTED = ["_b.jsonl", "a.jsonl", "sub/e.jsonl.xz", "sub/f.jsonl.gz"]
+
+
+def test_list_inputs_of_a_local_folder_and_an_s3_prefix_agree(tmp_path, s3):
+    for name, body in LAYOUT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(body)
+        s3.put_object(Bucket=BUCKET, Key=f"in/{name}", Body=body)
+    assert list_inputs(str(tmp_path)) == list_inputs(f"s3://{BUCKET}/in/") == list_inputs(f"s3://{BUCKET}/in") == LISTED
+    assert input_paths(f"s3://{BUCKET}/in/") == [f"s3://{BUCKET}/in/{name}" for name in LISTED]
+    assert list_inputs(str(tmp_path / "a.jsonl")) is None and input_paths(str(tmp_path / "c.txt")) == [str(tmp_path / "c.txt")]
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / ".hidden.jsonl").write_bytes(b"")
+    with pytest.raises(ZstcError, match="no \\*.jsonl files"):
+        list_inputs(str(tmp_path / "none"))

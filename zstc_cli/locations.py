@@ -100,18 +100,36 @@ def _join(folder: str, relative: str) -> str:
     return folder.rstrip("/") + "/" + relative
 
 
-def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
-    """One job for a single input; one per input file, in name order, for a folder or S3 prefix."""
-    if source == STDIO:
-        return [Job(source, target, errors)]
+def list_inputs(source: str) -> list[str] | None:
+    """The input files of a folder or S3 prefix, relative to it, in name order; None when ``source`` is one file.
+
+    The one place that decides which files a folder contributes, for every engine (local and Ray alike):
+    ``*.jsonl`` and its compressed variants, recursively, skipping hidden files and hidden folders.
+    """
     listing = _s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
     if listing is None:
         if not is_remote(source) and not Path(source).is_file():
             raise ZstcError(f"{source}: no such file or folder")
-        return [Job(source, target, errors)]
+        return None
     inputs = sorted(name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/")))
     if not inputs:
         raise ZstcError(f"{source}: no *.jsonl files (or compressed variants) in this folder or prefix")
+    return inputs
+
+
+def input_paths(source: str) -> list[str]:
+    """Every file ``source`` names, as full paths: ``[source]`` for one file, else :func:`list_inputs`'s files."""
+    names = list_inputs(source)
+    return [source] if names is None else [_join(source, name) for name in names]
+
+
+def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
+    """One job for a single input; one per input file, in name order, for a folder or S3 prefix."""
+    if source == STDIO:
+        return [Job(source, target, errors)]
+    inputs = list_inputs(source)
+    if inputs is None:
+        return [Job(source, target, errors)]
     if target == STDIO or (not is_remote(target) and Path(target).is_file()):
         raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
     if errors is not None and not is_remote(errors) and Path(errors).is_file():

@@ -1,6 +1,7 @@
 """The Ray engine: the local engine's read → validate → score → assemble flow, spread over a Ray cluster.
 
-Ray Data streams the input (a file, a folder, an ``s3://`` prefix) as blocks of raw lines tagged with
+Ray Data streams the input files (of a file, a folder, an ``s3://`` prefix: the same files the local
+engine reads, :func:`zstc_cli.locations.input_paths`) as blocks of raw lines tagged with
 their file and line number. A pool of actors, each holding one copy of the model, validates, scores and
 assembles each block with the same functions the local engine calls (``records.parse_lines``,
 ``Scorer.score_records``, ``rank``, ``records.result_line``), so results equal the local engine's.
@@ -18,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -29,14 +29,11 @@ from ray.data.datasource import FileBasedDatasource
 from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from ..errors import RecordError, ZstcError
 from ..io import STDIO, is_remote, open_output
+from ..locations import input_paths
 from ..models import DEFAULT_MODEL, load_scorer, resolve_device, resolve_dtype, resolve_model
 from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
 from ..scorers.base import Scorer, rank
 from .local import RunSummary, Write
-
-# Files a folder or prefix contributes; a single file is read whatever its name.
-JSONL_EXTENSIONS = [f"{ext}{comp}" for ext in ("jsonl", "ndjson") for comp in ("", ".gz", ".bz2", ".zst")]
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -78,7 +75,7 @@ class JsonLinesDatasource(FileBasedDatasource):
     exactly as the local engine's. ``file`` is the name errors show (``s3://`` kept for remote inputs).
     """
 
-    def __init__(self, paths: str, *, rows: int, scheme: str | None, **kwargs: Any):
+    def __init__(self, paths: list[str], *, rows: int, scheme: str | None, **kwargs: Any):
         super().__init__(paths, **kwargs)
         self.rows, self.scheme = rows, scheme
 
@@ -99,27 +96,23 @@ def _block(name: str, lines: list[int], raws: list[bytes]) -> pa.Table:
     return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(raws, pa.binary())})
 
 
-def check_source(source: str) -> None:
-    """Refuse what the workers could not read, before any cluster is started."""
+def input_files(source: str) -> list[str]:
+    """The files the workers will read, chosen as the local engine chooses them, checked before Ray starts."""
     if source == STDIO:
         raise ZstcError("--engine ray reads files, folders or s3:// prefixes, not stdin")
-    if not is_remote(source) and not Path(source).exists():
-        raise ZstcError(f"{source}: no such file or folder")
-    if source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
-        raise ZstcError(f"{source}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
+    paths = input_paths(source)
+    for path in paths:
+        if path.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
+            raise ZstcError(f"{path}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
+    return paths
 
 
-def _reader(source: str, rows: int) -> JsonLinesDatasource:
-    """The datasource for ``source``; the only place that decides which files an input names."""
-    remote = is_remote(source)
-    folder = source.endswith("/") or (not remote and Path(source).is_dir())
+def _reader(source: str, paths: list[str], rows: int) -> JsonLinesDatasource:
+    """The datasource for the explicit ``paths`` of ``source``: Ray Data lists and filters nothing itself."""
     try:
-        return JsonLinesDatasource(
-            source, rows=rows, scheme=source.split("://", 1)[0] if remote else None,
-            file_extensions=JSONL_EXTENSIONS if folder else None,
-        )  # fmt: skip
+        return JsonLinesDatasource(paths, rows=rows, scheme=source.split("://", 1)[0] if is_remote(source) else None)
     except (OSError, ValueError) as exc:
-        raise ZstcError(f"{source}: cannot list input: {str(exc).splitlines()[0]}") from exc
+        raise ZstcError(f"{source}: cannot read input: {str(exc).splitlines()[0]}") from exc
 
 
 class ScoreWorker:
@@ -196,12 +189,18 @@ def pool_size(options: RayOptions) -> int:
 
 
 def _results(
-    source: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: Sequence[str], options: RayOptions
+    source: str,
+    paths: list[str],
+    model: ModelSpec,
+    defaults: RecordDefaults,
+    window: int,
+    keep: Sequence[str],
+    options: RayOptions,
 ) -> Iterator[pa.Table]:
     """Batches of assembled lines from the cluster, in input order (files in sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
-    dataset = ray.data.read_datasource(_reader(source, window), num_cpus=0).map_batches(
+    dataset = ray.data.read_datasource(_reader(source, paths, window), num_cpus=0).map_batches(
         ScoreWorker, fn_constructor_kwargs={"model": model, "defaults": defaults, "keep": tuple(keep)},
         batch_size=window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool_size(options)),
         num_cpus=1, num_gpus=options.gpus_per_worker or None,
@@ -247,14 +246,15 @@ def classify_on_ray(
     its :class:`RecordError` unless ``errors`` names a file for bad records, and the summary counts every
     input record.
     """
-    check_source(source)
+    paths = input_files(source)
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
     with open_output(target) as out, ray_session(options):
+        results = _results(source, paths, model, defaults, window, keep, options)  # a generator: runs in _write
         if errors is None:
-            return _write(_results(source, model, defaults, window, keep, options), out.write, None, progress)
+            return _write(results, out.write, None, progress)
         with open_output(errors) as err:
-            return _write(_results(source, model, defaults, window, keep, options), out.write, err.write, progress)
+            return _write(results, out.write, err.write, progress)
 
 
 def _write(
