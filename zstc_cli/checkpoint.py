@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 import smart_open
 
-from .errors import Interrupted, RecordError, RunFailed, ZstcError, first_line
+from .errors import Interrupted, RecordError, RunFailed, ZstcError, one_line
 from .io import STDIO, compression_of, encode_chunk, fingerprint, is_remote, remote_error, remote_failures
 
 CHECKPOINT_VERSION = 1
@@ -275,4 +275,4 @@ def open_run(
             raise
         if isinstance(exc, ZstcError):
             raise type(exc)(f"{exc}; {run.resume_hint()}") from exc
-        raise RunFailed(f"{type(exc).__name__}: {first_line(exc)}; {run.resume_hint()}") from exc
+        raise RunFailed(f"{type(exc).__name__}: {one_line(exc)}; {run.resume_hint()}") from exc

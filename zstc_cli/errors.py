@@ -35,14 +35,14 @@ class Interrupted(ZstcError):
 OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")
 
 
-def first_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (at most 300 characters), to report it on one line."""
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def scoring_failure(exc: Exception, first_line: int, last_line: int) -> ScoringError:
     """Describe a model/device failure on a window of input lines in one line, with a hint for out-of-memory."""
-    detail = first_line(exc)
+    detail = one_line(exc)
     where = f"input lines {first_line}-{last_line}"
     if any(sign in str(exc).lower() for sign in OUT_OF_MEMORY_SIGNS) or type(exc).__name__ == "OutOfMemoryError":
         return ScoringError(
