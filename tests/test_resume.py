@@ -138,3 +138,46 @@ def test_resume_needs_a_file_input(tmp_path, bert_nli):
     result = run_zstc("classify", "-", tmp_path / "out.jsonl", "--model", bert_nli, "--labels", "a,b", "--resume",
                       input=b'{"text": "x"}\n')  # fmt: skip
     assert result.returncode == 2 and b"--resume needs a file or S3 INPUT" in result.stderr
+
+
+def limit_file_size(limit: int):
+    """A preexec_fn: files may not grow past ``limit`` bytes, and writing past it fails with EFBIG (a real OSError,
+    as with a full disk) instead of killing the process with SIGXFSZ."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.slow
+def test_a_write_failure_keeps_the_partials_for_resume(tmp_path, messy_input, bert_nli, clean_runs):
+    out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    args = options(messy_input, out, bad, bert_nli)
+    full = subprocess.run([str(Path(sys.executable).with_name("zstc")), *args], env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"},
+                          capture_output=True, preexec_fn=limit_file_size(20_000), timeout=600)  # fmt: skip
+    message = full.stderr.decode().strip().splitlines()[-1]
+    assert full.returncode == 2, full.stderr.decode()
+    assert message.startswith("zstc: error: OSError: [Errno 27] File too large; ") and message.endswith(
+        "records are saved in " + str(out.with_name(".out.jsonl.partial")) + "; rerun the same command with --resume to continue"
+    )  # fmt: skip
+    assert not out.exists() and 0 < checkpoint(out)["records"] < 600
+
+    resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert_same_files(out, bad, clean_runs["jsonl"])
+
+
+def test_a_write_failure_without_a_checkpoint_leaves_no_partial(tmp_path, nyr_rows, bert_nli):
+    out = tmp_path / "out.jsonl"  # stdin INPUT: nothing could be resumed
+    tweets = b"".join(orjson.dumps({"text": row["text"]}) + b"\n" for row in nyr_rows[:200])
+    failed = subprocess.run(
+        [str(Path(sys.executable).with_name("zstc")), "classify", "-", str(out), "--model", str(bert_nli), "--labels", LABELS,
+         "--window", "8"], input=tweets, capture_output=True, timeout=600,
+        env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"}, preexec_fn=limit_file_size(20_000),
+    )  # fmt: skip
+    assert failed.returncode == 1 and b"File too large" in failed.stderr and b"Traceback" not in failed.stderr
+    assert list(tmp_path.iterdir()) == []

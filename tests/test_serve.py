@@ -22,7 +22,7 @@ import torch
 
 from conftest import read_jsonl, run_zstc, write_jsonl
 from zstc_cli import classify_texts, load_scorer
-from zstc_cli.microbatch import MicroBatcher
+from zstc_cli.microbatch import MicroBatcher, Overloaded
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
 from zstc_cli.serve import Endpoint, ServeSettings, endpoint
@@ -288,6 +288,39 @@ def test_concurrent_requests_share_scorer_calls_within_the_token_budget(scorer):
     recording.calls.clear()
     asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500, max_batch_tokens=150)))
     assert sum(recording.calls) == 8 and len(recording.calls) > 1 and max(recording.calls) < 8
+
+
+def test_close_fails_the_group_being_scored_instead_of_leaving_it_waiting(scorer):
+    gated = GatedScorer(scorer.model, scorer.tokenizer)
+
+    async def close_while_scoring() -> None:
+        batcher = MicroBatcher(gated, max_wait_ms=0)
+        batcher.start()
+        answer = asyncio.ensure_future(batcher.score([Record(1, "I will run a marathon", tuple(LABELS))]))
+        assert await asyncio.to_thread(gated.entered.wait, 30)  # the model thread holds the request
+        await batcher.close()
+        with pytest.raises(Overloaded, match="shutting down"):
+            await asyncio.wait_for(answer, 10)
+
+    try:
+        asyncio.run(close_while_scoring())
+    finally:
+        gated.gate.set()
+
+
+def test_close_fails_the_group_being_collected(scorer):
+    async def close_while_collecting() -> None:
+        batcher = MicroBatcher(scorer, max_wait_ms=60_000)  # the worker waits for company for a minute
+        batcher.start()
+        answer = asyncio.ensure_future(batcher.score([Record(1, "I will run a marathon", tuple(LABELS))]))
+        await asyncio.sleep(0)  # the request is queued
+        while batcher.queue.qsize():  # until the worker takes it into the group it is collecting
+            await asyncio.sleep(0.01)
+        await batcher.close()
+        with pytest.raises(Overloaded, match="shutting down"):
+            await asyncio.wait_for(answer, 10)
+
+    asyncio.run(close_while_collecting())
 
 
 def free_port() -> int:

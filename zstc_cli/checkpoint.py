@@ -4,7 +4,8 @@ A local OUTPUT (and ``--errors`` file) is written to ``.NAME.partial`` in the ta
 window the new bytes (one compressed member per window, see :func:`~zstc_cli.io.encode_chunk`) are flushed
 and fsync'ed, then ``.NAME.checkpoint`` records the last input line accounted for, the durable size of each
 partial, the counts so far, the input's identity and the settings that affect results. Only a complete run
-renames the partials onto the targets, so a killed run never leaves a finished-looking file.
+renames the partials onto the targets, so a killed run never leaves a finished-looking file. Before those
+renames the checkpoint is marked ``finishing``, so a run killed between them is completed by ``--resume``.
 
 ``--resume`` checks that the checkpoint matches this input and these settings, truncates the partials to
 their checkpointed sizes (dropping whatever was written after the last fsync), skips the input lines
@@ -26,7 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 import smart_open
 
-from .errors import Interrupted, RecordError, ZstcError
+from .errors import Interrupted, RecordError, RunFailed, ZstcError, one_line
 from .io import STDIO, compression_of, encode_chunk, fingerprint, is_remote, remote_error, remote_failures
 
 CHECKPOINT_VERSION = 1
@@ -55,14 +56,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _put_in_place(target: str) -> None:
+    """Rename a target's partial onto it, durably."""
+    partial = partial_path(target)
+    os.replace(partial, target)
+    _fsync_dir(partial.parent)
+
+
 @dataclass
 class State:
-    """How far a run got: what :class:`Run` saves after each window and restores on ``--resume``."""
+    """How far a run got: what :class:`Run` saves after each window and restores on ``--resume``.
+
+    Only committed (durable) windows count: lines written since the last commit are not in ``records``.
+    """
 
     line: int = 0
     records: int = 0
     errors: int = 0
     sizes: list[int] = field(default_factory=list)
+    finishing: bool = False  # every window is durable and the partials are being renamed onto the targets
 
 
 class Sink:
@@ -111,8 +123,7 @@ class Sink:
         """Put the complete file in place (local); remote uploads complete when the stack closes."""
         if self.local:
             self.handle.close()
-            os.replace(self.partial, self.uri)
-            _fsync_dir(self.partial.parent)
+            _put_in_place(self.uri)
 
 
 class Run:
@@ -128,19 +139,19 @@ class Run:
         self.resumed = self.done = False
         self.sinks: list[Sink] = []
         if resume:
-            self._load(source)
+            self._load(source, log)
         elif self.checkpoint is not None and self.checkpoint.exists():
             log(f"replacing the partial output of an unfinished run ({partial_path(targets[0])}); "
                 "use --resume to continue it instead")  # fmt: skip
 
-    def _load(self, source: str) -> None:
+    def _load(self, source: str, log: Log) -> None:
         if self.checkpoint is None or self.identity["input"] is None:
             raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
         if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
             self.done = all(Path(target).exists() for target in self.targets)
             return
         saved = orjson.loads(self.checkpoint.read_bytes())
-        for key, what in (("version", "zstc version"), ("input", f"input {source}"), ("settings", "options")):
+        for key, what in (("version", "checkpoint format"), ("input", f"input {source}"), ("settings", "options")):
             if saved.get(key) != self.identity[key]:
                 if key == "settings":
                     changed = [k for k in self.identity[key] if saved[key].get(k) != self.identity[key][k]]
@@ -150,6 +161,11 @@ class Run:
                     "rerun without --resume to start over"
                 )
         state = State(**saved["state"])
+        if state.finishing:  # killed while renaming the partials: complete the renames
+            self._rename_partials()
+            log(f"the interrupted run had finished; renamed its partial output onto {self.targets[0]}")
+            self.done = True
+            return
         for target, size in zip(self.targets, state.sizes):
             partial = partial_path(target)
             if not partial.exists() or partial.stat().st_size < size:
@@ -165,16 +181,17 @@ class Run:
 
     def write(self, line: bytes) -> None:
         self.sinks[0].write(line)
-        self.state.records += 1
 
     def write_error(self, line: bytes) -> None:
         self.sinks[1].write(line)
-        self.state.errors += 1
 
     def commit(self, last_line: int) -> None:
         """After a window: make its output durable, then record that input lines up to here are done."""
+        written = [len(sink.pending) for sink in self.sinks] + [0]  # [records, errors]; no errors sink: 0
         sizes = [sink.flush_window() for sink in self.sinks]
         self.state.line = last_line
+        self.state.records += written[0]
+        self.state.errors += written[1]
         if self.checkpoint is not None:
             self.state.sizes = sizes
             self._save()
@@ -195,8 +212,18 @@ class Run:
         _fsync_dir(self.checkpoint.parent)
 
     def finish(self) -> None:
+        if self.checkpoint is not None:
+            self.state.finishing = True
+            self._save()
         for sink in reversed(self.sinks):  # the errors file first: OUTPUT existing means the run is done
             sink.finish()
+        self._remove_checkpoint()
+
+    def _rename_partials(self) -> None:
+        """Complete the renames of a run killed while finishing (its checkpoint says ``finishing``)."""
+        for target in reversed(self.targets):
+            if partial_path(target).exists():
+                _put_in_place(target)
         self._remove_checkpoint()
 
     def discard(self) -> None:
@@ -222,7 +249,9 @@ def open_run(
     """Open OUTPUT (and the errors file) for a run, restoring a checkpoint with ``resume``.
 
     On success the partials become the targets. A bad record in fail mode discards them (the input must be
-    fixed, which invalidates the checkpoint); any other failure keeps them for ``--resume`` and says so.
+    fixed, which invalidates the checkpoint); any other failure keeps them for ``--resume`` and says so, as
+    one line (an unexpected exception becomes :class:`~zstc_cli.errors.RunFailed`). Without a checkpoint, or
+    before the first window is durable, there is nothing to resume and the partials are removed.
     """
     run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
     if run.done:  # a completed output is left exactly as it is
@@ -240,8 +269,10 @@ def open_run(
         if run.checkpoint is None:
             run.discard()
         raise Interrupted(f"interrupted; {run.resume_hint()}") from None
-    except ZstcError as exc:
-        if run.checkpoint is None or run.state.line == 0:
+    except Exception as exc:  # a disk full, a model failure, a bug...
+        if run.checkpoint is None or run.state.line == 0:  # nothing to resume
             run.discard()
             raise
-        raise type(exc)(f"{exc}; {run.resume_hint()}") from exc
+        if isinstance(exc, ZstcError):
+            raise type(exc)(f"{exc}; {run.resume_hint()}") from exc
+        raise RunFailed(f"{type(exc).__name__}: {one_line(exc)}; {run.resume_hint()}") from exc

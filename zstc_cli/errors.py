@@ -1,4 +1,5 @@
-"""User-facing errors: each one prints as a single line and exits with code 2 (``--debug`` shows the traceback)."""
+"""User-facing errors: each one prints as a single line and exits with code 2 (``--debug`` shows the traceback),
+except :class:`Interrupted`, which exits with 130 like any program stopped by Ctrl-C."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class ScoringError(ZstcError):
     """The model or device failed while scoring (not a bad record): the run stops instead of skipping."""
 
 
+class RunFailed(ZstcError):
+    """An unexpected failure (a full disk, a bug) stopped a checkpointed run; the message says how to resume."""
+
+
 class Interrupted(ZstcError):
     """Ctrl-C or SIGTERM stopped the run; the message says whether and how it can be resumed."""
 
@@ -30,9 +35,14 @@ class Interrupted(ZstcError):
 OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), to report it on one line."""
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
 def scoring_failure(exc: Exception, first_line: int, last_line: int) -> ScoringError:
     """Describe a model/device failure on a window of input lines in one line, with a hint for out-of-memory."""
-    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    detail = one_line(exc)
     where = f"input lines {first_line}-{last_line}"
     if any(sign in str(exc).lower() for sign in OUT_OF_MEMORY_SIGNS) or type(exc).__name__ == "OutOfMemoryError":
         return ScoringError(

@@ -69,6 +69,8 @@ def output_name(relative: str, kind: str) -> str:
 
 def _s3_listing(uri: str) -> list[str] | None:
     """Input keys under an S3 prefix relative to it, or None when ``uri`` names an existing object."""
+    from botocore.exceptions import ClientError
+
     bucket, key = _split_s3(uri)
     client = _s3_client()
     try:
@@ -76,8 +78,8 @@ def _s3_listing(uri: str) -> list[str] | None:
             try:
                 client.head_object(Bucket=bucket, Key=key)
                 return None
-            except remote_failures() as exc:
-                if remote_error(uri, exc).args[0] != f"{uri}: no such key":
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
                     raise
             key += "/"
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)

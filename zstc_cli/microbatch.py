@@ -66,6 +66,7 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000
         self.queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=max_queue)
         self._carry: _Request | None = None  # taken from the queue but over budget: first in the next group
+        self._group: list[_Request] = []  # taken from the queue and not answered yet
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-model")
         self._worker: asyncio.Task | None = None
 
@@ -74,12 +75,16 @@ class MicroBatcher:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="zstc-microbatch")
 
     async def close(self) -> None:
-        """Stop the worker; requests still queued fail with :class:`Overloaded`."""
+        """Stop the worker; requests still queued or being scored fail with :class:`Overloaded`.
+
+        Cancelling the worker abandons the group it was collecting or scoring, so that group is failed here
+        too: otherwise its handlers would wait for answers that never come.
+        """
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        waiting = [self._carry] if self._carry else []
+        waiting = [*self._group, *([self._carry] if self._carry else [])]
         while not self.queue.empty():
             waiting.append(self.queue.get_nowait())
         for request in waiting:
@@ -97,7 +102,8 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         while True:
-            group = await self._collect()
+            self._group = group = []
+            await self._collect(group)
             try:
                 await self._score_group(group)
             except Exception as exc:  # never let one group stop the worker
@@ -105,12 +111,13 @@ class MicroBatcher:
                 for request in group:
                     _fail(request, exc)
 
-    async def _collect(self) -> list[_Request]:
-        """The next group: the first waiting request, then whatever arrives within ``max_wait`` and fits."""
+    async def _collect(self, group: list[_Request]) -> None:
+        """Fill ``group``: the first waiting request, then whatever arrives within ``max_wait`` and fits."""
         first, self._carry = self._carry or await self.queue.get(), None
-        group, tokens = [first], first.cost
+        group.append(first)
+        tokens = first.cost
         if not self.batching:
-            return group
+            return
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while tokens < self.max_batch_tokens:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -126,7 +133,6 @@ class MicroBatcher:
                 break
             group.append(request)
             tokens += request.cost
-        return group
 
     async def _score_group(self, group: list[_Request]) -> None:
         records = [record for request in group for record in request.records]
