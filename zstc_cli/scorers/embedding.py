@@ -132,6 +132,15 @@ class EmbeddingScorer(Scorer):
         tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True  # padding encoded ids is intended
         self.input_names = list(tokenizer.model_input_names)
 
+    def describe(self) -> dict[str, object]:
+        """The model and its dtype (``int8`` under ``--quantize int8``), so a resumed run cannot mix exact
+        and int8 embeddings, and the constants that turn cosines into scores."""
+        return {
+            **super().describe(), "model": self.model.config.name_or_path, "dtype": str(self.model.dtype),
+            "pooling": self.pooling, "max_length": self.max_length, "temperature": self.temperature,
+            "multi_label": [self.multi_label_center, self.multi_label_temperature],
+        }  # fmt: skip
+
     def prepare(self, records: Sequence[Record]) -> EmbeddingWindow:
         index: dict[str, int] = {}
         record_text = [index.setdefault(record.text, len(index)) for record in records]
