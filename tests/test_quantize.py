@@ -27,11 +27,12 @@ def test_modes_are_checked_before_loading():
 def test_cache_key_follows_the_model_files(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     names = ["input_ids", "attention_mask"]
-    key = quantize.model_key(str(tmp_path), names)
-    assert key == quantize.model_key(str(tmp_path), names)
-    assert key != quantize.model_key(str(tmp_path), names + ["token_type_ids"])
+    key = quantize.model_key(str(tmp_path), names, "logits")
+    assert key == quantize.model_key(str(tmp_path), names, "logits")
+    assert key != quantize.model_key(str(tmp_path), names + ["token_type_ids"], "logits")
+    assert key != quantize.model_key(str(tmp_path), names, "last_hidden_state")
     (tmp_path / "config.json").write_text('{"changed": true}')
-    assert key != quantize.model_key(str(tmp_path), names)
+    assert key != quantize.model_key(str(tmp_path), names, "logits")
 
 
 @pytest.fixture
@@ -73,3 +74,29 @@ def test_cli_quantize_int8_and_bad_mode(bert_nli, cache, tmp_path, nyr_texts):
     assert len(rows) == 20 and all(sorted(r["labels"]) == sorted(LABELS) for r in rows)
     bad = run_zstc("classify", source, out, "-m", bert_nli, "-l", "a,b", "--quantize", "int4")
     assert bad.returncode == 2 and bad.stderr.decode().strip() == "zstc: error: --quantize 'int4': expected none or int8"
+
+
+@pytest.mark.slow
+def test_int8_embeddings_follow_exact_mode(cache, nyr_texts):
+    """The bundled all-MiniLM-L6-v2 through ONNX Runtime int8: embeddings nearly parallel to exact mode's."""
+    records = [Record(i + 1, text, LABELS) for i, text in enumerate(nyr_texts[:40])]
+    exact = load_scorer("all-MiniLM-L6-v2", device="cpu").scorer
+    int8 = load_scorer("all-MiniLM-L6-v2", device="cpu", quantize="int8").scorer
+    assert type(int8.model).__name__ == "OnnxInt8Model" and int8.describe()["dtype"] == "int8"
+    assert exact.describe()["dtype"] == "torch.float32"
+    assert len(list(cache.glob("int8/*/model.onnx"))) == 1
+    cosines = (exact.vectors(exact.prepare(records)) * int8.vectors(int8.prepare(records))).sum(axis=1)
+    assert 0.95 < cosines.min() and cosines.max() < 1 - 1e-6  # close, and really a different computation
+    scores = [np.abs(a - b).max() for a, b in zip(exact.score_records(records), int8.score_records(records))]
+    assert max(scores) < 0.25
+
+
+def test_cli_embedding_model_quantize_int8(cache, tmp_path, nyr_texts):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in nyr_texts[:20]])
+    out = tmp_path / "out.jsonl"
+    done = run_zstc("classify", source, out, "--model", "all-MiniLM-L6-v2", "-l", ",".join(LABELS), "--quantize",
+                    "int8", "--device", "cpu", "-q", env={"ZSTC_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}, check=True)  # fmt: skip
+    assert done.stderr == b""
+    rows = read_jsonl(out)
+    assert len(rows) == 20 and all(sorted(r["labels"]) == sorted(LABELS) for r in rows)
+    assert all(abs(sum(r["scores"]) - 1) < 1e-5 for r in rows)

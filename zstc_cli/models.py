@@ -247,12 +247,19 @@ def load_embedding(resolved: ResolvedModel, device: torch.device, dtype: torch.d
     return model.to(device).eval(), tokenizer
 
 
-def embedding_scorer(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, **batching) -> EmbeddingScorer:
-    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length)."""
+def embedding_scorer(
+    resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quantize: str = "none", **batching
+) -> EmbeddingScorer:
+    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length),
+    on the encoder itself or (``quantize="int8"``) its int8 ONNX Runtime copy."""
+    from . import quantize as quantization
+
     model, tokenizer = load_embedding(resolved, device, dtype)
     st_config = _read_json(_model_file(resolved, "sentence_bert_config.json")) or {}
     max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
     pooling = pooling_mode(_pooling_config(resolved))
+    input_names = list(tokenizer.model_input_names)
+    model = quantization.quantize(model, input_names, resolved.location, quantize, "last_hidden_state")
     return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, **batching)
 
 
@@ -306,11 +313,9 @@ def load_scorer(
     resolved = resolve_model(name)
     batching = {"max_tokens": max_tokens, "batch_size": batch_size}
     if choose_scorer(resolved, _load_config(resolved), scorer) == "embedding":
-        if quantize != "none":
-            raise ZstcError(f"--quantize {quantize} works with the NLI scorer only, not with embedding models")
-        chosen: Scorer = embedding_scorer(resolved, torch_device, torch_dtype, **batching)
+        chosen: Scorer = embedding_scorer(resolved, torch_device, torch_dtype, quantize, **batching)
     else:
         model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
-        model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize)
+        model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize, "logits")
         chosen = NLIScorer(model, tokenizer, torch_device, **batching)
     return LoadedModel(resolved, chosen, torch_device, torch_dtype, quantize)

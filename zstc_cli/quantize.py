@@ -6,8 +6,12 @@ eager mode on the CPU (they need ``torch.compile``, whose per-shape compile time
 ``torch.ao.quantization.quantize_dynamic`` is deprecated. optimum's ONNX export pins transformers < 4.58,
 so the model is exported with ``torch.onnx.export`` directly.
 
-The export and quantization take seconds, so the int8 model is cached on disk, keyed by the model's files,
-and later runs load it directly. Only Linear layers' weights are int8; activations are quantized per batch,
+Both scorers use it: the NLI scorer reads the sequence classifier's ``logits``, the embedding scorer the
+bare encoder's ``last_hidden_state``; the exported graph has that one output, and :class:`OnnxInt8Model`
+hands it back under the same attribute, so a scorer calls it exactly as it calls the torch model.
+
+The export and quantization take seconds, so the int8 model is cached on disk, keyed by the model's files
+and the output, and later runs load it directly. Only Linear layers' weights are int8; activations are quantized per batch,
 so scores differ slightly from exact mode (top labels almost always agree; see the README's Performance).
 """
 
@@ -54,9 +58,9 @@ def check_mode(mode: str, device: torch.device) -> None:
             raise ZstcError("--quantize int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
 
 
-def model_key(location: str, input_names: list[str]) -> str:
-    """A key that changes when the model's files, the input names, or the exporting torch change."""
-    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{torch.__version__}".encode())
+def model_key(location: str, input_names: list[str], output: str) -> str:
+    """A key that changes when the model's files, the input names, the output or the exporting torch change."""
+    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{output}|{torch.__version__}".encode())
     root = Path(location)
     for path in sorted(root.rglob("*")) if root.is_dir() else ():
         if path.is_file():
@@ -65,15 +69,15 @@ def model_key(location: str, input_names: list[str]) -> str:
     return digest.hexdigest()[:24]
 
 
-class _Logits(torch.nn.Module):
-    """Positional inputs in, logits out: the shape an ONNX graph wants."""
+class _OneOutput(torch.nn.Module):
+    """Positional inputs in, one named output out: the shape an ONNX graph wants."""
 
-    def __init__(self, model: torch.nn.Module, input_names: list[str]):
+    def __init__(self, model: torch.nn.Module, input_names: list[str], output: str):
         super().__init__()
-        self.model, self.input_names = model, input_names
+        self.model, self.input_names, self.output = model, input_names, output
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.input_names, inputs))).logits
+        return getattr(self.model(**dict(zip(self.input_names, inputs))), self.output)
 
 
 @contextlib.contextmanager
@@ -92,8 +96,25 @@ def _silenced() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def export_int8(model: torch.nn.Module, input_names: list[str], target: Path) -> None:
-    """Export ``model`` to ONNX and write its dynamically int8-quantized version to ``target``."""
+def narrowing_matmuls(path: Path) -> list[str]:
+    """MatMul nodes whose constant weight maps more features to fewer: the feed-forward down-projections
+    (and a classifier head). They stay float32 because their inputs, GELU outputs, have outliers that a
+    per-tensor int8 activation scale flattens. Measured with all-MiniLM-L6-v2 on the 5,011 New Year's
+    tweets, top-1 agreement with exact mode is 86.8% with every MatMul and the embedding tables (Gather)
+    quantized, 87.1% with MatMuls only, 89.8% with these kept float32 too (about 5% slower).
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    return [
+        node.name for node in graph.node
+        if node.op_type == "MatMul" and len(shape := shapes.get(node.input[1], [])) == 2 and shape[0] > shape[1]
+    ]  # fmt: skip
+
+
+def export_int8(model: torch.nn.Module, input_names: list[str], output: str, target: Path) -> None:
+    """Export ``model``'s ``output`` to ONNX and write its dynamically int8-quantized version to ``target``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,46 +123,52 @@ def export_int8(model: torch.nn.Module, input_names: list[str], target: Path) ->
         sample = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
         torch.onnx.export(
-            _Logits(model, input_names).eval(), sample, str(fp32), input_names=input_names,
-            output_names=["logits"], dynamic_shapes=(tuple({0: batch, 1: seq} for _ in input_names),),  # one entry: *inputs
+            _OneOutput(model, input_names, output).eval(), sample, str(fp32), input_names=input_names,
+            output_names=[output], dynamic_shapes=(tuple({0: batch, 1: seq} for _ in input_names),),  # one entry: *inputs
             dynamo=True, external_data=False, verbose=False,
         )  # fmt: skip
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            fp32, int8, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=narrowing_matmuls(fp32),
+        )
         os.replace(int8, target)  # atomic: a concurrent run sees the whole file or none
 
 
 class OnnxInt8Model:
-    """Stands in for the torch model in a scorer: same ``config``, called with the same tensors."""
+    """Stands in for the torch model in a scorer: same ``config``, called with the same tensors, and the
+    result has the one attribute the scorer reads (``.logits`` or ``.last_hidden_state``)."""
 
     dtype = "int8"  # what scorer.describe() records, so a resumed run cannot mix exact and int8 results
 
-    def __init__(self, path: Path, config, input_names: list[str]):
+    def __init__(self, path: Path, config, input_names: list[str], output: str):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.config, self.input_names = config, input_names
+        self.config, self.input_names, self.output = config, input_names, output
 
     def forward(self, **inputs: torch.Tensor):
-        from transformers.modeling_outputs import SequenceClassifierOutput
+        from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
         feed = {name: inputs[name].numpy() for name in self.input_names}
-        return SequenceClassifierOutput(logits=torch.from_numpy(self.session.run(None, feed)[0]))
+        result = torch.from_numpy(self.session.run(None, feed)[0])
+        return SequenceClassifierOutput(logits=result) if self.output == "logits" else BaseModelOutput(result)
 
     __call__ = forward
 
 
-def quantize(model: torch.nn.Module, input_names: list[str], location: str, mode: str):
-    """The model to score with: ``model`` itself for ``none``, an ONNX Runtime int8 version for ``int8``."""
+def quantize(model: torch.nn.Module, input_names: list[str], location: str, mode: str, output: str):
+    """The model to score with: ``model`` itself for ``none``, an ONNX Runtime int8 version for ``int8``
+    whose result carries ``output`` (``logits`` for the NLI scorer, ``last_hidden_state`` for embedding)."""
     if mode == "none":
         return model
-    target = cache_root() / "int8" / model_key(location, input_names) / "model.onnx"
+    target = cache_root() / "int8" / model_key(location, input_names, output) / "model.onnx"
     if not target.exists():
         try:
-            export_int8(model.float(), input_names, target)  # int8 weights come from float32, whatever --dtype
+            export_int8(model.float(), input_names, output, target)  # int8 weights come from float32, whatever --dtype
         except Exception as exc:
             shutil.rmtree(target.parent, ignore_errors=True)
             raise ZstcError(f"--quantize int8: cannot export {location} to ONNX: {type(exc).__name__}: {exc}") from exc
-    return OnnxInt8Model(target, model.config, input_names)
+    return OnnxInt8Model(target, model.config, input_names, output)

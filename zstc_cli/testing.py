@@ -16,6 +16,7 @@ from .catalog import bundled_model_dir
 
 NLI_LABELS = {"contradiction": 0, "neutral": 1, "entailment": 2}
 NLI_LABELS_ENTAILMENT_FIRST = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}
+HEAD_STD = 2.0  # build_minilm_nli's classifier init: logit gaps like a trained NLI head's (see there)
 
 
 def bundled_minilm_dir() -> Path:
@@ -89,7 +90,10 @@ def build_minilm_nli(target: Path, seed: int = 0) -> Path:
     """The real all-MiniLM-L6-v2 encoder (22M parameters, real tokenizer) with a seeded 3-way NLI head.
 
     Its scores are meaningless, but its size and tokenizer are real, so speed measured on it is the speed
-    of a MiniLM-sized NLI model: what benchmarks need when the hub cannot be reached.
+    of a MiniLM-sized NLI model: what benchmarks need when the hub cannot be reached. The head is drawn
+    with std ``HEAD_STD`` rather than transformers' 0.02: a trained NLI head separates labels by several
+    logits, while a 0.02 head leaves them within a few thousandths, where any rounding (int8) flips the
+    top label, so agreement measured on it would say nothing about a real model.
     """
     from transformers import AutoTokenizer, BertForSequenceClassification
 
@@ -97,4 +101,5 @@ def build_minilm_nli(target: Path, seed: int = 0) -> Path:
     model = BertForSequenceClassification.from_pretrained(
         bundled_minilm_dir(), num_labels=3, label2id=NLI_LABELS, id2label={i: k for k, i in NLI_LABELS.items()}
     )
+    torch.nn.init.normal_(model.classifier.weight, std=HEAD_STD)
     return _save(model.eval(), AutoTokenizer.from_pretrained(bundled_minilm_dir()), target)

@@ -133,6 +133,8 @@ class EmbeddingScorer(Scorer):
         self.input_names = list(tokenizer.model_input_names)
 
     def describe(self) -> dict[str, object]:
+        """Adds the pooling and the constants that turn cosines into scores (model and dtype, ``int8`` under
+        ``--quantize int8``, come from the base class), so a resumed run cannot mix settings."""
         return {
             **super().describe(), "pooling": self.pooling, "max_length": self.max_length,
             "temperature": self.temperature, "multi_label_center": self.multi_label_center,
