@@ -58,9 +58,15 @@ def check_mode(mode: str, device: torch.device) -> None:
             raise ZstcError("--quantize int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
 
 
+RECIPE = 2
+"""Bump when what gets quantized changes (2: feed-forward down-projections and embeddings stay float32), so
+cached exports made by an older zstc are not reused."""
+
+
 def model_key(location: str, input_names: list[str], output: str) -> str:
-    """A key that changes when the model's files, the input names, the output or the exporting torch change."""
-    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{output}|{torch.__version__}".encode())
+    """A key that changes when the model's files, the input names, the output, the quantization recipe or the
+    exporting torch change."""
+    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{output}|{RECIPE}|{torch.__version__}".encode())
     root = Path(location)
     for path in sorted(root.rglob("*")) if root.is_dir() else ():
         if path.is_file():
