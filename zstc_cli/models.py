@@ -219,29 +219,17 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def load_nli(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype):
-    """Load tokenizer and sequence-classification model once, in eval mode, on ``device``."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, head: str = "nli"):
+    """Load tokenizer and model once, in eval mode, on ``device``: a sequence-classification model for the
+    ``nli`` head, the bare encoder (no task head) for ``embedding``."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
+    auto_class = AutoModelForSequenceClassification if head == "nli" else AutoModel
     transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars: noise on stderr
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-        model = AutoModelForSequenceClassification.from_pretrained(resolved.location, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {_first_line(exc)}") from exc
-    return model.to(device).eval(), tokenizer
-
-
-def load_embedding(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype):
-    """Load tokenizer and bare encoder (no task head) once, in eval mode, on ``device``."""
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-        model = AutoModel.from_pretrained(resolved.location, dtype=dtype)
+        model = auto_class.from_pretrained(resolved.location, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {_first_line(exc)}") from exc
     return model.to(device).eval(), tokenizer
@@ -254,7 +242,7 @@ def embedding_scorer(
     on the encoder itself or (``quantize="int8"``) its int8 ONNX Runtime copy."""
     from . import quantize as quantization
 
-    model, tokenizer = load_embedding(resolved, device, dtype)
+    model, tokenizer = load_pretrained(resolved, device, dtype, "embedding")
     st_config = _read_json(_model_file(resolved, "sentence_bert_config.json")) or {}
     max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
     pooling = pooling_mode(_pooling_config(resolved))
@@ -315,7 +303,7 @@ def load_scorer(
     if choose_scorer(resolved, _load_config(resolved), scorer) == "embedding":
         chosen: Scorer = embedding_scorer(resolved, torch_device, torch_dtype, quantize, **batching)
     else:
-        model, tokenizer = load_nli(resolved, torch_device, torch_dtype)
+        model, tokenizer = load_pretrained(resolved, torch_device, torch_dtype)
         model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize, "logits")
         chosen = NLIScorer(model, tokenizer, torch_device, **batching)
     return LoadedModel(resolved, chosen, torch_device, torch_dtype, quantize)
