@@ -27,7 +27,9 @@ def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
         exact = rows[(dataset, "zstc")]
         assert exact["vs_pipeline"]["max_abs_score_diff"] < 1e-4
         assert exact["vs_pipeline"]["top1_agreement"] == 1.0
-        assert rows[(dataset, "pipeline")]["speedup"] == 1.0
+        # At 3 vs 9 records start-up noise can exceed the work itself; the script then reports the steady
+        # rate as n/a rather than a nonsense number (a real run uses hundreds of records).
+        assert rows[(dataset, "pipeline")]["speedup"] in (1.0, None)
         assert 0 < rows[(dataset, "zstc --quantize int8")]["vs_exact"]["top1_agreement"] <= 1.0
         assert all(row["peak_rss_mb"] > 50 for row in rows.values())
     assert "| resolutions (9 x 10) | zstc |" in (out / "vs_pipeline.md").read_text()
