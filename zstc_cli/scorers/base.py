@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..batching import plan_batches
 from ..records import Record
 
 Prepared = Any
@@ -58,3 +60,33 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def ready_to_pad(tokenizer) -> None:
+    """Let ``tokenizer.pad`` pad already-encoded ids: give it a pad token (the end token, as the pipeline
+    does) and silence its advice to call the tokenizer instead, which would tokenize again."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+
+
+def padded_batches(
+    tokenizer, rows: list[dict[str, list[int]]], device: torch.device, max_tokens: int, batch_size: int
+) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+    """Length-sorted, token-budgeted batches of encoded ``rows``, padded, as (row positions, tensors).
+
+    On CUDA the tensors are pinned so that :func:`on_device` can copy them asynchronously.
+    """
+    lengths = [len(row["input_ids"]) for row in rows]
+    batches = []
+    for positions in plan_batches(lengths, max_tokens, batch_size):
+        padded = dict(tokenizer.pad([rows[p] for p in positions], padding=True, return_tensors="pt"))
+        if device.type == "cuda":
+            padded = {name: tensor.pin_memory() for name, tensor in padded.items()}
+        batches.append((positions, padded))
+    return batches
+
+
+def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a prepared batch to ``device`` (non-blocking from pinned memory on CUDA)."""
+    return {name: tensor.to(device, non_blocking=device.type == "cuda") for name, tensor in batch.items()}

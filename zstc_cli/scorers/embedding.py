@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, plan_batches
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from ..errors import ModelError
 from ..records import Record
-from .base import Scorer, softmax
+from .base import Scorer, on_device, padded_batches, ready_to_pad, softmax
 
 SINGLE_LABEL_TEMPERATURE = 0.07
 MULTI_LABEL_CENTER = 0.35
@@ -127,9 +127,7 @@ class EmbeddingScorer(Scorer):
         self.temperature = temperature
         self.multi_label_center, self.multi_label_temperature = multi_label_center, multi_label_temperature
         self.cache = EmbeddingCache(cache_size)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True  # padding encoded ids is intended
+        ready_to_pad(tokenizer)
         self.input_names = list(tokenizer.model_input_names)
 
     def describe(self) -> dict[str, object]:
@@ -155,21 +153,16 @@ class EmbeddingScorer(Scorer):
                 [strings[i] for i in missing], truncation=True, max_length=self.max_length, return_attention_mask=False
             )
             names = [name for name in self.input_names if name in encoded]
-            lengths = [len(ids) for ids in encoded["input_ids"]]
-            for positions in plan_batches(lengths, self.max_tokens, self.batch_size):
-                rows = [{name: encoded[name][p] for name in names} for p in positions]
-                padded = dict(self.tokenizer.pad(rows, padding=True, return_tensors="pt"))
-                if self.device.type == "cuda":
-                    padded = {name: tensor.pin_memory() for name, tensor in padded.items()}
-                batches.append(([missing[p] for p in positions], padded))
+            rows = [{name: encoded[name][p] for name in names} for p in range(len(missing))]
+            planned = padded_batches(self.tokenizer, rows, self.device, self.max_tokens, self.batch_size)
+            batches = [([missing[p] for p in positions], padded) for positions, padded in planned]
         multi_label = [record.multi_label for record in records]
         return EmbeddingWindow(strings, known, batches, record_text, record_hypotheses, multi_label)
 
     @torch.inference_mode()
     def embed(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """Unit-length sentence embeddings (float32) of one padded batch."""
-        non_blocking = self.device.type == "cuda"
-        inputs = {name: tensor.to(self.device, non_blocking=non_blocking) for name, tensor in batch.items()}
+        inputs = on_device(batch, self.device)
         hidden = self.model(**inputs).last_hidden_state.float()
         pooled = pool(hidden, inputs["attention_mask"], self.pooling)
         return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()

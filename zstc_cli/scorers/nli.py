@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, plan_batches
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from ..errors import ModelError
 from ..records import Record
-from .base import Scorer, softmax
+from .base import Scorer, on_device, padded_batches, ready_to_pad, softmax
 
 VERY_LARGE = 1_000_000
 # Models whose position ids start after the padding index, so fewer positions are usable than configured.
@@ -74,10 +74,7 @@ class NLIScorer(Scorer):
                 f"(label2id: {dict(model.config.label2id)}); it is not an NLI model"
             )
         self.contradiction_id = -1 if self.entailment_id == 0 else 0
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # tokenizer.pad on already-encoded ids is what we want; silence its "use __call__" advice.
-        tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+        ready_to_pad(tokenizer)
         self.max_length = max_input_length(tokenizer, model.config)
         self.input_names = list(tokenizer.model_input_names)
         self.forward_kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
@@ -101,22 +98,15 @@ class NLIScorer(Scorer):
             record_pairs.append([unique.setdefault((record.text, h), len(unique)) for h in record.hypotheses])
         pairs = list(unique)
         encoded = self._encode([p for p, _ in pairs], [h for _, h in pairs])
-        lengths = [len(item["input_ids"]) for item in encoded]
-        batches = []
-        for indices in plan_batches(lengths, self.max_tokens, self.batch_size):
-            padded = self.tokenizer.pad([encoded[i] for i in indices], padding=True, return_tensors="pt")
-            if self.device.type == "cuda":
-                padded = {name: tensor.pin_memory() for name, tensor in padded.items()}
-            batches.append((indices, dict(padded)))
+        batches = padded_batches(self.tokenizer, encoded, self.device, self.max_tokens, self.batch_size)
         return NLIWindow(batches, len(pairs), record_pairs, [r.multi_label for r in records])
 
     @torch.inference_mode()
     def logits(self, window: NLIWindow) -> np.ndarray:
         """Raw (pairs x classes) logits of every unique pair in the window, as float32."""
         out = np.empty((window.pair_count, self.model.config.num_labels), dtype=np.float32)
-        non_blocking = self.device.type == "cuda"
         for indices, batch in window.batches:
-            inputs = {name: tensor.to(self.device, non_blocking=non_blocking) for name, tensor in batch.items()}
+            inputs = on_device(batch, self.device)
             out[indices] = self.model(**inputs, **self.forward_kwargs).logits.float().cpu().numpy()
         return out
 
