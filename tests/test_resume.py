@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import run_zstc
+from conftest import read_jsonl, run_zstc, write_jsonl
 
 LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread: fast and steady on a shared CPU
@@ -181,3 +181,34 @@ def test_a_write_failure_without_a_checkpoint_leaves_no_partial(tmp_path, nyr_ro
     )  # fmt: skip
     assert failed.returncode == 1 and b"File too large" in failed.stderr and b"Traceback" not in failed.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+KILLED_BEFORE_RENAMING_OUTPUT = """
+import os, sys
+from zstc_cli.cli import main
+
+out = sys.argv[3]
+rename = os.replace
+os.replace = lambda a, b: os._exit(9) if str(b) == out else rename(a, b)  # every window durable, OUTPUT not in place
+sys.argv[0] = "zstc"
+main()
+"""
+
+
+def test_resume_after_a_kill_between_the_renames_says_only_what_it_did(tmp_path, bert_nli, nyr_rows):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": row["text"]} for row in nyr_rows[:5]] + ["broken"])
+    out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    args = ["classify", str(source), str(out), "-m", str(bert_nli), "-l", "health,money", "--on-error", "skip",
+            "--errors", str(bad)]  # fmt: skip
+    killed = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAMING_OUTPUT, *args], env=ENV, capture_output=True)
+    assert killed.returncode == 9, killed.stderr.decode()
+    assert bad.exists() and not out.exists()
+
+    resumed = run_zstc(*args, "--resume", check=True).stderr.decode()
+    assert resumed.count(f"zstc: the interrupted run had finished; renamed its partial output onto {out}\n") == 1
+    assert "nothing to resume" not in resumed
+    assert f"zstc: 5 records (5 from the interrupted run) in 0.0 s (0.0 records/s), 1 bad records in {bad}" in resumed
+    assert len(read_jsonl(out)) == 5 and len(read_jsonl(bad)) == 1
+
+    again = run_zstc(*args, "--resume", check=True).stderr.decode()
+    assert again.count("nothing to resume") == 1 and "interrupted run" not in again

@@ -2,14 +2,14 @@
 
 Library use::
 
-    from zstc_cli import classify_file, load_scorer
-    loaded = load_scorer("facebook/bart-large-mnli")
+    from zstc_cli import ModelSpec, classify_file
+    loaded = ModelSpec("facebook/bart-large-mnli", threads=4).load()   # or load_scorer(name, threads=4)
     classify_file("in.jsonl", "out.jsonl", loaded.scorer)
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "classify_file", "classify_path", "classify_texts", "load_scorer"]
+__all__ = ["__version__", "ModelSpec", "classify_file", "classify_path", "classify_texts", "load_scorer"]
 
 
 def __getattr__(name: str):
@@ -18,8 +18,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
-    if name == "load_scorer":
-        from .models import load_scorer
+    if name in ("ModelSpec", "load_scorer"):
+        from . import models
 
-        return load_scorer
+        return getattr(models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

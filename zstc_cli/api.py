@@ -43,10 +43,9 @@ def classify_file(
         "skip_errors": errors is not None, "scorer": scorer.describe(),
     }  # fmt: skip
     with open_run(source, target, errors, settings, resume, log) as run:
-        if run.done:
-            log(f"{target} already exists and no unfinished run was found: nothing to resume")
-            return RunSummary()
         done = run.state.records
+        if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
+            return RunSummary(done, run.state.errors, resumed=done)
         progress(done + run.state.errors)
         write = run.write if tee is None else lambda line: (run.write(line), tee(line))
         summary = classify_stream(

@@ -149,6 +149,8 @@ class Run:
             raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
         if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
             self.done = all(Path(target).exists() for target in self.targets)
+            if self.done:
+                log(f"{self.targets[0]} already exists and no unfinished run was found: nothing to resume")
             return
         saved = orjson.loads(self.checkpoint.read_bytes())
         for key, what in (("version", "checkpoint format"), ("input", f"input {source}"), ("settings", "options")):
@@ -164,7 +166,7 @@ class Run:
         if state.finishing:  # killed while renaming the partials: complete the renames
             self._rename_partials()
             log(f"the interrupted run had finished; renamed its partial output onto {self.targets[0]}")
-            self.done = True
+            self.state, self.done = state, True  # its counts: what the summary reports as resumed
             return
         for target, size in zip(self.targets, state.sizes):
             partial = partial_path(target)

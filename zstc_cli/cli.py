@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -19,6 +19,9 @@ from .engines.local import RunSummary
 from .errors import Interrupted, ZstcError
 from .progress import Progress
 from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
+
+if TYPE_CHECKING:  # models imports torch, which `zstc --help` must not pay for
+    from .models import ModelSpec
 
 app = typer.Typer(
     help="Zero-shot text classification of JSON-lines files: name your categories, no training.",
@@ -122,6 +125,21 @@ ScorerOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 QuantizeOpt = Annotated[str, typer.Option(help="none (exact), or int8: ONNX Runtime int8 weights, CPU only, ~2x faster.")]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker]."),
+]
+
+
+def model_spec(
+    model: str, device: str, dtype: str, max_tokens: int, batch_size: int, scorer: str, quantize: str,
+    threads: int | None,
+) -> ModelSpec:  # fmt: skip
+    """The model options of any command as one :class:`~zstc_cli.models.ModelSpec` (imported only when a
+    command runs)."""
+    from .models import ModelSpec
+
+    return ModelSpec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
 
 
 def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
@@ -160,6 +178,7 @@ def classify(
     dtype: DtypeOpt = "auto",
     scorer: ScorerOpt = "auto",
     quantize: QuantizeOpt = "none",
+    threads: ThreadsOpt = None,
     engine: Annotated[str, typer.Option(help="local: in this process; ray: on a Ray cluster.")] = "local",
     ray_address: Annotated[
         Optional[str], typer.Option(help="With --engine ray: auto or ray://host:port [default: start a local Ray].")
@@ -186,7 +205,6 @@ def classify(
     """
     from .api import classify_jobs
     from .locations import plan_jobs
-    from .models import load_scorer
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors(debug):
@@ -198,11 +216,12 @@ def classify(
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
+        spec = model_spec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
         if engine == "ray":
             if resume:
                 raise ZstcError("--resume works with the local engine only")
             summary = _classify_on_ray(
-                input, output, (model, device, dtype, max_tokens, batch_size, scorer, quantize), defaults, window,
+                input, output, spec, defaults, window,
                 keep_fields, errors if on_error == "skip" else None, ray_address, num_workers, gpus_per_worker, quiet,
             )  # fmt: skip
         elif engine != "local":
@@ -211,12 +230,9 @@ def classify(
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
         else:
             jobs = plan_jobs(input, output, errors if on_error == "skip" else None)  # bad locations fail early
-            loaded = load_scorer(
-                model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, scorer=scorer,
-                quantize=quantize,
-            )
+            loaded = spec.load(quiet)
             if not quiet:
-                print(f"zstc: model {loaded.describe()}", file=sys.stderr)
+                print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
             with Progress(input, quiet=quiet) as progress:
                 summary = classify_jobs(
                     jobs, loaded.scorer, defaults,
@@ -266,6 +282,7 @@ def evaluate(
     dtype: DtypeOpt = "auto",
     scorer: ScorerOpt = "auto",
     quantize: QuantizeOpt = "none",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -302,13 +319,9 @@ def evaluate(
                 evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
                 run = None
             else:
-                from .models import load_scorer
-
                 defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None)
-                loaded = load_scorer(
-                    model, device, dtype, max_tokens=max_tokens, batch_size=batch_size, quiet=quiet, scorer=scorer,
-                    quantize=quantize,
-                )
+                spec = model_spec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
+                loaded = spec.load(quiet)
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_model(
                         gold, loaded.scorer, candidates, predictions, defaults,
@@ -355,6 +368,7 @@ def serve(
     dtype: DtypeOpt = "auto",
     scorer: ScorerOpt = "auto",
     quantize: QuantizeOpt = "none",
+    threads: ThreadsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -369,8 +383,6 @@ def serve(
         curl -H 'Content-Type: application/json' localhost:8080/invocations
             -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
     """
-    from .models import load_scorer
-
     with user_errors(debug):
         try:
             from .serve import ServeSettings, endpoint
@@ -381,32 +393,23 @@ def serve(
             max_labels=max_labels, max_chars=max_chars, max_body_bytes=max_body_bytes,
             max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
         )  # fmt: skip
-
-        def load():
-            loaded = load_scorer(
-                model, device, dtype, max_tokens=max_batch_tokens, batch_size=batch_size, quiet=True, scorer=scorer,
-                quantize=quantize,
-            )
-            return loaded.scorer
-
-        endpoint(load, settings, host, port, quiet).run()
+        spec = model_spec(model, device, dtype, max_batch_tokens, batch_size, scorer, quantize, threads)
+        endpoint(lambda: spec.load(quiet=True).scorer, settings, host, port, quiet).run()
 
 
 def _classify_on_ray(
-    input: str, output: str, model: tuple, defaults: RecordDefaults, window: int, keep: tuple[str, ...],
+    input: str, output: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: tuple[str, ...],
     errors: str | None,
     address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool,
 ):  # fmt: skip
-    """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers).
-
-    ``model`` holds :class:`~zstc_cli.engines.ray.ModelSpec`'s fields, built here because Ray is optional."""
+    """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers)."""
     try:
-        from .engines.ray import ModelSpec, RayOptions, classify_on_ray
+        from .engines.ray import RayOptions, classify_on_ray
     except ImportError as exc:
         raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
     with Progress(input, quiet=quiet) as progress:
         return classify_on_ray(
-            input, output, ModelSpec(*model), defaults,
+            input, output, model, defaults,
             options=RayOptions(address, num_workers, gpus_per_worker),
             window=window, keep=keep, errors=errors, progress=progress.update,
         )  # fmt: skip

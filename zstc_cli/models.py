@@ -260,6 +260,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     quantize: str = "none"
+    threads: int = 1  # torch's intra-op threads once loaded (ONNX Runtime's too, with int8)
 
     @property
     def precision(self) -> str:
@@ -271,6 +272,61 @@ class LoadedModel:
         return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision})"
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model scores, and how: the options every command and the Python API share.
+
+    Frozen and picklable, so the Ray engine ships it to its workers and each loads the model where it runs.
+    ``threads=None`` leaves torch's default (one thread per physical core); a number sets torch's intra-op
+    threads, which ONNX Runtime's int8 sessions follow, for the whole process (a torch setting, not ours).
+    """
+
+    name: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    scorer: str = "auto"
+    quantize: str = "none"
+    threads: int | None = None
+
+    def check(self) -> tuple[ResolvedModel, torch.device, torch.dtype]:
+        """Validate every option and resolve model, device and dtype without loading anything, so a mistake
+        fails in one line before any work (or, on Ray, before workers start)."""
+        from . import quantize as quantization
+
+        if self.scorer not in SCORERS:
+            raise ZstcError(f"--scorer {self.scorer!r}: expected {', '.join(SCORERS)}")
+        if self.threads is not None and self.threads < 1:
+            raise ZstcError(f"--threads {self.threads}: expected 1 or more")
+        device = resolve_device(self.device)
+        dtype = resolve_dtype(self.dtype, device)
+        quantization.check_mode(self.quantize, device)
+        return resolve_model(self.name), device, dtype
+
+    def load(self, quiet: bool = False) -> LoadedModel:
+        """Load the model once on the chosen device and dtype and wrap it in its scorer. ``quiet`` also
+        silences the hub's download progress bars."""
+        from . import quantize as quantization
+
+        resolved, device, dtype = self.check()
+        if quiet:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        if self.threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
+            torch.set_num_threads(self.threads)
+        batching = {"max_tokens": self.max_tokens, "batch_size": self.batch_size}
+        if choose_scorer(resolved, _load_config(resolved), self.scorer) == "embedding":
+            chosen: Scorer = embedding_scorer(resolved, device, dtype, self.quantize, **batching)
+        else:
+            model, tokenizer = load_pretrained(resolved, device, dtype)
+            input_names = list(tokenizer.model_input_names)
+            model = quantization.quantize(model, input_names, resolved.location, self.quantize, "logits")
+            chosen = NLIScorer(model, tokenizer, device, **batching)
+        return LoadedModel(resolved, chosen, device, dtype, self.quantize, torch.get_num_threads())
+
+
 def load_scorer(
     name: str = DEFAULT_MODEL,
     device: str = "auto",
@@ -280,30 +336,12 @@ def load_scorer(
     quiet: bool = False,
     scorer: str = "auto",
     quantize: str = "none",
+    threads: int | None = None,
 ) -> LoadedModel:
-    """Resolve ``name``, load it once on the chosen device and dtype, and wrap it in its scorer.
+    """``ModelSpec(...).load(quiet)`` with keyword options: resolve ``name`` and load it in its scorer.
 
-    ``scorer`` is ``auto`` (chosen from the model), ``nli`` or ``embedding``. ``quiet`` also silences the
-    hub's download progress bars; ``quantize="int8"`` scores with an int8 ONNX Runtime copy of the model
-    (CPU only, see :mod:`zstc_cli.quantize`).
+    ``scorer`` is ``auto`` (chosen from the model), ``nli`` or ``embedding``; ``quantize="int8"`` scores
+    with an int8 ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.quantize`); ``threads`` sets
+    torch's CPU threads (default: torch's own).
     """
-    from . import quantize as quantization
-
-    if scorer not in SCORERS:
-        raise ZstcError(f"--scorer {scorer!r}: expected {', '.join(SCORERS)}")
-    if quiet:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
-    quantization.check_mode(quantize, torch_device)
-    resolved = resolve_model(name)
-    batching = {"max_tokens": max_tokens, "batch_size": batch_size}
-    if choose_scorer(resolved, _load_config(resolved), scorer) == "embedding":
-        chosen: Scorer = embedding_scorer(resolved, torch_device, torch_dtype, quantize, **batching)
-    else:
-        model, tokenizer = load_pretrained(resolved, torch_device, torch_dtype)
-        model = quantization.quantize(model, list(tokenizer.model_input_names), resolved.location, quantize, "logits")
-        chosen = NLIScorer(model, tokenizer, torch_device, **batching)
-    return LoadedModel(resolved, chosen, torch_device, torch_dtype, quantize)
+    return ModelSpec(name, device, dtype, max_tokens, batch_size, scorer, quantize, threads).load(quiet)

@@ -36,6 +36,7 @@ def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> 
         "hypothesis_template": template,
         "device": str(loaded.device),
         "dtype": loaded.precision,
+        "threads": loaded.threads,
         "seconds": round(summary.seconds, 3) if summary else None,
         "records_per_second": round(summary.rate, 2) if summary else None,
     }

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
 
@@ -26,37 +26,14 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from ..batching import DEFAULT_WINDOW
 from ..errors import RecordError, ZstcError
 from ..io import STDIO, is_remote, open_output
 from ..locations import input_paths
-from ..models import DEFAULT_MODEL, load_scorer, resolve_device, resolve_dtype, resolve_model
+from ..models import ModelSpec
 from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
-from ..scorers.base import Scorer, rank
+from ..scorers.base import rank
 from .local import RunSummary, Write
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What each worker passes to :func:`~zstc_cli.models.load_scorer`: models load where they run."""
-
-    name: str = DEFAULT_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    batch_size: int = DEFAULT_BATCH_SIZE
-    scorer: str = "auto"
-    quantize: str = "none"
-
-    def check(self) -> None:
-        """Resolve device, dtype and model here without loading anything; raise a one-line ZstcError."""
-        resolve_model(self.name)
-        resolve_dtype(self.dtype, resolve_device(self.device))
-
-    def load(self) -> Scorer:
-        return load_scorer(
-            self.name, self.device, self.dtype, max_tokens=self.max_tokens, batch_size=self.batch_size, quiet=True,
-            scorer=self.scorer, quantize=self.quantize,
-        ).scorer
 
 
 @dataclass(frozen=True)
@@ -122,7 +99,7 @@ class ScoreWorker:
     """
 
     def __init__(self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str]):
-        self.scorer = model.load()
+        self.scorer = model.load(quiet=True).scorer
         self.defaults, self.keep = defaults, keep
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -148,8 +125,17 @@ class ScoreWorker:
         return out
 
 
+def worker_cpus(model: ModelSpec) -> int:
+    """The CPUs each worker reserves and the threads its model runs with: ``threads``, else one.
+
+    Threads equal to the worker's CPU share keep a machine's workers from oversubscribing its cores; Ray
+    would only hint it (``OMP_NUM_THREADS``), which a driver's environment can override.
+    """
+    return model.threads or 1
+
+
 @contextlib.contextmanager
-def ray_session(options: RayOptions) -> Iterator[None]:
+def ray_session(options: RayOptions, cpus_per_worker: int = 1) -> Iterator[None]:
     """Use the Ray instance already initialised in this process, or connect/start one for the run.
 
     Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs):
@@ -162,8 +148,9 @@ def ray_session(options: RayOptions) -> Iterator[None]:
         yield
         return
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if options.address is None:  # logical CPUs: a worker count above the core count is the user's choice
-        ray.init(num_cpus=max(os.cpu_count() or 1, options.num_workers or 0), include_dashboard=False, **quiet)
+    if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
+        wanted = (options.num_workers or 1) * cpus_per_worker
+        ray.init(num_cpus=max(os.cpu_count() or 1, wanted), include_dashboard=False, **quiet)
     else:
         try:
             ray.init(address=options.address, **quiet)
@@ -175,17 +162,20 @@ def ray_session(options: RayOptions) -> Iterator[None]:
         ray.shutdown()
 
 
-def pool_size(options: RayOptions) -> int:
-    """``num_workers``, else one worker per CPU of the cluster, or per ``gpus_per_worker`` GPUs."""
+def pool_size(options: RayOptions, cpus_per_worker: int = 1) -> int:
+    """``num_workers``, else one worker per ``cpus_per_worker`` CPUs of the cluster, or per
+    ``gpus_per_worker`` GPUs."""
     resources = ray.cluster_resources()
-    gpus = resources.get("GPU", 0)
+    gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 0)
     if options.gpus_per_worker > gpus:  # Ray Data would wait for the GPUs forever
         raise ZstcError(f"--gpus-per-worker {options.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPUs")
+    if cpus_per_worker > cpus:  # and for the CPUs
+        raise ZstcError(f"--threads {cpus_per_worker}: each Ray worker reserves as many CPUs; the cluster has {cpus:g}")
     if options.num_workers is not None:
         return options.num_workers
     if options.gpus_per_worker > 0:
         return max(1, int(gpus // options.gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1)))
+    return max(1, int(cpus // cpus_per_worker))
 
 
 def _results(
@@ -200,10 +190,12 @@ def _results(
     """Batches of assembled lines from the cluster, in input order (files in sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
+    cpus = worker_cpus(model)
+    worker = {"model": replace(model, threads=cpus), "defaults": defaults, "keep": tuple(keep)}
     dataset = ray.data.read_datasource(_reader(source, paths, window), num_cpus=0).map_batches(
-        ScoreWorker, fn_constructor_kwargs={"model": model, "defaults": defaults, "keep": tuple(keep)},
-        batch_size=window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool_size(options)),
-        num_cpus=1, num_gpus=options.gpus_per_worker or None,
+        ScoreWorker, fn_constructor_kwargs=worker, batch_size=window, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=pool_size(options, cpus)), num_cpus=cpus,
+        num_gpus=options.gpus_per_worker or None,
     )  # fmt: skip
     dataset.context.execution_options.preserve_order = True
     dataset.context.enable_progress_bars = False  # zstc's own progress bar counts records
@@ -249,7 +241,7 @@ def classify_on_ray(
     paths = input_files(source)
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
-    with open_output(target) as out, ray_session(options):
+    with open_output(target) as out, ray_session(options, worker_cpus(model)):
         results = _results(source, paths, model, defaults, window, keep, options)  # a generator: runs in _write
         if errors is None:
             return _write(results, out.write, None, progress)

@@ -1,0 +1,86 @@
+"""One ModelSpec for every command: validation without loading, loading, and --threads reaching torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import subprocess
+import sys
+
+import orjson
+import pytest
+import torch
+
+from conftest import read_jsonl, run_zstc, write_jsonl
+from zstc_cli import ModelSpec, load_scorer
+from zstc_cli.errors import ModelError, ZstcError
+
+
+@pytest.fixture
+def torch_threads():
+    """Loading with ``threads`` sets torch's process-wide count: give the other tests theirs back."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def test_spec_is_frozen_and_travels_to_workers():
+    spec = ModelSpec("some/model", device="cpu", threads=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.threads = 3  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(spec)) == spec  # what the Ray engine does to ship it
+
+
+def test_check_refuses_bad_options_in_one_line_without_loading(tmp_path, bert_nli):
+    for spec, message in [
+        (ModelSpec(str(bert_nli), threads=0), "--threads 0: expected 1 or more"),
+        (ModelSpec(str(bert_nli), scorer="bm25"), "--scorer 'bm25': expected auto, nli, embedding"),
+        (ModelSpec(str(bert_nli), device="cpu", quantize="int4"), "--quantize 'int4': expected none or int8"),
+        (ModelSpec(str(bert_nli), device="cpu", dtype="float16"), "--dtype float16 is not supported on the CPU"),
+    ]:
+        with pytest.raises(ZstcError) as refused:
+            spec.check()
+        assert str(refused.value).startswith(message)
+    with pytest.raises(ModelError, match="no such directory"):
+        ModelSpec(str(tmp_path / "missing")).check()
+    resolved, device, dtype = ModelSpec(str(bert_nli), device="cpu").check()
+    assert (resolved.source, device, dtype) == ("local", torch.device("cpu"), torch.float32)
+
+
+def test_threads_reach_torch_and_default_leaves_torch_alone(bert_nli, torch_threads):
+    default = ModelSpec(str(bert_nli), device="cpu").load()
+    assert torch.get_num_threads() == default.threads == torch_threads
+    target = 1 if torch_threads != 1 else 2  # a value that differs from where torch started
+    loaded = load_scorer(str(bert_nli), device="cpu", threads=target)
+    assert torch.get_num_threads() == loaded.threads == target
+    assert loaded.scorer.describe() == default.scorer.describe()  # threads do not change what a checkpoint records
+
+
+def test_int8_session_runs_on_the_spec_threads(bert_nli, torch_threads, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSTC_CACHE", str(tmp_path / "cache"))
+    target = 1 if torch_threads != 1 else 2
+    loaded = ModelSpec(str(bert_nli), device="cpu", quantize="int8", threads=target).load(quiet=True)
+    assert loaded.scorer.model.session.get_session_options().intra_op_num_threads == target
+
+
+def test_cli_threads_reach_torch_in_a_real_run(tmp_path, bert_nli):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "I will run a marathon"}, {"text": "Save money"}])
+    args = ["classify", source, tmp_path / "out.jsonl", "-m", bert_nli, "-l", "health,money", "--device", "cpu"]
+    one = run_zstc(*args, "--threads", "1", check=True)
+    assert ", 1 CPU threads\n" in one.stderr.decode()
+    assert [sorted(row["labels"]) for row in read_jsonl(tmp_path / "out.jsonl")] == [["health", "money"]] * 2
+
+    default = run_zstc(*args, check=True)  # no --threads: whatever torch picks in this environment
+    torch_default = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, check=True
+    ).stdout.decode().strip()
+    assert f", {torch_default} CPU threads\n" in default.stderr.decode()
+
+
+def test_cli_evaluate_reports_its_threads(tmp_path, bert_nli):
+    data = write_jsonl(tmp_path / "data.jsonl", [{"text": "Run a marathon", "topic": "health"},
+                                                 {"text": "Save money", "topic": "money"}])  # fmt: skip
+    report = tmp_path / "report.json"
+    run_zstc("evaluate", data, "--label-field", "topic", "-m", bert_nli, "--device", "cpu", "--threads", "1",
+             "--report", report, "-q", check=True)  # fmt: skip
+    assert orjson.loads(report.read_bytes())["run"]["threads"] == 1
