@@ -27,7 +27,9 @@ from zstc_cli import classify_path, load_scorer
 from zstc_cli.errors import RecordError, ZstcError
 
 ray = pytest.importorskip("ray")
-from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray  # noqa: E402
+from zstc_cli.engines.ray import (  # noqa: E402
+    ModelSpec, RayOptions, classify_on_ray, pool_size, worker_cpus,
+)
 
 LABELS = ["health", "money", "humor", "career", "family"]
 BAD_LINES = [b'{"text": "broken", \n', b'{"text": "no labels here"}\n', b'["not", "an", "object"]\n']
@@ -206,6 +208,22 @@ def test_a_killed_worker_is_restarted_and_its_records_are_not_lost(tmp_path, clu
     assert len(killed) == 1
     assert summary.records == 270
     local_run(bert_nli, src, tmp_path / "local.jsonl", keep=("id",))
+    assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
+
+
+@pytest.mark.slow
+def test_workers_reserve_their_threads_in_cpus(tmp_path, cluster, bert_nli, rows):
+    """--threads N: each worker takes N of the cluster's 2 CPUs (so one worker by default), never more than exist."""
+    assert [pool_size(RayOptions(), worker_cpus(ModelSpec(threads=n))) for n in (None, 1, 2)] == [2, 2, 1]
+    with pytest.raises(ZstcError, match=r"^--threads 3: each Ray worker reserves as many CPUs; the cluster has 2$"):
+        pool_size(RayOptions(), worker_cpus(ModelSpec(threads=3)))
+    src = write_jsonl(tmp_path / "in.jsonl", rows[:30])
+    summary = classify_on_ray(
+        str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu", threads=2), window=10,
+        keep=("id",),
+    )  # fmt: skip
+    local_run(bert_nli, src, tmp_path / "local.jsonl", keep=("id",))
+    assert summary.records == 30
     assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
 
 

@@ -333,7 +333,8 @@ def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
     port = free_port()
     exe = Path(sys.executable).with_name("zstc")
     process = subprocess.Popen(
-        [str(exe), "serve", "--model", str(bert_nli), "--port", str(port), "--labels", "health,money"],
+        [str(exe), "serve", "--model", str(bert_nli), "--port", str(port), "--labels", "health,money",
+         "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
