@@ -101,7 +101,7 @@ def record_defaults(
     return RecordDefaults(read_labels_option(labels), multi_label, template, text_field, labels_field)
 
 
-# Options shared by every command that classifies (classify, evaluate).
+# Options shared by the commands that classify (classify, evaluate, serve), each declared once.
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id or local directory of the model.")]
 LabelsOpt = Annotated[
     Optional[str], typer.Option("--labels", "-l", help='Labels for records without their own: "a,b,c" or @file.')
