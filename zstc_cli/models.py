@@ -278,7 +278,8 @@ class ModelSpec:
 
     Frozen and picklable, so the Ray engine ships it to its workers and each loads the model where it runs.
     ``threads=None`` leaves torch's default (one thread per physical core); a number sets torch's intra-op
-    threads, which ONNX Runtime's int8 sessions follow, for the whole process (a torch setting, not ours).
+    threads (ONNX Runtime's int8 sessions follow them) process-wide: for the loading thread and every thread
+    that starts using torch later, such as serve's model thread and Ray Data's call thread.
     """
 
     name: str = DEFAULT_MODEL
