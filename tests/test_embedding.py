@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from conftest import read_jsonl, run_zstc, write_jsonl
 from zstc_cli import classify_file, classify_texts, load_scorer
 from zstc_cli.engines.local import classify_stream
 from zstc_cli.records import Record, RecordDefaults
@@ -147,11 +147,14 @@ def test_bfloat16_runs_and_agrees(minilm, nyr_texts):
 
 @pytest.mark.slow
 def test_accuracy_on_new_years_resolutions(tmp_path, nyr_rows, minilm):
-    """Top-1 accuracy against Resolution_Category with the default template (0.378 measured)."""
-    out = tmp_path / "out.jsonl"
+    """Top-1 accuracy against Resolution_Category with the default template, on every 4th tweet (1,253;
+    0.374 measured there, 0.378 on all 5,011 as benchmarks/offline_nyr.py reports): a quarter of the time,
+    and a broken scorer would still fall far below (chance is 0.1)."""
+    rows = nyr_rows[::4]
+    src, out = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
     defaults = RecordDefaults(labels=tuple(NYR_CATEGORIES.split(",")))
-    classify_file(str(NYR), str(out), minilm, defaults)
+    classify_file(str(src), str(out), minilm, defaults)
     results = read_jsonl(out)
-    assert len(results) == len(nyr_rows) == 5011
-    accuracy = np.mean([r["labels"][0] == row["Resolution_Category"] for r, row in zip(results, nyr_rows)])
-    assert accuracy >= 0.37, accuracy
+    assert len(results) == len(rows) == 1253
+    accuracy = np.mean([r["labels"][0] == row["Resolution_Category"] for r, row in zip(results, rows)])
+    assert accuracy >= 0.365, accuracy

@@ -1,6 +1,8 @@
-"""`--engine ray` on a real local Ray cluster: equal to the local engine, errors, retries, the CLI contract.
+"""`--engine ray` on real Ray: equal to the local engine file by file, errors, retries, the CLI contract.
 
-One cluster (2 CPUs) serves the in-process tests; the CLI test starts its own, as a user's run does.
+One in-process Ray (2 CPUs) serves the library-level tests; the CLI tests start their own, as users do:
+one lets `zstc` start a local Ray, one joins a cluster started with `ray start --head` (`--ray-address`).
+Ray start-up is slow, so each test checks several things at once.
 """
 
 from __future__ import annotations
@@ -9,22 +11,23 @@ import gzip
 import lzma
 import os
 import random
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import boto3
-import botocore.exceptions
 import orjson
 import psutil
 import pytest
 
 from conftest import read_jsonl, run_zstc, write_jsonl
+from s3server import free_port, s3, s3_env  # noqa: F401  (fixtures)
 from zstc_cli import classify_path, load_scorer
 from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.locations import plan_jobs
 
 ray = pytest.importorskip("ray")
 from zstc_cli.engines.ray import (  # noqa: E402
@@ -33,42 +36,16 @@ from zstc_cli.engines.ray import (  # noqa: E402
 
 LABELS = ["health", "money", "humor", "career", "family"]
 BAD_LINES = [b'{"text": "broken", \n', b'{"text": "no labels here"}\n', b'["not", "an", "object"]\n']
+DECOYS = (".hidden.jsonl", "sub/.x.jsonl", "c.txt", "d.ndjson")  # in a folder, neither engine reads these
 
 
 @pytest.fixture(scope="module")
-def s3():
-    """A real S3 API (moto in server mode on loopback) that boto3, smart-open and pyarrow all reach."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [Path(sys.executable).with_name("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        client = boto3.client("s3")
-        for _ in range(100):
-            try:
-                client.create_bucket(Bucket="zstc-test")
-                break
-            except botocore.exceptions.EndpointConnectionError:
-                time.sleep(0.1)
-        yield client
-    finally:
-        server.terminate()
-        server.wait()
-        for name, value in saved.items():
-            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+def cluster(s3_env):
+    """One local Ray (2 CPUs) for the module, started after the S3 server so its workers see the endpoint.
 
-
-@pytest.fixture(scope="module")
-def cluster(s3):
-    """One local Ray (2 CPUs) for the module; started after `s3` so its workers see the S3 endpoint."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ``address="local"`` always starts a new instance, never joining another Ray running on this machine.
+    """
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -84,107 +61,118 @@ def rows(nyr_texts):
     ]  # fmt: skip
 
 
+def jsonl(rows, bad: dict[int, bytes] | None = None) -> bytes:
+    """``rows`` as JSON lines, with ``bad`` lines inserted at the given 0-based positions."""
+    lines = [orjson.dumps(row) + b"\n" for row in rows]
+    for position, line in sorted((bad or {}).items()):
+        lines.insert(position, line)
+    return b"".join(lines)
+
+
 def local_run(bert_nli, source, target, **kwargs):
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     return classify_path(str(source), str(target), scorer, **kwargs)
 
 
+def ray_run(bert_nli, source, target, workers=2, **kwargs):
+    return classify_on_ray(
+        str(source), str(target), ModelSpec(str(bert_nli), device="cpu"), options=RayOptions(num_workers=workers),
+        **kwargs,
+    )
+
+
+def decoded(data: bytes, name: str) -> list[dict]:
+    return [orjson.loads(line) for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines()]
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden partials included) by relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def assert_same(results, expected):
     assert len(results) == len(expected)
     for got, want in zip(results, expected):
-        assert (got["id"], got["sequence"], got["labels"]) == (want["id"], want["sequence"], want["labels"])
+        assert (got.get("id"), got["sequence"], got["labels"]) == (want.get("id"), want["sequence"], want["labels"])
         assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
 
 
+def assert_same_outputs(ray_files: dict[str, bytes], local_files: dict[str, bytes], errors: bool = False):
+    """Same file names; each file's records equal (scores within 1e-5), or its bad-record entries equal
+    (``errors``), whatever the compression framing (gzip members and header times differ)."""
+    assert sorted(ray_files) == sorted(local_files)
+    for name, data in local_files.items():
+        if errors:
+            assert decoded(ray_files[name], name) == decoded(data, name)
+        else:
+            assert_same(decoded(ray_files[name], name), decoded(data, name))
+
+
 @pytest.mark.slow
-def test_folder_gives_the_local_engines_files_and_records_in_input_order(tmp_path, cluster, bert_nli, rows):
-    """Both engines take the same files from a folder ("_" names yes; hidden at any depth, .txt, .ndjson no)."""
+def test_folder_gives_one_out_per_input_file_equal_to_the_local_engine(tmp_path, cluster, bert_nli, rows):
+    """Same files read ("_" names yes, decoys no), same NAME.out / NAME.errors per file (.gz stays .gz,
+    subfolders created, a blank-only file gets empty outputs), same records and bad records."""
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
-    write_jsonl(folder / "_b.jsonl", rows[:50])  # sorts before a.jsonl
-    write_jsonl(folder / "a.jsonl", rows[50:])
-    decoy = [{"id": 999, "text": "not an input", "categories": ["x"]}]
-    for name in (".hidden.jsonl", "sub/.x.jsonl", "c.txt", "d.ndjson"):
-        write_jsonl(folder / name, decoy)
-    local_run(bert_nli, folder, tmp_path / "local", keep=("id",))
-    assert sorted(p.name for p in (tmp_path / "local").rglob("*")) == ["_b.jsonl.out", "a.jsonl.out"]
-    local = read_jsonl(tmp_path / "local" / "_b.jsonl.out") + read_jsonl(tmp_path / "local" / "a.jsonl.out")
+    (folder / "_b.jsonl").write_bytes(jsonl(rows[:30], {0: BAD_LINES[0], 17: b"\n"}))  # sorts before a.jsonl
+    (folder / "a.jsonl").write_bytes(jsonl(rows[30:60]))
+    (folder / "sub" / "c.jsonl.gz").write_bytes(gzip.compress(jsonl(rows[60:], {29: BAD_LINES[2]})))
+    (folder / "sub" / "blank.jsonl").write_bytes(b"\n\n")
+    for name in DECOYS:
+        write_jsonl(folder / name, [{"id": 999, "text": "not an input", "categories": ["x"]}])
 
-    summary = classify_on_ray(
-        str(folder), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
-        options=RayOptions(num_workers=2), window=7, keep=("id",),
-    )  # fmt: skip
-    results = read_jsonl(tmp_path / "ray.jsonl")
-    assert [r["id"] for r in results] == list(range(90))
-    assert_same(results, local)
-    assert (summary.records, summary.errors) == (90, 0)
+    local = local_run(bert_nli, folder, tmp_path / "local", keep=("id",), errors=str(tmp_path / "local-bad"))
+    summary = ray_run(bert_nli, folder, tmp_path / "ray", window=7, keep=("id",), errors=str(tmp_path / "ray-bad"))
+
+    outputs = files(tmp_path / "ray")
+    assert list(outputs) == ["_b.jsonl.out", "a.jsonl.out", "sub/blank.jsonl.out", "sub/c.jsonl.out.gz"]
+    assert_same_outputs(outputs, files(tmp_path / "local"))
+    assert [r["id"] for name in outputs for r in decoded(outputs[name], name)] == list(range(90))
+    bad = files(tmp_path / "ray-bad")  # empty ones included, as the local engine writes them
+    assert list(bad) == ["_b.jsonl.errors", "a.jsonl.errors", "sub/blank.jsonl.errors", "sub/c.jsonl.errors.gz"]
+    assert_same_outputs(bad, files(tmp_path / "local-bad"), errors=True)
+    assert bad["_b.jsonl.errors"] == files(tmp_path / "local-bad")["_b.jsonl.errors"]  # uncompressed: same bytes
+    assert [(e["line"], e["raw"]) for e in decoded(bad["sub/c.jsonl.errors.gz"], ".gz")] == [(30, "[\"not\", \"an\", \"object\"]")]
+    assert (summary.records, summary.errors) == (local.records, local.errors) == (90, 2)
 
 
-def test_xz_in_a_folder_is_refused_in_one_line_before_ray_starts(tmp_path):
+def test_refusals_are_the_local_engines_and_come_before_ray_starts(tmp_path):
+    """Folder into an existing file (OUTPUT or --errors), stdin, .xz: one line, no Ray, no output."""
     folder = tmp_path / "in"
     folder.mkdir()
     write_jsonl(folder / "a.jsonl", [{"text": "a", "categories": ["x"]}])
+    existing = write_jsonl(tmp_path / "existing.jsonl", [])
+    missing = ModelSpec("nobody/no-such-model")  # would fail next, were these let through
+    for target, errors in ((existing, None), (tmp_path / "out", existing)):
+        with pytest.raises(ZstcError) as local:
+            plan_jobs(str(folder), str(target), None if errors is None else str(errors))
+        with pytest.raises(ZstcError) as remote:
+            classify_on_ray(str(folder), str(target), missing, errors=None if errors is None else str(errors))
+        assert str(remote.value) == str(local.value) and "must be a folder or prefix too" in str(local.value)
+    with pytest.raises(ZstcError, match="not stdin"):
+        classify_on_ray("-", "-", missing)
     (folder / "b.jsonl.xz").write_bytes(lzma.compress(b'{"text": "b", "categories": ["x"]}\n'))
-    with pytest.raises(ZstcError) as refused:  # a missing model would fail next, were .xz let through
-        classify_on_ray(str(folder), str(tmp_path / "out.jsonl"), ModelSpec("nobody/no-such-model"))
+    with pytest.raises(ZstcError) as refused:
+        classify_on_ray(str(folder), str(tmp_path / "out"), missing)
     assert str(refused.value) == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
-    assert not (tmp_path / "out.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.jsonl", "in"]
 
 
 @pytest.mark.slow
-def test_s3_prefix_in_and_compressed_s3_object_out(tmp_path, s3, cluster, bert_nli, rows):
-    for part, chunk in enumerate((rows[:45], rows[45:])):
-        body = b"".join(orjson.dumps(row) + b"\n" for row in chunk)
-        s3.put_object(Bucket="zstc-test", Key=f"in/part-{part}.jsonl", Body=body)
-    write_jsonl(tmp_path / "all.jsonl", rows)
-    local_run(bert_nli, tmp_path / "all.jsonl", tmp_path / "local.jsonl", keep=("id",))
+def test_s3_prefix_to_prefix_equals_the_local_engine(tmp_path, s3, cluster, bert_nli, rows):
+    s3.put_object(Bucket="zstc-test", Key="in/part-0.jsonl", Body=jsonl(rows[:45]))
+    s3.put_object(Bucket="zstc-test", Key="in/part-1.jsonl.gz", Body=gzip.compress(jsonl(rows[45:])))
+    local_run(bert_nli, "s3://zstc-test/in/", "s3://zstc-test/local/", keep=("id",))
+    summary = ray_run(bert_nli, "s3://zstc-test/in/", "s3://zstc-test/ray/", window=16, keep=("id",))
 
-    summary = classify_on_ray(
-        "s3://zstc-test/in/", "s3://zstc-test/out/labeled.jsonl.gz", ModelSpec(str(bert_nli), device="cpu"),
-        options=RayOptions(num_workers=2), window=16, keep=("id",),
-    )  # fmt: skip
-    body = s3.get_object(Bucket="zstc-test", Key="out/labeled.jsonl.gz")["Body"].read()
-    results = [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
-    assert_same(results, read_jsonl(tmp_path / "local.jsonl"))
+    def objects(prefix: str) -> dict[str, bytes]:
+        listing = s3.list_objects_v2(Bucket="zstc-test", Prefix=prefix)["Contents"]
+        return {o["Key"][len(prefix) :]: s3.get_object(Bucket="zstc-test", Key=o["Key"])["Body"].read() for o in listing}
+
+    outputs = objects("ray/")
+    assert list(outputs) == ["part-0.jsonl.out", "part-1.jsonl.out.gz"]  # the .gz one is a gzip object
+    assert_same_outputs(outputs, objects("local/"))
     assert summary.records == 90
-
-
-@pytest.mark.slow
-def test_skip_mode_logs_the_same_errors_and_counts_every_record(tmp_path, cluster, bert_nli, rows):
-    lines = [orjson.dumps(row) + b"\n" for row in rows[:40]]
-    for position, bad in zip((0, 17, 39), BAD_LINES):
-        lines.insert(position, bad)
-    lines.insert(5, b"\n")  # blank lines are skipped, not counted
-    src = tmp_path / "in.jsonl"
-    src.write_bytes(b"".join(lines))
-    local = local_run(bert_nli, src, tmp_path / "local.jsonl", keep=("id",), errors=str(tmp_path / "local.err"))
-
-    summary = classify_on_ray(
-        str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
-        options=RayOptions(num_workers=2), window=6, keep=("id",), errors=str(tmp_path / "ray.err"),
-    )  # fmt: skip
-    assert (summary.records, summary.errors) == (local.records, local.errors) == (40, 3)
-    assert (tmp_path / "ray.err").read_bytes() == (tmp_path / "local.err").read_bytes()
-    assert [e["line"] for e in read_jsonl(tmp_path / "ray.err")] == [1, 19, 41]
-    assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
-
-
-@pytest.mark.slow
-def test_fail_mode_stops_at_the_first_bad_line_like_the_local_engine(tmp_path, cluster, bert_nli, rows):
-    lines = [orjson.dumps(row) + b"\n" for row in rows[:30]]
-    lines[12], lines[25] = BAD_LINES[1], BAD_LINES[0]
-    src = tmp_path / "in.jsonl"
-    src.write_bytes(b"".join(lines))
-    with pytest.raises(RecordError) as local:
-        local_run(bert_nli, src, tmp_path / "local.jsonl")
-    with pytest.raises(RecordError) as remote:
-        classify_on_ray(
-            str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
-            options=RayOptions(num_workers=2), window=4,
-        )  # fmt: skip
-    expected = f"{src}:13: no labels (no 'categories' or 'candidate_labels' field and no --labels)"
-    assert str(remote.value) == str(local.value) == expected
-    assert list(tmp_path.iterdir()) == [src]  # neither engine leaves an output behind
 
 
 @pytest.mark.slow
@@ -201,10 +189,7 @@ def test_a_killed_worker_is_restarted_and_its_records_are_not_lost(tmp_path, clu
                 os.kill(proc.pid, signal.SIGKILL)
                 killed.append(proc.pid)
 
-    summary = classify_on_ray(
-        str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu"),
-        options=RayOptions(num_workers=1), window=5, keep=("id",), progress=kill_a_worker,
-    )  # fmt: skip
+    summary = ray_run(bert_nli, src, tmp_path / "ray.jsonl", workers=1, window=5, keep=("id",), progress=kill_a_worker)
     assert len(killed) == 1
     assert summary.records == 270
     local_run(bert_nli, src, tmp_path / "local.jsonl", keep=("id",))
@@ -232,24 +217,93 @@ def test_a_missing_model_is_one_line_from_the_worker(tmp_path, cluster):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
     with pytest.raises(ZstcError, match="nobody/no-such-model"):
         classify_on_ray(str(src), str(tmp_path / "out.jsonl"), ModelSpec("nobody/no-such-model"))
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.slow
-def test_cli_stdout_is_only_json_and_a_bad_record_is_file_line_exit_2(tmp_path, bert_nli, rows):
-    """The real command, starting its own local Ray: results stream to stdout until the bad line."""
+def test_cli_starts_a_local_ray_and_fails_on_a_folder_like_the_local_engine(tmp_path, bert_nli, rows):
+    """The real command, starting its own local Ray, in fail mode on a folder: the bad line is FILE:LINE with
+    exit 2, the file before it is complete, nothing (not even a partial) is left for it or the one after."""
     folder = tmp_path / "in"
     folder.mkdir()
     write_jsonl(folder / "a.jsonl", rows[:20])
-    (folder / "b.jsonl").write_bytes(orjson.dumps(rows[20]) + b"\n" + BAD_LINES[0])
+    (folder / "b.jsonl").write_bytes(jsonl(rows[20:30], {1: BAD_LINES[0], 6: BAD_LINES[1]}))
+    write_jsonl(folder / "c.jsonl", rows[30:40])
     result = run_zstc(
-        "classify", folder, "-", "--engine", "ray", "--num-workers", "1", "--model", bert_nli, "--window", "5"
-    )
+        "classify", folder, tmp_path / "ray", "--engine", "ray", "--num-workers", "1", "--model", bert_nli,
+        "--window", "4", "--keep", "id",
+    )  # fmt: skip
     stderr = result.stderr.decode()
     assert result.returncode == 2, stderr
-    assert stderr.strip().splitlines()[-1].startswith(f"zstc: error: {folder / 'b.jsonl'}:2: invalid JSON")
-    assert "Traceback" not in stderr
-    printed = [orjson.loads(line) for line in result.stdout.splitlines()]
-    assert [p["sequence"] for p in printed] == [row["text"] for row in rows[: len(printed)]]
+    with pytest.raises(RecordError) as local:
+        local_run(bert_nli, folder, tmp_path / "local", window=4, keep=("id",))
+    assert str(local.value).startswith(f"{folder / 'b.jsonl'}:2: invalid JSON")
+    # one error line, the local engine's (Ray's own log lines may land after it: they are not zstc's)
+    assert [line for line in stderr.splitlines() if "zstc: error" in line] == [f"zstc: error: {local.value}"]
+    assert "Traceback" not in stderr and result.stdout == b""
+    outputs = files(tmp_path / "ray")
+    assert list(outputs) == ["a.jsonl.out"]
+    assert_same_outputs(outputs, files(tmp_path / "local"))
+
+
+# Ray turns token authentication on for `ray start` when ~/.ray/auth_token exists (any earlier local Ray
+# may have written it), while a client given an explicit address uses it only with RAY_AUTH_MODE=token:
+# both sides say what they use, so the test does not depend on what this machine ran before.
+NO_TOKEN_AUTH = {"RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.fixture
+def ray_head():
+    """A real Ray cluster started with `ray start --head`, as an operator would, in a private temp dir.
+
+    It is stopped by terminating the `ray start --block` process (which stops the processes it started)
+    and then any of its descendants still alive, by pid: `ray stop` would kill every Ray on this machine.
+    """
+    temp = tempfile.mkdtemp(prefix="zstc-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    port = free_port()
+    head = subprocess.Popen(
+        [Path(sys.executable).with_name("ray"), "start", "--head", "--port", str(port), "--num-cpus", "2",
+         "--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--include-dashboard=false", "--disable-usage-stats", "--block"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **NO_TOKEN_AUTH, "RAY_ADDRESS": "", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not Path(temp, "ray_current_cluster").exists():  # written once the head node is up
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        descendants = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=30)
+        for proc in alive:
+            proc.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_cli_on_an_existing_cluster_equals_the_local_engine(tmp_path, ray_head, bert_nli, rows):
+    """`--ray-address host:port`: one file in, one output (stdout: only JSON there) and one --errors file,
+    as the local engine; a blank line is skipped but counted in line numbers, every record is counted."""
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(jsonl(rows[:40], {0: BAD_LINES[0], 5: b"\n", 18: BAD_LINES[1], 40: BAD_LINES[2]}))
+    result = run_zstc(
+        "classify", src, "-", "--engine", "ray", "--ray-address", ray_head, "--model", bert_nli, "--window", "6",
+        "--keep", "id", "--on-error", "skip", "--errors", tmp_path / "ray.err", env=NO_TOKEN_AUTH,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    local = local_run(bert_nli, src, tmp_path / "local.jsonl", keep=("id",), errors=str(tmp_path / "local.err"))
+    assert_same([orjson.loads(line) for line in result.stdout.splitlines()], read_jsonl(tmp_path / "local.jsonl"))
+    assert (tmp_path / "ray.err").read_bytes() == (tmp_path / "local.err").read_bytes()
+    assert [e["line"] for e in read_jsonl(tmp_path / "ray.err")] == [1, 19, 41]
+    assert (local.records, local.errors) == (40, 3) and "40 records" in result.stderr.decode()
+    assert "3 bad records" in result.stderr.decode()
 
 
 def test_cli_refuses_stdin_and_ray_options_without_the_ray_engine(tmp_path):

@@ -11,7 +11,7 @@ from conftest import read_jsonl, run_zstc, write_jsonl
 from s3server import s3, s3_checking_credentials, s3_env  # noqa: F401  (fixtures)
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.errors import ZstcError
-from zstc_cli.locations import input_paths, list_inputs
+from zstc_cli.locations import Job, list_inputs, plan_jobs
 
 BUCKET = "zstc-test"
 ROWS = [{"id": i, "text": f"I will {verb} more this year", "categories": ["health", "money", "fun"]}
@@ -133,8 +133,10 @@ def test_list_inputs_of_a_local_folder_and_an_s3_prefix_agree(tmp_path, s3):
         (tmp_path / name).write_bytes(body)
         s3.put_object(Bucket=BUCKET, Key=f"in/{name}", Body=body)
     assert list_inputs(str(tmp_path)) == list_inputs(f"s3://{BUCKET}/in/") == list_inputs(f"s3://{BUCKET}/in") == LISTED
-    assert input_paths(f"s3://{BUCKET}/in/") == [f"s3://{BUCKET}/in/{name}" for name in LISTED]
-    assert list_inputs(str(tmp_path / "a.jsonl")) is None and input_paths(str(tmp_path / "c.txt")) == [str(tmp_path / "c.txt")]
+    jobs = plan_jobs(f"s3://{BUCKET}/in/", f"s3://{BUCKET}/out/")
+    assert [job.source for job in jobs] == [f"s3://{BUCKET}/in/{name}" for name in LISTED]
+    assert list_inputs(str(tmp_path / "a.jsonl")) is None
+    assert plan_jobs(str(tmp_path / "c.txt"), "out.jsonl") == [Job(str(tmp_path / "c.txt"), "out.jsonl")]
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / ".hidden.jsonl").write_bytes(b"")
     with pytest.raises(ZstcError, match="no \\*.jsonl files"):

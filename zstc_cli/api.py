@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from .batching import DEFAULT_WINDOW
 from .checkpoint import Log, open_run, stderr_log
 from .engines.local import RunSummary, classify_stream
-from .io import is_remote
 from .locations import Job, plan_jobs
 from .records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
 from .scorers.base import Scorer, rank
@@ -69,10 +67,7 @@ def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults 
     """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
     total = RunSummary()
     for job in jobs:
-        if job.in_folder:  # outputs may go to subfolders that do not exist yet
-            for path in (job.target, job.errors):
-                if path is not None and not is_remote(path):
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+        job.make_folders()
         summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
         total.records += summary.records
         total.errors += summary.errors

@@ -28,6 +28,13 @@ class Job:
     errors: str | None = None
     in_folder: bool = False
 
+    def make_folders(self) -> None:
+        """Create the local folders a folder job's outputs go to (subfolders that do not exist yet)."""
+        if self.in_folder:
+            for path in (self.target, self.errors):
+                if path is not None and not is_remote(path):
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
 
 def _split_s3(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
@@ -117,12 +124,6 @@ def list_inputs(source: str) -> list[str] | None:
     if not inputs:
         raise ZstcError(f"{source}: no *.jsonl files (or compressed variants) in this folder or prefix")
     return inputs
-
-
-def input_paths(source: str) -> list[str]:
-    """Every file ``source`` names, as full paths: ``[source]`` for one file, else :func:`list_inputs`'s files."""
-    names = list_inputs(source)
-    return [source] if names is None else [_join(source, name) for name in names]
 
 
 def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:

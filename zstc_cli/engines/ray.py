@@ -1,12 +1,13 @@
 """The Ray engine: the local engine's read → validate → score → assemble flow, spread over a Ray cluster.
 
-Ray Data streams the input files (of a file, a folder, an ``s3://`` prefix: the same files the local
-engine reads, :func:`zstc_cli.locations.input_paths`) as blocks of raw lines tagged with
-their file and line number. A pool of actors, each holding one copy of the model, validates, scores and
+The run follows the local engine's plan (:func:`zstc_cli.locations.plan_jobs`): one file in gives one
+output; a folder or ``s3://`` prefix gives one ``NAME.out`` (and ``NAME.errors``) per input file, with the
+same names and refusals. Ray Data streams the planned input files as blocks of raw lines tagged with their
+file and line number. A pool of actors, each holding one copy of the model, validates, scores and
 assembles each block with the same functions the local engine calls (``records.parse_lines``,
 ``Scorer.score_records``, ``rank``, ``records.result_line``), so results equal the local engine's.
 The driver receives the blocks back in input order (Ray Data's ``preserve_order``: no global sort or
-shuffle) and writes a single output, plus the ``--errors`` file, through :func:`zstc_cli.io.open_output`.
+shuffle) and writes each file's lines to that file's outputs through :func:`zstc_cli.io.open_output`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +31,7 @@ from ray.data.datasource import FileBasedDatasource
 from ..batching import DEFAULT_WINDOW
 from ..errors import RecordError, ZstcError
 from ..io import STDIO, is_remote, open_output
-from ..locations import input_paths
+from ..locations import Job, plan_jobs
 from ..models import ModelSpec
 from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
 from ..scorers.base import rank
@@ -73,15 +75,15 @@ def _block(name: str, lines: list[int], raws: list[bytes]) -> pa.Table:
     return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(raws, pa.binary())})
 
 
-def input_files(source: str) -> list[str]:
-    """The files the workers will read, chosen as the local engine chooses them, checked before Ray starts."""
+def plan(source: str, target: str, errors: str | None) -> list[Job]:
+    """The local engine's jobs for ``source`` (same files, output names and refusals), checked before Ray starts."""
     if source == STDIO:
         raise ZstcError("--engine ray reads files, folders or s3:// prefixes, not stdin")
-    paths = input_paths(source)
-    for path in paths:
-        if path.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
-            raise ZstcError(f"{path}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
-    return paths
+    jobs = plan_jobs(source, target, errors)
+    for job in jobs:
+        if job.source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
+            raise ZstcError(f"{job.source}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
+    return jobs
 
 
 def _reader(source: str, paths: list[str], rows: int) -> JsonLinesDatasource:
@@ -95,7 +97,8 @@ def _reader(source: str, paths: list[str], rows: int) -> JsonLinesDatasource:
 class ScoreWorker:
     """A Ray Data actor: loads the model once, then validates, scores and assembles blocks of lines.
 
-    Each output row is a result line, or (``error`` set) an ``--errors`` line, in the block's order.
+    Each output row is a result line, or (``error`` set) an ``--errors`` line, in the block's order, with
+    the input file it came from (the driver writes it to that file's outputs).
     """
 
     def __init__(self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str]):
@@ -104,23 +107,22 @@ class ScoreWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows = zip(batch["file"], batch["line"], batch["raw"])
-        items: list[Record | RecordError] = []
+        items: list[tuple[str, Record | RecordError]] = []
         for name, group in groupby(rows, key=lambda row: row[0]):  # a batch may span files
-            items.extend(parse_lines(str(name), ((int(n), bytes(raw)) for _, n, raw in group), self.defaults))
-        records = [item for item in items if isinstance(item, Record)]
+            lines = ((int(n), bytes(raw)) for _, n, raw in group)
+            items.extend((str(name), item) for item in parse_lines(str(name), lines, self.defaults))
+        records = [item for _, item in items if isinstance(item, Record)]
         scores = iter(self.scorer.score_records(records) if records else [])
         out: dict[str, list] = {"data": [], "file": [], "line": [], "error": []}
-        for item in items:
+        for name, item in items:
+            out["file"].append(name)
+            out["line"].append(item.line)
             if isinstance(item, RecordError):
                 out["data"].append(error_line(item))
-                out["file"].append(item.source)
-                out["line"].append(item.line)
                 out["error"].append(item.message)
             else:
                 labels, ordered = rank(item.labels, next(scores))
                 out["data"].append(result_line(item, labels, ordered, self.keep))
-                out["file"].append("")
-                out["line"].append(item.line)
                 out["error"].append("")
         return out
 
@@ -150,7 +152,7 @@ def ray_session(options: RayOptions, cpus_per_worker: int = 1) -> Iterator[None]
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
         wanted = (options.num_workers or 1) * cpus_per_worker
-        ray.init(num_cpus=max(os.cpu_count() or 1, wanted), include_dashboard=False, **quiet)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, wanted), include_dashboard=False, **quiet)
     else:
         try:
             ray.init(address=options.address, **quiet)
@@ -180,19 +182,19 @@ def pool_size(options: RayOptions, cpus_per_worker: int = 1) -> int:
 
 def _results(
     source: str,
-    paths: list[str],
+    jobs: Sequence[Job],
     model: ModelSpec,
     defaults: RecordDefaults,
     window: int,
     keep: Sequence[str],
     options: RayOptions,
 ) -> Iterator[pa.Table]:
-    """Batches of assembled lines from the cluster, in input order (files in sorted path order)."""
+    """Batches of assembled lines from the cluster, in input order (the jobs' order: sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
     cpus = worker_cpus(model)
     worker = {"model": replace(model, threads=cpus), "defaults": defaults, "keep": tuple(keep)}
-    dataset = ray.data.read_datasource(_reader(source, paths, window), num_cpus=0).map_batches(
+    dataset = ray.data.read_datasource(_reader(source, [job.source for job in jobs], window), num_cpus=0).map_batches(
         ScoreWorker, fn_constructor_kwargs=worker, batch_size=window, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool_size(options, cpus)), num_cpus=cpus,
         num_gpus=options.gpus_per_worker or None,
@@ -232,39 +234,79 @@ def classify_on_ray(
     errors: str | None = None,
     progress: Callable[[int], object] = lambda n: None,
 ) -> RunSummary:
-    """Classify ``source`` (a file, folder or ``s3://`` prefix) into one ``target`` on a Ray cluster.
+    """Classify ``source`` (a file, folder or ``s3://`` prefix) into ``target`` on a Ray cluster.
 
-    Same contract as :func:`zstc_cli.api.classify_file`: output in input order, the first bad record raises
-    its :class:`RecordError` unless ``errors`` names a file for bad records, and the summary counts every
-    input record.
+    Same contract as :func:`zstc_cli.api.classify_path`: one file gives one ``target``; a folder or prefix
+    gives ``target/NAME.out`` per input file (and ``errors/NAME.errors`` with ``errors``), each in input
+    order. The first bad record raises its :class:`RecordError` unless ``errors`` is set, leaving the outputs
+    of the files before it complete and none for its own; the summary counts every input record.
     """
-    paths = input_files(source)
+    jobs = plan(source, target, errors)
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
-    with open_output(target) as out, ray_session(options, worker_cpus(model)):
-        results = _results(source, paths, model, defaults, window, keep, options)  # a generator: runs in _write
-        if errors is None:
-            return _write(results, out.write, None, progress)
-        with open_output(errors) as err:
-            return _write(results, out.write, err.write, progress)
+    with _Outputs(jobs) as outputs, ray_session(options, worker_cpus(model)):  # the first outputs open before Ray starts
+        return _write(_results(source, jobs, model, defaults, window, keep, options), outputs, progress)
 
 
-def _write(
-    batches: Iterator[pa.Table], write: Write, write_error: Write | None, progress: Callable[[int], object]
-) -> RunSummary:
-    """Write result lines and error lines; in fail mode the first bad line (in input order) stops the run."""
+class _Outputs:
+    """The planned jobs' outputs, opened in plan order as results reach each job's file.
+
+    Results arrive in input order, so once a later file's rows arrive a job is complete: its outputs are
+    closed then (a local file appears only then, see :func:`~zstc_cli.io.open_output`), and a file with no
+    rows (empty or blank lines only) still gets its empty outputs, as with the local engine. On a failure
+    the outputs of the job being written are discarded, and later jobs' are never created.
+    """
+
+    write: Write  # the current job's OUTPUT
+    write_error: Write | None  # its --errors file, if bad records are logged
+
+    def __init__(self, jobs: Sequence[Job]):
+        self.jobs, self.index = jobs, {job.source: i for i, job in enumerate(jobs)}
+        self.current = -1
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Outputs:
+        self.open(self.jobs[0].source)
+        return self
+
+    def open(self, source: str) -> None:
+        """Make the job reading ``source`` the one written to, completing every job before it."""
+        self._advance(self.index[source])
+
+    def _advance(self, until: int) -> None:
+        try:
+            while self.current < until:
+                self.stack.close()
+                self.current += 1
+                job = self.jobs[self.current]
+                job.make_folders()
+                self.write = self.stack.enter_context(open_output(job.target)).write
+                self.write_error = None if job.errors is None else self.stack.enter_context(open_output(job.errors)).write
+        except BaseException:  # e.g. OUTPUT opened but --errors cannot be: discard what this job opened
+            self.stack.__exit__(*sys.exc_info())
+            raise
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if exc_info[0] is None:
+            self._advance(len(self.jobs) - 1)
+        self.stack.__exit__(*exc_info)
+
+
+def _write(batches: Iterator[pa.Table], outputs: _Outputs, progress: Callable[[int], object]) -> RunSummary:
+    """Write result and error lines to their file's outputs; in fail mode the first bad line stops the run."""
     summary = RunSummary()
     started = time.perf_counter()
     for batch in batches:
         columns = (batch[name].to_pylist() for name in ("data", "file", "line", "error"))
         for data, file, line, error in zip(*columns):
+            outputs.open(file)
             if not error:
-                write(data)
+                outputs.write(data)
                 summary.records += 1
-            elif write_error is None:
+            elif outputs.write_error is None:
                 raise RecordError(file, line, error)
             else:
-                write_error(data)
+                outputs.write_error(data)
                 summary.errors += 1
         progress(batch.num_rows)
     summary.seconds = time.perf_counter() - started
