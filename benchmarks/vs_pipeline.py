@@ -1,7 +1,7 @@
 """zstc against transformers' zero-shot pipeline: same model, same data, whole processes, side by side.
 
-Each measurement is a real process: ``zstc classify`` (exact mode, and ``--quantize int8`` unless
-``--modes`` says otherwise) and ``pipeline_runner.py`` (the pipeline at ``batch_size=32``, as a notebook
+Each measurement is a real process: ``zstc classify`` (exact mode, ``--dtype bfloat16`` and ``--quantize
+int8`` unless ``--modes`` says otherwise) and ``pipeline_runner.py`` (the pipeline at ``batch_size=32``, as a notebook
 runs it). Runs alternate tool by tool so that load from other processes on the machine hits every tool
 alike. Each dataset runs at two input sizes; the steady-state rate is ``(n_large - n_small) / (t_large -
 t_small)``, so interpreter start-up, imports and model loading cancel out. Reported beside it: the
@@ -46,10 +46,19 @@ class Dataset:
     sizes: tuple[int, int]
 
 
+MODES = {"none": (), "bfloat16": ("--dtype", "bfloat16"), "int8": ("--quantize", "int8")}
+"""zstc's speed modes: exact (float32), bfloat16 weights and activations, ONNX Runtime int8."""
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
-    quantize: str | None  # None: the pipeline; otherwise zstc's --quantize value
+    options: tuple[str, ...] | None  # None: the pipeline; otherwise zstc's options for the mode
+
+    @classmethod
+    def zstc(cls, mode: str) -> Tool:
+        options = MODES[mode]
+        return cls(" ".join(("zstc", *options)), options)
 
 
 def load_datasets(quick: bool) -> list[Dataset]:
@@ -81,12 +90,12 @@ def default_model(cache: Path) -> str:
 
 
 def command(tool: Tool, model: str, source: Path, target: Path, labels: list[str]) -> list[str]:
-    if tool.quantize is None:
+    if tool.options is None:
         runner = HERE / "pipeline_runner.py"
         return [sys.executable, str(runner), model, str(source), str(target), "--labels", ",".join(labels)]
     return [
         sys.executable, "-m", "zstc_cli", "classify", str(source), str(target), "--model", model,
-        "--labels", ",".join(labels), "--device", "cpu", "--quantize", tool.quantize, "--quiet",
+        "--labels", ",".join(labels), "--device", "cpu", *tool.options, "--quiet",
     ]  # fmt: skip
 
 
@@ -130,7 +139,7 @@ def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: in
             source = work / f"{dataset.name}-{size}.jsonl"
             source.write_bytes(b"".join(orjson.dumps({"text": t}) + b"\n" for t in dataset.texts[:size]))
     for tool in tools:  # untimed: builds the int8 model cache once, so no timed run pays for the export
-        if tool.quantize not in (None, "none"):
+        if tool.options and "--quantize" in tool.options:
             dataset = datasets[0]
             source = work / f"{dataset.name}-{dataset.sizes[0]}.jsonl"
             run(command(tool, model, source, work / "warm-up.jsonl", dataset.labels))
@@ -161,7 +170,7 @@ def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: in
                 "process_s": t_large, "peak_rss_mb": max(rss[(dataset.name, tool.name, large)]),
                 "vs_pipeline": agreement(out, pipeline_out),
             }  # fmt: skip
-            if tool.quantize not in (None, "none") and exact_out.exists():
+            if tool.options and exact_out.exists():
                 row["vs_exact"] = agreement(out, exact_out)
             rows.append(row)
         base = next(r for r in rows if r["dataset"] == dataset.name and r["tool"] == "pipeline")
@@ -179,7 +188,8 @@ def machine() -> dict:
     import transformers
 
     return {
-        "cpus": os.cpu_count(), "cpu": cpu, "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bfloat16": torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported(), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -191,7 +201,8 @@ def _number(value: float | None, spec: str, suffix: str = "") -> str:
 
 def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     lines = [
-        f"Machine: {info['cpus']} CPU cores ({info['cpu']}), GPU: {info['gpu']}; torch {info['torch']}, "
+        f"Machine: {info['cpus']} CPU cores ({info['cpu']}, {info['cpu_capability']}, native bfloat16: "
+        f"{'yes' if info['native_bfloat16'] else 'no'}), GPU: {info['gpu']}; torch {info['torch']}, "
         f"transformers {info['transformers']}; load average at the end {info['load_average'][0]:.1f}.",
         "",
         "| data | tool | records/s (steady) | vs pipeline | process s | peak RSS MB | max abs score diff vs pipeline "
@@ -212,7 +223,7 @@ def markdown(rows: list[dict], info: dict, command_line: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="NLI model directory or hub id [default: build MiniLM NLI locally]")
-    parser.add_argument("--modes", default="none,int8", help="zstc --quantize modes to run (comma-separated)")
+    parser.add_argument("--modes", default="none,bfloat16,int8", help=f"zstc modes to run, from {', '.join(MODES)}")
     parser.add_argument("--rounds", type=int, help="runs of each (tool, size) [default 3, --quick 1]")
     parser.add_argument("--quick", action="store_true", help="small inputs, one round: a smoke test")
     parser.add_argument("--sizes", help="override both datasets' sizes: SMALL,LARGE")
@@ -226,7 +237,10 @@ def main(argv: list[str] | None = None) -> None:
         small, large = (int(n) for n in args.sizes.split(","))
         datasets = [Dataset(d.name, d.texts, d.labels, (small, large)) for d in datasets]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    tools = [Tool("pipeline", None)] + [Tool("zstc" if m == "none" else f"zstc --quantize {m}", m) for m in modes]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"--modes: unknown {', '.join(unknown)}; expected {', '.join(MODES)}")
+    tools = [Tool("pipeline", None)] + [Tool.zstc(m) for m in modes]
     rounds = args.rounds or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory(prefix="zstc-bench-") as work:
         rows = benchmark(datasets, tools, model, rounds, Path(work))

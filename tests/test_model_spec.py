@@ -84,3 +84,34 @@ def test_cli_evaluate_reports_its_threads(tmp_path, bert_nli):
     run_zstc("evaluate", data, "--label-field", "topic", "-m", bert_nli, "--device", "cpu", "--threads", "1",
              "--report", report, "-q", check=True)  # fmt: skip
     assert orjson.loads(report.read_bytes())["run"]["threads"] == 1
+
+
+def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, monkeypatch):
+    """bfloat16 is the fast near-exact mode only where the CPU multiplies it natively; elsewhere the model
+    line says it is emulated, so nobody mistakes a slower run for the advertised speed-up."""
+    from zstc_cli import models
+
+    loaded = load_scorer(str(bert_nli), device="cpu", dtype="bfloat16")
+    assert loaded.precision == "bfloat16" and next(loaded.scorer.model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setattr(models.platform, "machine", lambda: "x86_64")
+    for avx512_bf16, amx, slow in [(False, False, True), (True, False, False), (False, True, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert loaded.describe().endswith("cpu bfloat16, emulated on this CPU: slower than float32)") is slow
+    monkeypatch.setattr(models.platform, "machine", lambda: "aarch64")  # torch cannot tell there: say nothing
+    assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")
+    exact = load_scorer(str(bert_nli), device="cpu")
+    assert exact.describe().endswith("cpu float32)")
+
+
+def test_batch_budget_defaults_to_the_devices(bert_nli):
+    """Unset, the token budget and pairs per batch follow the device (smaller on the CPU, where they were
+    measured faster); set, they are used as given, and checkpoints record what was used."""
+    from zstc_cli.batching import default_budget
+
+    assert default_budget("cpu") == (2048, 64) and default_budget("cuda") == (8192, 128) == default_budget("mps")
+    scorer = ModelSpec(str(bert_nli), device="cpu").load().scorer
+    assert (scorer.max_tokens, scorer.batch_size) == (2048, 64)
+    assert scorer.describe()["max_tokens"] == 2048
+    scorer = ModelSpec(str(bert_nli), device="cpu", max_tokens=300, batch_size=5).load().scorer
+    assert (scorer.max_tokens, scorer.batch_size) == (300, 5)

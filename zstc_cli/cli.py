@@ -114,8 +114,12 @@ TextFieldOpt = Annotated[Optional[str], typer.Option(help="Field holding the tex
 LabelsFieldOpt = Annotated[
     Optional[str], typer.Option(help="Field holding the labels [default: categories|candidate_labels].")
 ]
-MaxTokensOpt = Annotated[int, typer.Option(min=1, help="Token budget per batch (pairs x longest pair).")]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="At most this many pairs per batch.")]
+MaxTokensOpt = Annotated[
+    Optional[int], typer.Option(min=1, help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192].")
+]
+BatchSizeOpt = Annotated[
+    Optional[int], typer.Option(min=1, help="At most this many pairs per batch [default: 64 on CPU, else 128].")
+]
 WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
@@ -132,7 +136,7 @@ ThreadsOpt = Annotated[
 
 
 def model_spec(
-    model: str, device: str, dtype: str, max_tokens: int, batch_size: int, scorer: str, quantize: str,
+    model: str, device: str, dtype: str, max_tokens: int | None, batch_size: int | None, scorer: str, quantize: str,
     threads: int | None,
 ) -> ModelSpec:  # fmt: skip
     """The model options of any command as one :class:`~zstc_cli.models.ModelSpec` (imported only when a
@@ -171,8 +175,8 @@ def classify(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
     ] = False,
-    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
-    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    max_tokens: MaxTokensOpt = None,
+    batch_size: BatchSizeOpt = None,
     window: WindowOpt = DEFAULT_WINDOW,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -275,8 +279,8 @@ def evaluate(
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
     text_field: TextFieldOpt = None,
-    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
-    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    max_tokens: MaxTokensOpt = None,
+    batch_size: BatchSizeOpt = None,
     window: WindowOpt = DEFAULT_WINDOW,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -353,7 +357,7 @@ def serve(
     max_batch_tokens: Annotated[
         int, typer.Option(min=1, help="Token budget of one micro-batch (and of each forward pass).")
     ] = DEFAULT_MAX_TOKENS,
-    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    batch_size: Annotated[int, typer.Option(min=1, help="At most this many pairs per forward pass.")] = DEFAULT_BATCH_SIZE,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="How long a request waits for others to share its forward pass.")
     ] = 5.0,

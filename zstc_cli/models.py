@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from .batching import default_budget
 from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 from .errors import ModelError, ZstcError
 from .scorers.base import Scorer
@@ -62,6 +63,15 @@ def resolve_device(spec: str = "auto") -> torch.device:
     elif device.type not in {"cpu", "cuda", "mps"}:
         raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def cpu_has_native_bfloat16() -> bool | None:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX on x86), where
+    ``--dtype bfloat16`` runs about twice as fast as float32 (see the README's Performance); without it
+    oneDNN emulates bfloat16, slower than float32. ``None`` off x86, where torch cannot tell."""
+    if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"}:
+        return None
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
@@ -268,8 +278,10 @@ class LoadedModel:
         return self.quantize if self.quantize != "none" else str(self.dtype).removeprefix("torch.")
 
     def describe(self) -> str:
-        """One line for run summaries and reports."""
-        return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision})"
+        """One line for run summaries and reports; says so when bfloat16 is emulated, hence slow, on this CPU."""
+        slow = self.precision == "bfloat16" and self.device.type == "cpu" and cpu_has_native_bfloat16() is False
+        note = ", emulated on this CPU: slower than float32" if slow else ""
+        return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note})"
 
 
 @dataclass(frozen=True)
@@ -285,8 +297,8 @@ class ModelSpec:
     name: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str = "auto"
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    max_tokens: int | None = None  # None: the device's default (batching.default_budget)
+    batch_size: int | None = None
     scorer: str = "auto"
     quantize: str = "none"
     threads: int | None = None
@@ -317,7 +329,8 @@ class ModelSpec:
             disable_progress_bars()
         if self.threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
             torch.set_num_threads(self.threads)
-        batching = {"max_tokens": self.max_tokens, "batch_size": self.batch_size}
+        default_tokens, default_pairs = default_budget(device.type)
+        batching = {"max_tokens": self.max_tokens or default_tokens, "batch_size": self.batch_size or default_pairs}
         if choose_scorer(resolved, _load_config(resolved), self.scorer) == "embedding":
             chosen: Scorer = embedding_scorer(resolved, device, dtype, self.quantize, **batching)
         else:
@@ -332,8 +345,8 @@ def load_scorer(
     name: str = DEFAULT_MODEL,
     device: str = "auto",
     dtype: str = "auto",
-    max_tokens: int = DEFAULT_MAX_TOKENS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
     quiet: bool = False,
     scorer: str = "auto",
     quantize: str = "none",
@@ -343,6 +356,7 @@ def load_scorer(
 
     ``scorer`` is ``auto`` (chosen from the model), ``nli`` or ``embedding``; ``quantize="int8"`` scores
     with an int8 ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.quantize`); ``threads`` sets
-    torch's CPU threads (default: torch's own).
+    torch's CPU threads (default: torch's own). ``max_tokens`` and ``batch_size`` default to the device's budget
+    (2048 tokens and 64 pairs on the CPU, 8192 and 128 elsewhere).
     """
     return ModelSpec(name, device, dtype, max_tokens, batch_size, scorer, quantize, threads).load(quiet)
