@@ -57,7 +57,6 @@ VARIANTS = {
     "default template, phrased labels": ("This example is {}.", True),
     "'I want to improve my {}.', phrased labels": ("I want to improve my {}.", True),
 }
-BEST = "default template, phrased labels"
 DEFAULT = "default template, category names"
 MODES = {"none": (), "bfloat16": ("--dtype", "bfloat16"), "int8": ("--quantize", "int8")}
 """zstc's speed modes: exact (float32), bfloat16, ONNX Runtime int8 (see the README's Performance)."""

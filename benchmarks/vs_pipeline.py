@@ -187,9 +187,11 @@ def machine() -> dict:
     import torch
     import transformers
 
+    from zstc_cli.models import cpu_has_native_bfloat16
+
     return {
         "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bfloat16": torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported(), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "native_bfloat16": cpu_has_native_bfloat16(), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -202,7 +204,7 @@ def _number(value: float | None, spec: str, suffix: str = "") -> str:
 def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     lines = [
         f"Machine: {info['cpus']} CPU cores ({info['cpu']}, {info['cpu_capability']}, native bfloat16: "
-        f"{'yes' if info['native_bfloat16'] else 'no'}), GPU: {info['gpu']}; torch {info['torch']}, "
+        f"{ {True: 'yes', False: 'no', None: 'unknown'}[info['native_bfloat16']] }), GPU: {info['gpu']}; torch {info['torch']}, "
         f"transformers {info['transformers']}; load average at the end {info['load_average'][0]:.1f}.",
         "",
         "| data | tool | records/s (steady) | vs pipeline | process s | peak RSS MB | max abs score diff vs pipeline "

@@ -98,6 +98,8 @@ def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, mon
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert loaded.describe().endswith("cpu bfloat16, emulated on this CPU: slower than float32)") is slow
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older torch without the private probe
+    assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")
     monkeypatch.setattr(models.platform, "machine", lambda: "aarch64")  # torch cannot tell there: say nothing
     assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")
     exact = load_scorer(str(bert_nli), device="cpu")
@@ -107,11 +109,15 @@ def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, mon
 def test_batch_budget_defaults_to_the_devices(bert_nli):
     """Unset, the token budget and pairs per batch follow the device (smaller on the CPU, where they were
     measured faster); set, they are used as given, and checkpoints record what was used."""
-    from zstc_cli.batching import default_budget
+    from zstc_cli.batching import budget
 
-    assert default_budget("cpu") == (2048, 64) and default_budget("cuda") == (8192, 128) == default_budget("mps")
+    assert budget("cpu") == (2048, 64) and budget("cuda") == (8192, 128) == budget("mps")
+    assert budget("cuda", 100) == (100, 128) and budget("cpu", None, 3) == (2048, 3)
     scorer = ModelSpec(str(bert_nli), device="cpu").load().scorer
     assert (scorer.max_tokens, scorer.batch_size) == (2048, 64)
-    assert scorer.describe()["max_tokens"] == 2048
     scorer = ModelSpec(str(bert_nli), device="cpu", max_tokens=300, batch_size=5).load().scorer
     assert (scorer.max_tokens, scorer.batch_size) == (300, 5)
+    for option, spec in [("--max-tokens 0", ModelSpec(str(bert_nli), max_tokens=0)),
+                         ("--batch-size -1", ModelSpec(str(bert_nli), batch_size=-1))]:  # fmt: skip
+        with pytest.raises(ZstcError, match=f"^{option}: expected 1 or more$"):
+            spec.check()

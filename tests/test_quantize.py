@@ -110,3 +110,27 @@ def test_cli_embedding_model_quantize_int8(cache, tmp_path, nyr_texts):
     rows = read_jsonl(out)
     assert len(rows) == 20 and all(sorted(r["labels"]) == sorted(LABELS) for r in rows)
     assert all(abs(sum(r["scores"]) - 1) < 1e-5 for r in rows)
+
+
+def test_int8_exports_a_deberta_model(tmp_path, cache, nyr_texts):
+    """DeBERTa-v2/v3, the architecture of the catalog's best NLI models, exports and quantizes too."""
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from zstc_cli.testing import NLI_LABELS, bundled_minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir())
+    config = DebertaV2Config(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, initializer_range=0.3, label2id=NLI_LABELS,
+        id2label={i: label for label, i in NLI_LABELS.items()},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    DebertaV2ForSequenceClassification(config).eval().save_pretrained(tmp_path / "deberta")
+    tokenizer.save_pretrained(tmp_path / "deberta")
+    records = [Record(i + 1, text, LABELS) for i, text in enumerate(nyr_texts[:30])]  # padded batches
+    exact = load_scorer(str(tmp_path / "deberta"), device="cpu").scorer.score_records(records)
+    int8 = load_scorer(str(tmp_path / "deberta"), device="cpu", quantize="int8").scorer
+    assert type(int8.model).__name__ == "OnnxInt8Model"
+    scores = int8.score_records(records)
+    assert 0 < max(float(np.abs(a - b).max()) for a, b in zip(exact, scores)) < 0.25
+    assert np.corrcoef(np.concatenate(exact), np.concatenate(scores))[0, 1] > 0.9

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from .batching import default_budget
 from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 from .errors import ModelError, ZstcError
 from .scorers.base import Scorer
@@ -69,9 +68,10 @@ def cpu_has_native_bfloat16() -> bool | None:
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX on x86), where
     ``--dtype bfloat16`` runs about twice as fast as float32 (see the README's Performance); without it
     oneDNN emulates bfloat16, slower than float32. ``None`` off x86, where torch cannot tell."""
-    if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"}:
-        return None
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:
+        return None  # torch's probes are private: an older torch may not have them
+    return any(probe() for probe in probes)
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
@@ -297,7 +297,7 @@ class ModelSpec:
     name: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str = "auto"
-    max_tokens: int | None = None  # None: the device's default (batching.default_budget)
+    max_tokens: int | None = None  # None: the device's default (batching.budget)
     batch_size: int | None = None
     scorer: str = "auto"
     quantize: str = "none"
@@ -310,8 +310,9 @@ class ModelSpec:
 
         if self.scorer not in SCORERS:
             raise ZstcError(f"--scorer {self.scorer!r}: expected {', '.join(SCORERS)}")
-        if self.threads is not None and self.threads < 1:
-            raise ZstcError(f"--threads {self.threads}: expected 1 or more")
+        for option, value in (("--threads", self.threads), ("--max-tokens", self.max_tokens), ("--batch-size", self.batch_size)):
+            if value is not None and value < 1:
+                raise ZstcError(f"{option} {value}: expected 1 or more")
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
         quantization.check_mode(self.quantize, device)
@@ -329,8 +330,7 @@ class ModelSpec:
             disable_progress_bars()
         if self.threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
             torch.set_num_threads(self.threads)
-        default_tokens, default_pairs = default_budget(device.type)
-        batching = {"max_tokens": self.max_tokens or default_tokens, "batch_size": self.batch_size or default_pairs}
+        batching = {"max_tokens": self.max_tokens, "batch_size": self.batch_size}  # None: the device's default
         if choose_scorer(resolved, _load_config(resolved), self.scorer) == "embedding":
             chosen: Scorer = embedding_scorer(resolved, device, dtype, self.quantize, **batching)
         else:

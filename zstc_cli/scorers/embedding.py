@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from ..batching import budget
 from ..errors import ModelError
 from ..records import Record
 from .base import Scorer, on_device, padded_batches, ready_to_pad, softmax
@@ -114,8 +114,8 @@ class EmbeddingScorer(Scorer):
         *,
         max_length: int,
         pooling: str = "mean",
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = None,
+        batch_size: int | None = None,
         temperature: float = SINGLE_LABEL_TEMPERATURE,
         multi_label_center: float = MULTI_LABEL_CENTER,
         multi_label_temperature: float = MULTI_LABEL_TEMPERATURE,
@@ -123,7 +123,7 @@ class EmbeddingScorer(Scorer):
     ):
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
         self.max_length, self.pooling = max_length, pooling
-        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.max_tokens, self.batch_size = budget(self.device.type, max_tokens, batch_size)  # None: the device's
         self.temperature = temperature
         self.multi_label_center, self.multi_label_temperature = multi_label_center, multi_label_temperature
         self.cache = EmbeddingCache(cache_size)

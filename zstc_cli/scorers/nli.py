@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+from ..batching import budget
 from ..errors import ModelError
 from ..records import Record
 from .base import Scorer, on_device, padded_batches, ready_to_pad, softmax
@@ -62,11 +62,11 @@ class NLIScorer(Scorer):
         model: torch.nn.Module,
         tokenizer,
         device: torch.device | str = "cpu",
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = None,
+        batch_size: int | None = None,
     ):
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
-        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.max_tokens, self.batch_size = budget(self.device.type, max_tokens, batch_size)  # None: the device's
         self.entailment_id = entailment_id(model.config.label2id)
         if self.entailment_id == -1:
             raise ModelError(
