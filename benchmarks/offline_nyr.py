@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import orjson
 import torch
+
+from zstc_cli.models import cpu_has_native_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"
@@ -76,6 +79,13 @@ def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path, opti
     return seconds, [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
+def ort_version() -> str:
+    try:
+        return importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def accuracy(rows: list[dict], results: list[dict], phrased: bool) -> float:
     back = {v: k for k, v in PHRASED.items()} if phrased else {k: k for k in PHRASED}
     hits = sum(back[result["labels"][0]] == row["Resolution_Category"] for row, result in zip(rows, results))
@@ -108,7 +118,8 @@ def main() -> None:
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     report: dict = {
         "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
-        f"{torch.backends.cpu.get_cpu_capability()}), no GPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {cpu_has_native_bfloat16()}), no GPU, "
+        f"torch {torch.__version__}, onnxruntime {ort_version()}, {torch.get_num_threads()} threads",
         "load_average_at_start": os.getloadavg(),
         "records": len(rows),
         "model": MODEL,

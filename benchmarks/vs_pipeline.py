@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import statistics
@@ -193,8 +194,16 @@ def machine() -> dict:
         "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bfloat16": cpu_has_native_bfloat16(), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "onnxruntime": ort_version(),
         "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
+
+
+def ort_version() -> str:
+    try:
+        return importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _number(value: float | None, spec: str, suffix: str = "") -> str:
@@ -205,7 +214,7 @@ def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     lines = [
         f"Machine: {info['cpus']} CPU cores ({info['cpu']}, {info['cpu_capability']}, native bfloat16: "
         f"{ {True: 'yes', False: 'no', None: 'unknown'}[info['native_bfloat16']] }), GPU: {info['gpu']}; torch {info['torch']}, "
-        f"transformers {info['transformers']}; load average at the end {info['load_average'][0]:.1f}.",
+        f"transformers {info['transformers']}, onnxruntime {info['onnxruntime']}; load average at the end {info['load_average'][0]:.1f}.",
         "",
         "| data | tool | records/s (steady) | vs pipeline | process s | peak RSS MB | max abs score diff vs pipeline "
         "| top-1 = pipeline | top-1 = exact |",

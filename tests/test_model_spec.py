@@ -98,9 +98,10 @@ def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, mon
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert loaded.describe().endswith("cpu bfloat16, emulated on this CPU: slower than float32)") is slow
+    monkeypatch.setattr(models.platform, "machine", lambda: "aarch64")  # the x86 probes say no, but off x86
+    assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")  # say nothing
+    monkeypatch.setattr(models.platform, "machine", lambda: "x86_64")
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older torch without the private probe
-    assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")
-    monkeypatch.setattr(models.platform, "machine", lambda: "aarch64")  # torch cannot tell there: say nothing
     assert models.cpu_has_native_bfloat16() is None and loaded.describe().endswith("cpu bfloat16)")
     exact = load_scorer(str(bert_nli), device="cpu")
     assert exact.describe().endswith("cpu float32)")
@@ -115,6 +116,7 @@ def test_batch_budget_defaults_to_the_devices(bert_nli):
     assert budget("cuda", 100) == (100, 128) and budget("cpu", None, 3) == (2048, 3)
     scorer = ModelSpec(str(bert_nli), device="cpu").load().scorer
     assert (scorer.max_tokens, scorer.batch_size) == (2048, 64)
+    assert (scorer.describe()["max_tokens"], scorer.describe()["batch_size"]) == (2048, 64)  # the resume key
     scorer = ModelSpec(str(bert_nli), device="cpu", max_tokens=300, batch_size=5).load().scorer
     assert (scorer.max_tokens, scorer.batch_size) == (300, 5)
     for option, spec in [("--max-tokens 0", ModelSpec(str(bert_nli), max_tokens=0)),

@@ -128,7 +128,7 @@ ScorerOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
-QuantizeOpt = Annotated[str, typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, 2-3x faster, changes some top labels.")]
+QuantizeOpt = Annotated[str, typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels.")]
 ThreadsOpt = Annotated[
     Optional[int],
     typer.Option(min=1, help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker]."),

@@ -138,7 +138,7 @@ def export_int8(model: torch.nn.Module, input_names: list[str], output: str, tar
     Every MatMul with a constant weight gets per-channel int8 weights, its activations are quantized per
     tensor at run time. Keeping layers in float32 was measured and rejected: on all-MiniLM-L6-v2 over 2,000
     New Year's tweets, keeping the feed-forward down-projections float32 raised top-1 agreement with exact
-    mode from 88.0% to 90.3% but cost 30% of the speed. Simulated per layer, the error comes from the
+    mode from 88.0% to 90.3% but cost 20-30% of the speed. Simulated per layer, the error comes from the
     per-tensor activation scales (weights alone in int8: 96.8% agreement; activations alone: 88.0%), and
     SmoothQuant-style rescaling recovers only part of it (94.3%); ``--dtype bfloat16`` on a CPU that has it
     is the fast mode that keeps top labels (see the README's Performance).
