@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ from pathlib import Path
 import orjson
 import torch
 
+from vs_pipeline import MODES, ort_version  # benchmarks/ is on the path when this script runs
 from zstc_cli.models import cpu_has_native_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +61,6 @@ VARIANTS = {
     "'I want to improve my {}.', phrased labels": ("I want to improve my {}.", True),
 }
 DEFAULT = "default template, category names"
-MODES = {"none": (), "bfloat16": ("--dtype", "bfloat16"), "int8": ("--quantize", "int8")}
-"""zstc's speed modes: exact (float32), bfloat16, ONNX Runtime int8 (see the README's Performance)."""
 
 
 def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path, options: tuple[str, ...] = ()) -> tuple[float, list[dict]]:
@@ -77,13 +75,6 @@ def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path, opti
     subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     seconds = time.perf_counter() - started
     return seconds, [orjson.loads(line) for line in out.read_bytes().splitlines()]
-
-
-def ort_version() -> str:
-    try:
-        return importlib.metadata.version("onnxruntime")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def accuracy(rows: list[dict], results: list[dict], phrased: bool) -> float:

@@ -66,7 +66,7 @@ an older zstc are not reused."""
 
 def model_key(location: str, input_names: list[str], output: str) -> str:
     """A key that changes when the model's files, the input names, the output, the quantization recipe, the
-    exporting torch or ONNX Runtime (whose fused operators the graph uses) change."""
+    exporting torch or the quantizing ONNX Runtime change."""
     from onnxruntime import __version__ as ort_version
 
     versions = f"{RECIPE}|{torch.__version__}|{ort_version}"
