@@ -245,7 +245,10 @@ def classify_on_ray(
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
     with _Outputs(jobs) as outputs, ray_session(options, worker_cpus(model)):  # the first outputs open before Ray starts
-        return _write(_results(source, jobs, model, defaults, window, keep, options), outputs, progress)
+        # Closed while Ray is up: a run stopped by a bad record would otherwise leave Ray Data's iterator to be
+        # finalized by the garbage collector after ray.shutdown(), where its cleanup fails with a traceback.
+        with contextlib.closing(_results(source, jobs, model, defaults, window, keep, options)) as batches:
+            return _write(batches, outputs, progress)
 
 
 class _Outputs:
