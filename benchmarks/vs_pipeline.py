@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,9 +232,18 @@ def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     return "\n".join(lines)
 
 
+def chosen(parser: argparse.ArgumentParser, option: str, value: str, allowed: Iterable[str]) -> list[str]:
+    """The comma-separated names in ``value``; an unknown one is a usage error (exit 2)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in allowed]:
+        parser.error(f"{option}: unknown {', '.join(unknown)}; expected {', '.join(allowed)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="NLI model directory or hub id [default: build MiniLM NLI locally]")
+    parser.add_argument("--datasets", default="resolutions,mixed-length", help="datasets to run, comma-separated")
     parser.add_argument("--modes", default="none,bfloat16,int8", help=f"zstc modes to run, from {', '.join(MODES)}")
     parser.add_argument("--rounds", type=int, help="runs of each (tool, size) [default 3, --quick 1]")
     parser.add_argument("--quick", action="store_true", help="small inputs, one round: a smoke test")
@@ -242,15 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zstc-bench")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    model = args.model or default_model(args.cache)
-    datasets = load_datasets(args.quick)
+    available = {d.name: d for d in load_datasets(args.quick)}
+    datasets = [available[name] for name in chosen(parser, "--datasets", args.datasets, available)]
     if args.sizes:
         small, large = (int(n) for n in args.sizes.split(","))
         datasets = [Dataset(d.name, d.texts, d.labels, (small, large)) for d in datasets]
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"--modes: unknown {', '.join(unknown)}; expected {', '.join(MODES)}")
+    modes = chosen(parser, "--modes", args.modes, MODES)
+    model = args.model or default_model(args.cache)  # after the options are checked: building takes a while
     tools = [Tool("pipeline", None)] + [Tool.zstc(m) for m in modes]
     rounds = args.rounds or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory(prefix="zstc-bench-") as work:
