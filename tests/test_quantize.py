@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,22 @@ def exports(cache) -> set:
     return set(cache.glob("int8/*/model.onnx"))
 
 
+def quantized_matmuls(path) -> int:
+    import onnx
+
+    return sum(node.op_type == "MatMulInteger" for node in onnx.load(str(path)).graph.node)
+
+
+def linears_in_layers(model_dir) -> int:
+    """Linear layers inside the model's repeated layers (a module path with an index), not its head."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    inside = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and re.search(r"\.\d+\.", name)]
+    assert len(inside) < sum(isinstance(m, torch.nn.Linear) for m in model.modules())  # there is a head
+    return len(inside)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model_fixture", ["bert_nli", "bart_nli"])
 def test_int8_scores_follow_exact_mode(model_fixture, request, cache, nyr_texts):
@@ -68,6 +86,7 @@ def test_int8_scores_follow_exact_mode(model_fixture, request, cache, nyr_texts)
     # on about 1 in 5 and correlate near 0.
     assert np.mean([a.argmax() == b.argmax() for a, b in zip(exact, scores)]) >= 0.7
     assert np.corrcoef(np.concatenate(exact), np.concatenate(scores))[0, 1] > 0.9
+    assert quantized_matmuls(exported) == linears_in_layers(model_dir)  # the head stays float32
     stamp = exported.stat().st_mtime_ns
     load_scorer(str(model_dir), device="cpu", quantize="int8")  # second load: from the cache
     assert exported.stat().st_mtime_ns == stamp

@@ -11,17 +11,20 @@ bare encoder's ``last_hidden_state``; the exported graph has that one output, an
 hands it back under the same attribute, so a scorer calls it exactly as it calls the torch model.
 
 The export and quantization take seconds, so the int8 model is cached on disk, keyed by the model's files
-and the output, and later runs load it directly. Weights of the Linear layers are int8 and activations are quantized
-per batch, so scores differ from exact mode; how often the top label changes depends
-on how close the model's labels are (see the README's Performance, where ``--dtype bfloat16`` is compared).
+and the output, and later runs load it directly. The weights of the Linear layers inside the model's
+layers are int8 and their activations are quantized per batch, so scores differ from exact mode; how often
+the top label changes depends on how close the model's labels are (see the README's Performance, where
+``--dtype bfloat16`` is compared).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -59,9 +62,12 @@ def check_mode(mode: str, device: torch.device) -> None:
             raise ZstcError("--quantize int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
 
 
-RECIPE = 4
-"""Bump when the export or what gets quantized changes (4: every MatMul int8), so cached exports made by
-an older zstc are not reused."""
+RECIPE = 5
+"""Bump when the export or what gets quantized changes (4: every MatMul int8; 5: the head stays float32),
+so cached exports made by an older zstc are not reused."""
+
+LAYER_SCOPE = re.compile(r"\.\d+$")
+"""A module path ending in an index: one of the model's repeated layers (``bert.encoder.layer.3``)."""
 
 
 def model_key(location: str, input_names: list[str], output: str) -> str:
@@ -135,13 +141,15 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], output: str, pat
 def export_int8(model: torch.nn.Module, input_names: list[str], output: str, target: Path) -> None:
     """Export ``model``'s ``output`` to ONNX and write its dynamically int8-quantized version to ``target``.
 
-    Every MatMul with a constant weight gets per-channel int8 weights, its activations are quantized per
-    tensor at run time. Keeping layers in float32 was measured and rejected: on all-MiniLM-L6-v2 over 2,000
-    New Year's tweets, keeping the feed-forward down-projections float32 raised top-1 agreement with exact
-    mode from 88.0% to 90.3% but cost 20-30% of the speed. Simulated per layer, the error comes from the
-    per-tensor activation scales (weights alone in int8: 96.8% agreement; activations alone: 88.0%), and
-    SmoothQuant-style rescaling recovers only part of it (94.3%); ``--dtype bfloat16`` on a CPU that has it
-    is the fast mode that keeps top labels (see the README's Performance).
+    Every MatMul with a constant weight inside the model's layers gets per-channel int8 weights, its
+    activations are quantized per tensor at run time; the head (pooler, classifier) stays float32 (see
+    :func:`outside_layers`; on the MiniLM NLI benchmark model it keeps 83.2% of exact mode's top labels on
+    900 tweets against 82.0% with an int8 head). Keeping layers in float32 was measured and rejected: on
+    all-MiniLM-L6-v2 over 2,000 New Year's tweets, keeping the feed-forward down-projections float32 raised
+    top-1 agreement with exact mode from 88.0% to 90.3% but cost 20-30% of the speed. Why int8 changes top
+    labels is measured by ``benchmarks/int8_fidelity.py``: the activations' outlier channels, which per-tensor
+    scales cannot resolve; ``--dtype bfloat16`` on a CPU that has it is the fast mode that keeps top labels
+    (see the README's Performance).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -149,8 +157,29 @@ def export_int8(model: torch.nn.Module, input_names: list[str], output: str, tar
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp, _silenced():
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "int8.onnx"
         export_onnx(model, input_names, output, fp32)
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(
+            fp32, int8, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=outside_layers(fp32),
+        )  # fmt: skip
         os.replace(int8, target)  # atomic: a concurrent run sees the whole file or none
+
+
+def outside_layers(path: Path) -> list[str]:
+    """Names of the MatMul (and Gemm) nodes that no repeated layer contains (a pooler, a classification head).
+
+    They stay float32: they run once per sequence, so int8 would save almost nothing, and they are
+    sensitive (simulated alone, an int8 pooler changed 5% of the NLI benchmark model's top labels). The
+    dynamo exporter records each node's module path in ``pkg.torch.onnx.name_scopes``.
+    """
+    import onnx
+
+    names = []
+    for node in onnx.load(str(path)).graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "[]")
+        if node.op_type in ("MatMul", "Gemm") and not any(LAYER_SCOPE.search(scope) for scope in ast.literal_eval(scopes)):
+            # ONNX Runtime rewrites a Gemm as a MatMul named NAME_MatMul (and an Add) before quantizing it
+            names.append(node.name if node.op_type == "MatMul" else f"{node.name}_MatMul")
+    return names
 
 
 class OnnxInt8Model:
