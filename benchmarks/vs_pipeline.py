@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,9 @@ def load_datasets(quick: bool) -> list[Dataset]:
         Dataset("resolutions", tweets, labels, (60, 180) if quick else (300, 900)),
         Dataset("mixed-length", mixed, labels, (16, 48) if quick else (100, 300)),
     ]
+
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zstc-bench"
 
 
 def default_model(cache: Path) -> str:
@@ -232,11 +235,13 @@ def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     return "\n".join(lines)
 
 
-def chosen(parser: argparse.ArgumentParser, option: str, value: str, allowed: Iterable[str]) -> list[str]:
-    """The comma-separated names in ``value``; an unknown one is a usage error (exit 2)."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
+def chosen(parser: argparse.ArgumentParser, option: str, value: str, allowed: Collection[str]) -> list[str]:
+    """The comma-separated names in ``value``, each once; none, or an unknown one, is a usage error (exit 2)."""
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
     if unknown := [name for name in names if name not in allowed]:
         parser.error(f"{option}: unknown {', '.join(unknown)}; expected {', '.join(allowed)}")
+    if not names:
+        parser.error(f"{option}: name at least one of {', '.join(allowed)}")
     return names
 
 
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs, one round: a smoke test")
     parser.add_argument("--sizes", help="override both datasets' sizes: SMALL,LARGE")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where vs_pipeline.{json,md} go")
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zstc-bench")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the built NLI model is kept [%(default)s]")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     available = {d.name: d for d in load_datasets(args.quick)}

@@ -1,4 +1,4 @@
-"""The side-by-side benchmark runs end to end on a tiny input, so it cannot rot unnoticed."""
+"""The benchmarks run end to end on tiny inputs, so they cannot rot unnoticed."""
 
 from __future__ import annotations
 
@@ -36,8 +36,31 @@ def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
     assert "| mixed-length (9 x 10) | zstc |" in (out / "vs_pipeline.md").read_text()
 
 
-def test_an_unknown_dataset_is_refused():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_pipeline.py"), "--datasets", "tweets"],
-                          capture_output=True, timeout=120)  # fmt: skip
+def test_an_unknown_dataset_is_refused_before_the_model_is_built(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "vs_pipeline.py"), "--datasets", "tweets", "--cache", str(tmp_path / "c")]
+    done = subprocess.run(cmd, capture_output=True, timeout=120)
     assert done.returncode == 2
     assert "--datasets: unknown tweets; expected resolutions, mixed-length" in done.stderr.decode()
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
+    """Outlier channels kept float32 are not rounded: with none the scheme is per-token rounding exactly, with
+    all of them nothing is rounded and every top label is exact mode's."""
+
+    def run(outliers: int) -> dict[str, float]:
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "int8_fidelity.py"), "--model", str(bert_nli),
+               "--texts", "40", "--outliers", str(outliers), "--out", str(tmp_path / str(outliers))]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "ZSTC_CACHE": str(tmp_path / "cache")}
+        done = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr.decode()
+        result = orjson.loads((tmp_path / str(outliers) / f"int8_fidelity_{bert_nli.name}.json").read_bytes())
+        assert result["outlier_ratio"] > 1 and all(0 <= row["accuracy"] <= 1 for row in result["results"])
+        return {row["scheme"]: row["agreement"] for row in result["results"]}
+
+    none, every = run(0), run(100_000)
+    assert list(none) == ["exact (float32)", "weights", "per-tensor (what --quantize int8 computes)", "per-token",
+                          "per-token + 0 float32 channels", "--quantize int8 (ONNX Runtime, measured)"]  # fmt: skip
+    assert none["per-token + 0 float32 channels"] == none["per-token"] < 1.0  # rounding really happens
+    assert every["per-token + 100000 float32 channels"] == every["exact (float32)"] == 1.0

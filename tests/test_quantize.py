@@ -51,6 +51,12 @@ def exports(cache) -> set:
     return set(cache.glob("int8/*/model.onnx"))
 
 
+def test_layers_and_heads_are_told_apart_by_module_path():
+    inside = ("model.bert.encoder.layer.3.output.dense", "model.encoder.layers.0.fc1", "deberta.encoder.layer.11.attention.self.query_proj")
+    outside = ("model.bert.pooler.dense", "model.classifier", "model.classifier.0", "model.classification_head.out_proj", "")
+    assert all(map(quantize.in_layers, inside)) and not any(map(quantize.in_layers, outside))
+
+
 def quantized_matmuls(path) -> int:
     import onnx
 

@@ -66,8 +66,13 @@ RECIPE = 5
 """Bump when the export or what gets quantized changes (4: every MatMul int8; 5: the head stays float32),
 so cached exports made by an older zstc are not reused."""
 
-LAYER_SCOPE = re.compile(r"\.\d+$")
-"""A module path ending in an index: one of the model's repeated layers (``bert.encoder.layer.3``)."""
+_LAYER_PATH = re.compile(r"\.\d+\.")
+
+
+def in_layers(module_path: str) -> bool:
+    """Whether a module sits inside one of the model's indexed, repeated layers
+    (``bert.encoder.layer.3.output.dense``), rather than in a head (``pooler.dense``, ``classifier.0``)."""
+    return _LAYER_PATH.search(module_path) is not None
 
 
 def model_key(location: str, input_names: list[str], output: str) -> str:
@@ -169,14 +174,15 @@ def outside_layers(path: Path) -> list[str]:
 
     They stay float32: they run once per sequence, so int8 would save almost nothing, and they are
     sensitive (simulated alone, an int8 pooler changed 5% of the NLI benchmark model's top labels). The
-    dynamo exporter records each node's module path in ``pkg.torch.onnx.name_scopes``.
+    dynamo exporter records each node's module path in ``pkg.torch.onnx.name_scopes``; a node without it is
+    left to be quantized, so a change in that metadata cannot silently turn int8 into float32.
     """
     import onnx
 
     names = []
     for node in onnx.load(str(path)).graph.node:
-        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "[]")
-        if node.op_type in ("MatMul", "Gemm") and not any(LAYER_SCOPE.search(scope) for scope in ast.literal_eval(scopes)):
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        if node.op_type in ("MatMul", "Gemm") and scopes and not any(map(in_layers, ast.literal_eval(scopes))):
             # ONNX Runtime rewrites a Gemm as a MatMul named NAME_MatMul (and an Add) before quantizing it
             names.append(node.name if node.op_type == "MatMul" else f"{node.name}_MatMul")
     return names
