@@ -245,6 +245,27 @@ def test_a_run_stopped_by_a_bad_record_closes_ray_datas_iterator_first(tmp_path,
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_a_failing_cleanup_does_not_replace_the_error_that_stopped_the_run():
+    """If Ray Data's iterator fails while being closed after a bad record, the bad record's FILE:LINE is still
+    the error (the cleanup failure is a note for --debug); on a run that ends normally, a cleanup failure shows."""
+    from zstc_cli.engines.ray import closing_without_masking
+
+    def iterator_with_broken_cleanup():
+        try:
+            yield 1
+        finally:
+            raise RuntimeError("ray.wait() on a dead session")
+
+    with pytest.raises(RecordError, match="in.jsonl:13: bad") as stopped:
+        with closing_without_masking(iterator_with_broken_cleanup()) as batches:
+            next(batches)
+            raise RecordError("in.jsonl", 13, "bad")
+    assert "closing Ray Data's iterator failed too: RuntimeError('ray.wait() on a dead session')" in stopped.value.__notes__[0]
+    with pytest.raises(RuntimeError, match="dead session"):
+        with closing_without_masking(iterator_with_broken_cleanup()) as batches:
+            next(batches)
+
+
 @pytest.mark.slow
 def test_cli_starts_a_local_ray_and_fails_on_a_folder_like_the_local_engine(tmp_path, bert_nli, rows):
     """The real command, starting its own local Ray, in fail mode on a folder: the bad line is FILE:LINE with

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
@@ -247,8 +247,24 @@ def classify_on_ray(
     with _Outputs(jobs) as outputs, ray_session(options, worker_cpus(model)):  # the first outputs open before Ray starts
         # Closed while Ray is up: a run stopped by a bad record would otherwise leave Ray Data's iterator to be
         # finalized by the garbage collector after ray.shutdown(), where its cleanup fails with a traceback.
-        with contextlib.closing(_results(source, jobs, model, defaults, window, keep, options)) as batches:
+        with closing_without_masking(_results(source, jobs, model, defaults, window, keep, options)) as batches:
             return _write(batches, outputs, progress)
+
+
+@contextlib.contextmanager
+def closing_without_masking(generator: Generator) -> Iterator[Generator]:
+    """Close ``generator`` on leaving, like :func:`contextlib.closing`, except that when the run is already
+    failing (a bad record's FILE:LINE, an interrupt) an error from the generator's own cleanup becomes a note
+    on that error (shown with ``--debug``) instead of replacing it."""
+    try:
+        yield generator
+    except BaseException as failure:
+        try:
+            generator.close()
+        except Exception as cleanup:
+            failure.add_note(f"while stopping, closing Ray Data's iterator failed too: {cleanup!r}")
+        raise
+    generator.close()
 
 
 class _Outputs:
