@@ -14,7 +14,7 @@ import typer
 
 from . import __version__
 from .catalog import DEFAULT_MODEL
-from .batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from .batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from .engines.local import RunSummary
 from .errors import Interrupted, ZstcError
 from .progress import Progress
@@ -355,9 +355,10 @@ def serve(
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
     max_batch_tokens: Annotated[
-        int, typer.Option(min=1, help="Token budget of one micro-batch (and of each forward pass).")
+        int, typer.Option(min=1, help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens).")
     ] = DEFAULT_MAX_TOKENS,
-    batch_size: Annotated[int, typer.Option(min=1, help="At most this many pairs per forward pass.")] = DEFAULT_BATCH_SIZE,
+    max_tokens: MaxTokensOpt = None,
+    batch_size: BatchSizeOpt = None,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="How long a request waits for others to share its forward pass.")
     ] = 5.0,
@@ -397,7 +398,7 @@ def serve(
             max_labels=max_labels, max_chars=max_chars, max_body_bytes=max_body_bytes,
             max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
         )  # fmt: skip
-        spec = model_spec(model, device, dtype, max_batch_tokens, batch_size, scorer, quantize, threads)
+        spec = model_spec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
         endpoint(lambda: spec.load(quiet=True).scorer, settings, host, port, quiet).run()
 
 
