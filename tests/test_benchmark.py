@@ -64,3 +64,19 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
                           "per-token + 0 float32 channels", "--quantize int8 (ONNX Runtime, measured)"]  # fmt: skip
     assert none["per-token + 0 float32 channels"] == none["per-token"] < 1.0  # rounding really happens
     assert every["per-token + 100000 float32 channels"] == every["exact (float32)"] == 1.0
+
+
+def test_padding_counts_the_tokens_each_tool_computes(bert_nli, tmp_path):
+    """Both tools see the same pairs, so their real tokens are equal; zstc's padding only shrinks as its
+    window grows, and the pipeline, batching in input order, pads more than zstc's smallest window."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "padding.py"), "--model", str(bert_nli), "--texts", "40",
+           "--windows", "4,40", "--pipeline-texts", "40", "--datasets", "mixed-length", "--out", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()
+    small, large, pipe = orjson.loads((tmp_path / "padding.json").read_bytes())["results"]
+    assert small["window"] == 4 and large["window"] == 40 and pipe["window"] is None
+    assert small["pairs"] == large["pairs"] == pipe["pairs"] == 400
+    assert small["real_tokens"] == large["real_tokens"] == pipe["real_tokens"]
+    assert large["unique_pairs"] == 400  # no repeated pair in these 40 texts: nothing computed only once
+    assert pipe["padded_tokens"] > small["padded_tokens"] > large["padded_tokens"] >= large["real_tokens"]
+    assert "| mixed-length | zstc --window 40 | 40 | 400 |" in (tmp_path / "padding.md").read_text()
