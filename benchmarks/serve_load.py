@@ -154,7 +154,7 @@ def main() -> None:
         "model_label": label,
         "machine": f"{os.cpu_count()} CPU cores, no GPU, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}; load average {load_at_start:.1f} at start and "
-        f"{os.getloadavg()[0]:.1f} at the end (other work on the machine)",
+        f"{os.getloadavg()[0]:.1f} at the end (the benchmark's own server and clients included)",
         "labels": len(bodies[0]["parameters"]["candidate_labels"]),
         "requests": args.requests,
         "max_seconds": args.max_seconds,
