@@ -9,15 +9,20 @@ float32, as with ``--quantize int8``), on the New Year's resolutions tweets:
   weights alone cost;
 - ``per-tensor``: plus ONNX Runtime's dynamic activations (one asymmetric uint8 scale per tensor), i.e. what
   ``--quantize int8`` computes;
+- ``per-tensor + SmoothQuant``: per-tensor, after SmoothQuant's scaling (Xiao et al. 2023, ``--alpha``) moves
+  the activations' outlier channels into the weights, with scales from calibration tweets that are not scored;
 - ``per-token``: activations with one symmetric int8 scale per token (torchao's dynamic int8 scheme);
 - ``per-token + outliers``: per-token, with a fixed set of ``--outliers`` input channels per layer (the
   largest on calibration tweets that are not scored) kept in float32, weights included: an optimistic
   variant of LLM.int8(), which picks outlier channels per batch by a threshold.
 
-A last row scores the same windows with the real ``--quantize int8`` model, as a check on the simulation.
+Two rows run real ONNX Runtime models on the same windows, timed in this process beside exact mode: the
+``--quantize int8`` model, as a check on the simulation, and ONNX Runtime's MatMulNBits with 8-bit weights
+in blocks of ``--block`` input channels and activations quantized per block at run time, the finest-grained
+int8 ONNX Runtime offers.
 
 Agreement is the share of records whose top label equals exact mode's; accuracy is against
-``Resolution_Category``. Speed is not measured here (see ``vs_pipeline.py`` and ``offline_nyr.py``).
+``Resolution_Category``. Whole-process speed against the pipeline is ``vs_pipeline.py``'s and ``offline_nyr.py``'s.
 
     python benchmarks/int8_fidelity.py                                # bundled all-MiniLM-L6-v2, 2,000 tweets
     python benchmarks/int8_fidelity.py --model minilm-nli --texts 900  # vs_pipeline.py's NLI model
@@ -27,6 +32,8 @@ Agreement is the share of records whose top label equals exact mode's; accuracy 
 from __future__ import annotations
 
 import argparse
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +44,7 @@ import torch
 from vs_pipeline import CACHE, default_model  # benchmarks/ is on the path when this script runs
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.batching import DEFAULT_WINDOW
-from zstc_cli.quantize import in_layers
+from zstc_cli.quantize import OnnxInt8Model, export_onnx, in_layers, outside_layers, silenced
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"
@@ -79,7 +86,14 @@ class FakeQuantized:
         self.weights = [m.weight.data.clone() for m in self.linears]
         self.hooks: list = []
 
-    def apply(self, activations: Callable[[torch.Tensor], torch.Tensor] | None, outliers: list[torch.Tensor] | None = None):
+    def apply(
+        self,
+        activations: Callable[[torch.Tensor], torch.Tensor] | None,
+        outliers: list[torch.Tensor] | None = None,
+        smoothing: list[torch.Tensor] | None = None,
+    ):
+        """Round weights (and with ``activations``, inputs); ``smoothing`` scales (see :func:`smoothing_scales`)
+        divide each Linear's input channels and multiply its weight columns before rounding."""
         self.restore()
         for i, linear in enumerate(self.linears):
             keep = torch.zeros(linear.in_features, dtype=torch.bool)  # input channels left in float32
@@ -87,17 +101,21 @@ class FakeQuantized:
                 keep[outliers[i]] = True
             if keep.all():  # nothing left to round
                 continue
-            weight = self.weights[i].clone()
+            scale = smoothing[i] if smoothing is not None else torch.ones(linear.in_features)
+            weight = self.weights[i] * scale  # x @ W.T == (x / scale) @ (W * scale).T before rounding
             weight[:, ~keep] = quantize_weight(weight[:, ~keep])
             linear.weight.data = weight
-            if activations is not None:
-                self.hooks.append(linear.register_forward_pre_hook(self._rounding(activations, keep)))
+            if activations is not None or smoothing is not None:
+                self.hooks.append(linear.register_forward_pre_hook(self._rounding(activations, keep, scale)))
 
     @staticmethod
-    def _rounding(activations: Callable[[torch.Tensor], torch.Tensor], keep: torch.Tensor):
+    def _rounding(
+        activations: Callable[[torch.Tensor], torch.Tensor] | None, keep: torch.Tensor, scale: torch.Tensor
+    ):
         def hook(module, inputs):
-            x = inputs[0].clone()
-            x[..., ~keep] = activations(x[..., ~keep])
+            x = inputs[0] / scale
+            if activations is not None:
+                x[..., ~keep] = activations(x[..., ~keep])
             return (x,)
 
         return hook
@@ -133,12 +151,42 @@ def outlier_ratio(peaks: list[torch.Tensor]) -> float:
     return max(float(peak.max() / peak.median()) for peak in peaks)
 
 
+def smoothing_scales(model: torch.nn.Module, peaks: list[torch.Tensor], alpha: float) -> list[torch.Tensor]:
+    """SmoothQuant's per-input-channel scales (Xiao et al. 2023), ``max|X_j|^alpha / max|W_j|^(1-alpha)``:
+    dividing the activations by them and multiplying the weights moves the outlier channels' range from the
+    activations, which share one scale per tensor, into the weights, which have one per output channel."""
+    scales = []
+    for linear, peak in zip(layer_linears(model), peaks):
+        weight_peak = linear.weight.detach().abs().amax(0).clamp(min=1e-5)
+        scales.append((peak.clamp(min=1e-5) ** alpha / weight_peak ** (1 - alpha)).clamp(min=1e-5))
+    return scales
+
+
+def blockwise_int8(float_model: torch.nn.Module, int8: OnnxInt8Model, block: int, work: Path) -> OnnxInt8Model:
+    """``float_model`` quantized with ONNX Runtime's MatMulNBits instead: 8-bit weights in blocks of ``block``
+    input channels, activations quantized per block of each row at run time (``accuracy_level=4``, its int8
+    kernels); the same layers as ``--quantize int8``'s model ``int8``, whose inputs and output it keeps."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    fp32, path = work / "model.onnx", work / f"nbits{block}.onnx"
+    with silenced():
+        export_onnx(float_model, int8.input_names, int8.output, fp32)
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=block, is_symmetric=True,
+                                         accuracy_level=4, nodes_to_exclude=outside_layers(fp32))  # fmt: skip
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(path), False)
+    return OnnxInt8Model(path, int8.config, int8.input_names, int8.output)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or directory, or minilm-nli "
                         "(vs_pipeline.py's NLI model, built locally) [all-MiniLM-L6-v2]")  # fmt: skip
     parser.add_argument("--texts", type=int, default=2000, help="tweets scored [2000]")
     parser.add_argument("--outliers", type=int, default=8, help="float32 input channels per layer [8]")
+    parser.add_argument("--alpha", type=float, default=0.75, help="SmoothQuant's migration strength [0.75]")
+    parser.add_argument("--block", type=int, default=32, help="MatMulNBits block size [32]")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where int8_fidelity_MODEL.{json,md} go")
     args = parser.parse_args()
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
@@ -157,29 +205,43 @@ def main() -> None:
         windows = (batch[i : i + DEFAULT_WINDOW] for i in range(0, len(batch), DEFAULT_WINDOW))
         return np.array([labels.index(r["labels"][0]) for window in windows for r in classify_texts(scorer, window, labels)])
 
-    def row(scheme: str, top: np.ndarray) -> dict:
-        result = {"scheme": scheme, "agreement": float((top == exact).mean()), "accuracy": float((top == gold).mean())}
-        print(f"{scheme}: agreement {result['agreement']:.1%}, accuracy {result['accuracy']:.2%}", flush=True)
+    def row(scheme: str, top: np.ndarray, rate: float | None = None) -> dict:
+        result = {"scheme": scheme, "agreement": float((top == exact).mean()), "accuracy": float((top == gold).mean()),
+                  "records_per_s": rate}  # fmt: skip
+        speed = f", {rate:.1f} records/s" if rate else ""
+        print(f"{scheme}: agreement {result['agreement']:.1%}, accuracy {result['accuracy']:.2%}{speed}", flush=True)
         return result
 
+    def timed(scorer) -> tuple[np.ndarray, float]:
+        """Top labels and records/s of a real model (after a warm-up on calibration texts)."""
+        top_labels(scorer, calibration[:32])
+        started = time.perf_counter()
+        top = top_labels(scorer, texts)
+        return top, len(texts) / (time.perf_counter() - started)
+
     scorer = load_scorer(location, device="cpu", dtype="float32", quiet=True).scorer
-    exact = top_labels(scorer, texts)
+    exact, exact_rate = timed(scorer)
     peaks = input_magnitudes(scorer.model, lambda: top_labels(scorer, calibration))
     outliers = [peak.topk(min(args.outliers, peak.numel())).indices for peak in peaks]
+    smoothing = smoothing_scales(scorer.model, peaks, args.alpha)
     schemes = {
-        "weights": (None, None),
-        "per-tensor (what --quantize int8 computes)": (per_tensor, None),
-        "per-token": (per_token, None),
-        f"per-token + {args.outliers} float32 channels": (per_token, outliers),
+        "weights": (None, None, None),
+        "per-tensor (what --quantize int8 computes)": (per_tensor, None, None),
+        f"per-tensor + SmoothQuant (alpha {args.alpha:g})": (per_tensor, None, smoothing),
+        "per-token": (per_token, None, None),
+        f"per-token + {args.outliers} float32 channels": (per_token, outliers, None),
     }  # fmt: skip
-    results = [row("exact (float32)", exact)]
+    results = [row("exact (float32)", exact, exact_rate)]
     quantized = FakeQuantized(scorer.model)
-    for name, (activations, kept) in schemes.items():
-        quantized.apply(activations, kept)
+    for name, (activations, kept, scales) in schemes.items():
+        quantized.apply(activations, kept, scales)
         results.append(row(name, top_labels(scorer, texts)))
     quantized.restore()
     onnx = load_scorer(location, device="cpu", quantize="int8", quiet=True).scorer
-    results.append(row("--quantize int8 (ONNX Runtime, measured)", top_labels(onnx, texts)))
+    results.append(row("--quantize int8 (ONNX Runtime, measured)", *timed(onnx)))
+    with tempfile.TemporaryDirectory() as work:
+        onnx.model = blockwise_int8(scorer.model, onnx.model, args.block, Path(work))
+        results.append(row(f"MatMulNBits 8-bit, blocks of {args.block} (ONNX Runtime, measured)", *timed(onnx)))
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = "minilm-nli (built locally)" if args.model == "minilm-nli" else args.model
@@ -188,8 +250,9 @@ def main() -> None:
     summary = {"model": name, "texts": args.texts, "outlier_ratio": ratio, "results": results}
     (args.out / f"{stem}.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     lines = [f"int8 schemes simulated on {name}, {args.texts} New Year's tweets x {len(labels)} labels", "",
-             "| scheme | top-1 agreement with exact | accuracy |", "|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {r['scheme']} | {r['agreement']:.1%} | {r['accuracy']:.2%} |" for r in results]
+             "| scheme | top-1 agreement with exact | accuracy | records/s (in-process) |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['scheme']} | {r['agreement']:.1%} | {r['accuracy']:.2%} | "
+              f"{format(r['records_per_s'], '.1f') if r['records_per_s'] else 'simulated'} |" for r in results]  # fmt: skip
     lines += ["", f"Largest input channel / median channel of its layer: up to {ratio:.0f}x.",
               "Accuracy is against Resolution_Category; it means nothing for a model with a random head (minilm-nli)."]  # fmt: skip
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -57,11 +57,17 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
         assert done.returncode == 0, done.stderr.decode()
         result = orjson.loads((tmp_path / str(outliers) / f"int8_fidelity_{bert_nli.name}.json").read_bytes())
         assert result["outlier_ratio"] > 1 and all(0 <= row["accuracy"] <= 1 for row in result["results"])
+        timed = [row["scheme"] for row in result["results"] if row["records_per_s"]]  # real models only
+        assert timed == ["exact (float32)", "--quantize int8 (ONNX Runtime, measured)",
+                         "MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"]  # fmt: skip
         return {row["scheme"]: row["agreement"] for row in result["results"]}
 
     none, every = run(0), run(100_000)
-    assert list(none) == ["exact (float32)", "weights", "per-tensor (what --quantize int8 computes)", "per-token",
-                          "per-token + 0 float32 channels", "--quantize int8 (ONNX Runtime, measured)"]  # fmt: skip
+    assert list(none) == ["exact (float32)", "weights", "per-tensor (what --quantize int8 computes)",
+                          "per-tensor + SmoothQuant (alpha 0.75)", "per-token", "per-token + 0 float32 channels",
+                          "--quantize int8 (ONNX Runtime, measured)",
+                          "MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"]  # fmt: skip
+    assert 0 < none["MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"] <= 1.0
     assert none["per-token + 0 float32 channels"] == none["per-token"] < 1.0  # rounding really happens
     assert every["per-token + 100000 float32 channels"] == every["exact (float32)"] == 1.0
 

@@ -102,7 +102,7 @@ class _OneOutput(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _silenced() -> Iterator[None]:
+def silenced() -> Iterator[None]:
     """The exporter and quantizer warn at length about internals a user cannot act on; keep stderr clean."""
     loggers = [logging.getLogger(name) for name in ("", "torch.onnx", "onnxruntime")]
     levels = [logger.level for logger in loggers]
@@ -159,7 +159,7 @@ def export_int8(model: torch.nn.Module, input_names: list[str], output: str, tar
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp, _silenced():
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp, silenced():
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "int8.onnx"
         export_onnx(model, input_names, output, fp32)
         quantize_dynamic(
