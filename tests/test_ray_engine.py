@@ -31,7 +31,7 @@ from zstc_cli.locations import plan_jobs
 
 ray = pytest.importorskip("ray")
 from zstc_cli.engines.ray import (  # noqa: E402
-    ModelSpec, RayOptions, classify_on_ray, pool_size, worker_cpus,
+    ModelSpec, RayOptions, classify_on_ray, pool_size, ray_session, worker_cpus,
 )
 
 LABELS = ["health", "money", "humor", "career", "family"]
@@ -264,6 +264,19 @@ def test_a_failing_cleanup_does_not_replace_the_error_that_stopped_the_run():
     with pytest.raises(RuntimeError, match="dead session"):
         with closing_without_masking(iterator_with_broken_cleanup()) as batches:
             next(batches)
+
+
+def test_during_a_session_rays_driver_prints_go_to_stderr_and_stdout_keeps_only_data(cluster, capsysbinary):
+    """Ray's driver prints errors it is sent (a run stopped early kills its workers: "Task ... failed ...
+    killed by `ray.kill`") to sys.stdout, which with OUTPUT ``-`` is the data: they must land on stderr."""
+    from zstc_cli.io import open_output
+
+    with open_output("-") as output, ray_session(RayOptions()):
+        print("(raylet) Task MapWorker.submit failed. Error: The actor is dead because it was killed by `ray.kill`.")
+        output.write(b'{"sequence": "a"}\n')
+    captured = capsysbinary.readouterr()
+    assert captured.out == b'{"sequence": "a"}\n'
+    assert b"killed by `ray.kill`" in captured.err
 
 
 @pytest.mark.slow

@@ -131,8 +131,9 @@ def encode_chunk(data: bytes, compression: str) -> bytes:
 def open_output(uri: str) -> Iterator[BinaryIO]:
     """Open ``uri`` for binary writing. Local files appear only if the block completes without error."""
     if uri == STDIO:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        stdout = sys.stdout.buffer  # the real one, even if sys.stdout is redirected later (see engines.ray)
+        yield stdout
+        stdout.flush()
         return
     if is_remote(uri):
         with smart_open.open(uri, "wb", compression=compression_of(uri)) as handle:

@@ -140,15 +140,26 @@ def worker_cpus(model: ModelSpec) -> int:
 def ray_session(options: RayOptions, cpus_per_worker: int = 1) -> Iterator[None]:
     """Use the Ray instance already initialised in this process, or connect/start one for the run.
 
-    Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs):
-    stdout carries only JSON, and stderr only zstc's progress, summary and errors.
+    Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs), so
+    stdout carries only JSON and stderr zstc's progress, summary and errors. Ray's driver still prints the
+    errors it is sent (such as "Task ... failed ... killed by `ray.kill`" when a run stopped by a bad
+    record ends its workers) to ``sys.stdout``: during the session that is stderr, and an OUTPUT of ``-``
+    keeps the real stdout, opened before.
     """
     for handler in logging.getLogger("ray.data").handlers:  # Ray Data's console copy of ray-data.log:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.CRITICAL)  # zstc reports failures itself, in one line (--debug: traceback)
-    if ray.is_initialized():
-        yield
-        return
+    with contextlib.redirect_stdout(sys.stderr):
+        if ray.is_initialized():
+            yield
+        else:
+            with _started(options, cpus_per_worker):
+                yield
+
+
+@contextlib.contextmanager
+def _started(options: RayOptions, cpus_per_worker: int) -> Iterator[None]:
+    """Connect to ``--ray-address`` or start a local Ray for the run, and shut it down after."""
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
         wanted = (options.num_workers or 1) * cpus_per_worker
