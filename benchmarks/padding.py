@@ -6,9 +6,9 @@ pairs of a window of records by length before packing them under its token budge
 This script counts, on the same data sets as ``vs_pipeline.py``:
 
 - for zstc, from the batches ``NLIScorer.prepare`` plans (exactly what the model is given), for each window
-  size: pairs, unique pairs (identical pairs in a window are computed once), batches, real tokens, padded
-  tokens, and efficiency = real tokens of all pairs / padded tokens computed (above 1 when deduplication
-  saves more than padding costs);
+  size: pairs, unique pairs (identical pairs in a window are computed once), batches, real tokens of the
+  pairs computed, padded tokens, and efficiency = real tokens / padded tokens, the share of the computed
+  tokens that are not padding (deduplication is the separate unique-pairs count);
 - for the pipeline, from a forward hook on the model during a real ``pipeline("zero-shot-classification",
   batch_size=32)`` run over the first ``--pipeline-texts`` texts: the same counts for what it computed.
 
@@ -58,8 +58,7 @@ def zstc_counts(scorer, records: list[Record], window: int) -> dict:
         batches += len(prepared.batches)
         unique += prepared.pair_count
         pairs += sum(len(record.labels) for record in chunk)
-        # Real tokens of every pair, duplicates included: the work a tool without deduplication must do.
-        real += sum(lengths[p] for record_pairs in prepared.record_pairs for p in record_pairs)
+        real += sum(lengths.values())  # the unique pairs', each computed once
     return counts(pairs, unique, batches, real, padded)
 
 
@@ -88,7 +87,7 @@ def markdown(report: dict) -> str:
         "",
         f"Model: {report['model']} (its tokenizer). zstc's budget: {report['max_tokens']} tokens / "
         f"{report['batch_size']} pairs per batch (the CPU default); the pipeline: {PIPELINE_BATCH} pairs per batch "
-        "in input order. Efficiency = real tokens of all pairs / padded tokens computed.",
+        "in input order. Efficiency = real tokens / padded tokens of the pairs computed.",
         "",
         "| data set | tool | texts | pairs | unique pairs | batches | padded tokens | efficiency |",
         "|---|---|---:|---:|---:|---:|---:|---:|",

@@ -73,8 +73,8 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
 
 
 def test_padding_counts_the_tokens_each_tool_computes(bert_nli, tmp_path):
-    """Both tools see the same pairs, so their real tokens are equal; zstc's padding only shrinks as its
-    window grows, and the pipeline, batching in input order, pads more than zstc's smallest window."""
+    """With no repeated pair both tools compute the same pairs, so their real tokens are equal; zstc's padding
+    shrinks as its window grows, and the pipeline, batching in input order, pads more than its smallest."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "padding.py"), "--model", str(bert_nli), "--texts", "40",
            "--windows", "4,40", "--pipeline-texts", "40", "--datasets", "mixed-length", "--out", str(tmp_path)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)

@@ -360,7 +360,7 @@ def serve(
     max_tokens: MaxTokensOpt = None,
     batch_size: BatchSizeOpt = None,
     max_wait_ms: Annotated[
-        float, typer.Option(min=0, help="How long a request waits for others to share its forward pass.")
+        float, typer.Option(min=0, help="How long a request waits for others to be scored with it.")
     ] = 5.0,
     max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting beyond this get 503 + Retry-After.")] = 256,
     batching: Annotated[
@@ -381,7 +381,7 @@ def serve(
 
     `/invocations` takes `{"inputs": "text" or ["texts"], "parameters": {"candidate_labels": [...],
     "multi_label": false}}` (application/json) or records one per line (application/jsonlines) and answers
-    `{"sequence", "labels", "scores"}`. Concurrent requests share forward passes. OpenAPI docs at `/docs`.
+    `{"sequence", "labels", "scores"}`. Concurrent requests are scored together (`--no-batching`: one by one). OpenAPI docs at `/docs`.
 
         zstc serve --model ./my-nli-model --port 8080
 

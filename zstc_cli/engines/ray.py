@@ -141,38 +141,41 @@ def ray_session(options: RayOptions, cpus_per_worker: int = 1) -> Iterator[None]
     """Use the Ray instance already initialised in this process, or connect/start one for the run.
 
     Worker output and Ray's own logs stay in Ray's session log folder (``ray-data.log`` and worker logs), so
-    stdout carries only JSON and stderr zstc's progress, summary and errors. Ray's driver still prints the
-    errors it is sent (such as "Task ... failed ... killed by `ray.kill`" when a run stopped by a bad
-    record ends its workers) to ``sys.stdout``: during the session that is stderr, and an OUTPUT of ``-``
-    keeps the real stdout, opened before.
+    stdout carries only JSON and stderr zstc's progress, summary and errors.
     """
     for handler in logging.getLogger("ray.data").handlers:  # Ray Data's console copy of ray-data.log:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.CRITICAL)  # zstc reports failures itself, in one line (--debug: traceback)
-    with contextlib.redirect_stdout(sys.stderr):
-        if ray.is_initialized():
-            yield
-        else:
-            with _started(options, cpus_per_worker):
-                yield
+    if ray.is_initialized():  # the caller's Ray, and its process: its stdout is the caller's business
+        yield
+        return
+    with _started(options, cpus_per_worker):
+        yield
 
 
 @contextlib.contextmanager
 def _started(options: RayOptions, cpus_per_worker: int) -> Iterator[None]:
-    """Connect to ``--ray-address`` or start a local Ray for the run, and shut it down after."""
+    """Connect to ``--ray-address`` or start a local Ray for the run, and shut it down after.
+
+    Ray's driver prints the errors it is sent (such as "Task ... failed ... killed by `ray.kill`" when a run
+    stopped by a bad record ends its workers) to ``sys.stdout`` from a listener thread, whatever
+    ``log_to_driver`` says. From ``ray.init`` until ``ray.shutdown`` has stopped that thread, ``sys.stdout``
+    is stderr; an OUTPUT of ``-`` keeps the real stdout, which it took before.
+    """
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
-        wanted = (options.num_workers or 1) * cpus_per_worker
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, wanted), include_dashboard=False, **quiet)
-    else:
+    with contextlib.redirect_stdout(sys.stderr):
+        if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
+            wanted = (options.num_workers or 1) * cpus_per_worker
+            ray.init(address="local", num_cpus=max(os.cpu_count() or 1, wanted), include_dashboard=False, **quiet)
+        else:
+            try:
+                ray.init(address=options.address, **quiet)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ZstcError(f"--ray-address {options.address}: cannot connect: {exc}") from exc
         try:
-            ray.init(address=options.address, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ZstcError(f"--ray-address {options.address}: cannot connect: {exc}") from exc
-    try:
-        yield
-    finally:
-        ray.shutdown()
+            yield
+        finally:
+            ray.shutdown()
 
 
 def pool_size(options: RayOptions, cpus_per_worker: int = 1) -> int:
@@ -266,14 +269,14 @@ def classify_on_ray(
 def closing_without_masking(generator: Generator) -> Iterator[Generator]:
     """Close ``generator`` on leaving, like :func:`contextlib.closing`, except that when the run is already
     failing (a bad record's FILE:LINE, an interrupt) an error from the generator's own cleanup becomes a note
-    on that error (shown with ``--debug``) instead of replacing it."""
+    on that error (in its traceback, which ``--debug`` shows for a bad record) instead of replacing it."""
     try:
         yield generator
     except BaseException as failure:
         try:
             generator.close()
         except Exception as cleanup:
-            failure.add_note(f"while stopping, closing Ray Data's iterator failed too: {cleanup!r}")
+            failure.add_note(f"while stopping, closing the results iterator failed too: {cleanup!r}")
         raise
     generator.close()
 
