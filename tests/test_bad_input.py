@@ -86,13 +86,18 @@ def test_fail_on_every_kind_of_bad_line(tmp_path, bert_nli, raw, message):
         (["--hypothesis-template", "About it."], "--hypothesis-template: hypothesis_template 'About it.' has no {}"),
         (["--labels", " , "], "--labels is empty"),
         (["--on-error", "skip"], "--on-error skip needs --errors PATH"),
+        (["--on-error", "ignore"], "--on-error 'ignore': expected fail or skip"),
+        (["--engine", "spark"], "--engine 'spark': expected local or ray"),
+        (["--num-workers", "2"], "--ray-address, --num-workers and --gpus-per-worker need --engine ray"),
     ],
 )
 def test_bad_options_are_one_line(tmp_path, options, message):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "a"}\n')
     result = run_zstc("classify", src, "--model", tmp_path / "never-loaded", *options)
-    assert result.returncode == 2 and message in result.stderr.decode().strip()
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
+    assert result.stdout == b""
 
 
 def test_long_text_truncates_and_500_labels_work(tmp_path, bert_nli):

@@ -109,3 +109,76 @@ def test_a_checkpoint_of_another_format_is_not_resumed(tmp_path, source):
     with pytest.raises(ZstcError, match="cannot resume: the checkpoint format changed"):
         with open_run(str(source), str(out), None, {}, resume=True):
             pass
+
+
+def interrupted_run(source: Path, out: Path, settings: dict) -> None:
+    """Leave an unfinished run of ``source`` into ``out``: one committed record, then Ctrl-C."""
+    with pytest.raises(Interrupted):
+        with open_run(str(source), str(out), None, settings) as run:
+            run.write(b"one\n")
+            run.commit(1)
+            raise KeyboardInterrupt
+
+
+SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 512}
+
+
+@pytest.mark.parametrize(
+    "settings, changed",
+    [
+        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "records"),
+        ({**SETTINGS, "window": 64}, "window"),
+    ],
+)
+def test_resume_refuses_changed_options(tmp_path, source, settings, changed):
+    out = tmp_path / "out.jsonl"
+    interrupted_run(source, out, SETTINGS)
+    with pytest.raises(ZstcError, match=rf"cannot resume: the options \({changed}\) changed"):
+        with open_run(str(source), str(out), None, settings, resume=True):
+            pass
+    with open_run(str(source), str(out), None, SETTINGS, resume=True) as run:  # the same options still resume
+        assert run.resumed and run.state.line == 1
+
+
+def test_resume_refuses_an_input_that_changed(tmp_path, source):
+    out = tmp_path / "out.jsonl"
+    interrupted_run(source, out, SETTINGS)
+    with source.open("ab") as more:
+        more.write(b'{"text": "appended"}\n')
+    with pytest.raises(ZstcError, match=f"cannot resume: the input {source} changed"):
+        with open_run(str(source), str(out), None, SETTINGS, resume=True):
+            pass
+
+
+def test_resume_refuses_a_partial_shorter_than_its_checkpoint(tmp_path, source):
+    out = tmp_path / "out.jsonl"
+    interrupted_run(source, out, SETTINGS)
+    partial_path(str(out)).write_bytes(b"on")
+    with pytest.raises(ZstcError, match="is missing or shorter than its checkpoint"):
+        with open_run(str(source), str(out), None, SETTINGS, resume=True):
+            pass
+    partial_path(str(out)).unlink()
+    with pytest.raises(ZstcError, match="is missing or shorter than its checkpoint"):
+        with open_run(str(source), str(out), None, SETTINGS, resume=True):
+            pass
+
+
+def test_classify_file_refuses_to_resume_with_other_labels(tmp_path, source, bert_nli):
+    """The settings classify_file checkpoints include the record options, so other labels cannot resume."""
+    from zstc_cli import classify_file, load_scorer
+    from zstc_cli.records import RecordDefaults
+
+    scorer = load_scorer(str(bert_nli), quiet=True).scorer
+    out = tmp_path / "out.jsonl"
+
+    def stop_after_first_window(done: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2,
+                      progress=stop_after_first_window)  # fmt: skip
+    with pytest.raises(ZstcError, match=r"options \(records\) changed"):
+        classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "c")), window=2, resume=True)
+    summary = classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2, resume=True)
+    assert (summary.resumed, summary.records) == (2, 6) and len(out.read_bytes().splitlines()) == 6

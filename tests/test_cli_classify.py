@@ -36,7 +36,7 @@ def expected_for(model_dir, rows):
 
 def assert_same(results, expected):
     assert len(results) == len(expected)
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         assert got["sequence"] == want["sequence"]
         assert got["labels"] == want["labels"]
         assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
@@ -70,6 +70,50 @@ def test_compressed_input_and_output(tmp_path, bert_nli, mixed_rows):
     run_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
     results = [orjson.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
     assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
+
+
+def zstd_module():
+    try:
+        from compression import zstd  # Python 3.14+
+    except ImportError:
+        from backports import zstd  # what smart-open[zst] installs before 3.14
+    return zstd
+
+
+@pytest.mark.parametrize("suffix", [".bz2", ".xz", ".zst"])
+def test_other_compressions_round_trip_across_windows(tmp_path, bert_nli, mixed_rows, suffix):
+    """Each window is its own compressed stream or frame (for --resume); standard decoders read them all."""
+    import bz2
+    import lzma
+
+    module = {".bz2": bz2, ".xz": lzma, ".zst": zstd_module()}[suffix]
+    src = tmp_path / f"in.jsonl{suffix}"
+    src.write_bytes(module.compress(b"".join(orjson.dumps(row) + b"\n" for row in mixed_rows[:20])))
+    out = tmp_path / f"out.jsonl{suffix}"
+    run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "-q", check=True)
+    results = [orjson.loads(line) for line in module.decompress(out.read_bytes()).splitlines()]
+    assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
+
+
+def test_record_fields_and_multi_label_options(tmp_path, bert_nli, nyr_texts):
+    """--text-field and --labels-field name the fields; --multi-label is the default a record may override."""
+    rows = [{"body": text, "tags": ["health", "money", "humor"]} for text in nyr_texts[:4]]
+    rows.append({"body": nyr_texts[4], "tags": ["health", "money"], "multi_label": False})
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = run_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
+                      "--multi-label", "-q", check=True)  # fmt: skip
+    results = [orjson.loads(line) for line in result.stdout.splitlines()]
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    expected = [classify_texts(scorer, [row["body"]], row["tags"], multi_label=row.get("multi_label", True))[0]
+                for row in rows]  # fmt: skip
+    assert_same(results, expected)
+    assert sum(results[0]["scores"]) != pytest.approx(1.0) and sum(results[4]["scores"]) == pytest.approx(1.0)
+
+    single = run_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
+                      "--single-label", "-q", check=True)  # fmt: skip
+    assert all(sum(orjson.loads(line)["scores"]) == pytest.approx(1.0) for line in single.stdout.splitlines())
+    missing = run_zstc("classify", src, "-", "--model", bert_nli, "--labels-field", "tags")
+    assert missing.returncode == 2 and f"{src}:1: no text field".encode() in missing.stderr
 
 
 def test_bad_line_is_one_clear_error_and_leaves_no_output(tmp_path, bert_nli):
@@ -112,8 +156,8 @@ def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
     assert result.returncode == 2 and b"--errors is only written with --on-error skip" in result.stderr
 
 
-def test_tokenizer_failure_in_the_background_thread_is_one_line(tmp_path, bert_nli):
-    """prepare() runs in a background thread; its failures still stop the run in one line naming the lines."""
+def test_tokenizer_failure_in_the_background_thread_names_the_lines(tmp_path, bert_nli):
+    """prepare() runs in a background thread; its failures still stop the run with an error naming the lines."""
     from zstc_cli.engines.local import classify_stream
     from zstc_cli.errors import ZstcError
     from zstc_cli.records import iter_records, RecordDefaults

@@ -54,7 +54,7 @@ def test_scores_are_cosines_of_sentence_transformers_embeddings(minilm, nyr_text
     records = mixed_records(nyr_texts)[::3] + mixed_records(nyr_texts)[-1:]  # 12 records and the long one
     strings = list(dict.fromkeys(s for record in records for s in (record.text, *record.hypotheses)))
     reference_vectors = dict(zip(strings, reference.encode(strings, normalize_embeddings=True)))
-    for record, scores in zip(records, minilm.score_records(records)):
+    for record, scores in zip(records, minilm.score_records(records), strict=True):
         cosines = np.array([reference_vectors[h] @ reference_vectors[record.text] for h in record.hypotheses])
         if record.multi_label or len(record.labels) == 1:
             expected = 1 / (1 + np.exp(-(cosines - MULTI_LABEL_CENTER) / MULTI_LABEL_TEMPERATURE))
@@ -67,7 +67,7 @@ def test_scores_are_cosines_of_sentence_transformers_embeddings(minilm, nyr_text
 def test_score_shapes_and_ranges(minilm, nyr_texts):
     records = mixed_records(nyr_texts)
     spread = 0.0
-    for record, scores in zip(records, minilm.score_records(records)):
+    for record, scores in zip(records, minilm.score_records(records), strict=True):
         assert scores.shape == (len(record.labels),)
         assert np.all((scores >= 0) & (scores <= 1))
         if not record.multi_label and len(record.labels) > 1:
@@ -141,7 +141,7 @@ def test_bfloat16_runs_and_agrees(minilm, nyr_texts):
     records = mixed_records(nyr_texts)[:10]
     bf16 = load(dtype="bfloat16")
     assert bf16.model.dtype == torch.bfloat16
-    for a, b in zip(minilm.score_records(records), bf16.score_records(records)):
+    for a, b in zip(minilm.score_records(records), bf16.score_records(records), strict=True):
         np.testing.assert_allclose(a, b, atol=0.05)
 
 

@@ -123,30 +123,3 @@ def test_batch_budget_defaults_to_the_devices(bert_nli):
                          ("--batch-size -1", ModelSpec(str(bert_nli), batch_size=-1))]:  # fmt: skip
         with pytest.raises(ZstcError, match=f"^{option}: expected 1 or more$"):
             spec.check()
-
-
-@pytest.mark.parametrize(
-    ("options", "budget"), [((), (2048, 64)), (("--max-tokens", "512", "--batch-size", "8"), (512, 8))]
-)
-def test_serve_scores_with_classifys_budget(bert_nli, monkeypatch, options, budget):
-    """``--max-batch-tokens`` bounds a micro-batch of requests; each forward pass keeps the device's budget
-    (the CPU's smaller one) unless ``--max-tokens`` / ``--batch-size`` say otherwise, as in classify."""
-    from typer.testing import CliRunner
-
-    from zstc_cli import serve
-    from zstc_cli.cli import app
-
-    started = {}
-
-    class Endpoint:
-        def __init__(self, load, settings, host, port, quiet):
-            started.update(scorer=load(), settings=settings)
-
-        def run(self):
-            pass
-
-    monkeypatch.setattr(serve, "endpoint", Endpoint)
-    result = CliRunner().invoke(app, ["serve", "--model", str(bert_nli), "--device", "cpu", *options])
-    assert result.exit_code == 0, result.output
-    assert (started["scorer"].max_tokens, started["scorer"].batch_size) == budget
-    assert started["settings"].max_batch_tokens == 8192

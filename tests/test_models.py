@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -81,22 +79,41 @@ def test_local_directory_resolves_without_the_hub(bert_nli):
     assert resolved.source == "local" and resolved.location == str(bert_nli)
 
 
-def test_missing_path_and_offline_model_fail_fast(monkeypatch):
+def test_missing_path_and_offline_model_fail_without_touching_the_network(monkeypatch):
+    import httpx
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("HF_HUB_OFFLINE is set: the hub must not be contacted")
+
+    monkeypatch.setattr(httpx, "head", no_network)
     with pytest.raises(ModelError, match="no such directory"):
         models.resolve_model("./not/here")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    started = time.monotonic()
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
         models.resolve_model("facebook/bart-large-mnli")
-    assert time.monotonic() - started < 5
 
 
-def test_unreachable_hub_fails_fast(monkeypatch):
+def test_unreachable_hub_fails_in_one_probe(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
-    started = time.monotonic()
-    with pytest.raises(ModelError, match="cannot be reached"):
+    with pytest.raises(ModelError, match=r"cannot be reached \(ConnectError\)"):
         models.resolve_model("facebook/bart-large-mnli")
-    assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(30)
+def test_a_hub_that_never_answers_times_out(monkeypatch):
+    """A host that accepts the connection and then says nothing (a firewall or proxy that swallows requests)."""
+    import socket
+
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever reads or replies
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setattr(models, "HUB_PROBE_TIMEOUT", 0.5)
+        with pytest.raises(ModelError, match=r"cannot be reached \(ReadTimeout\)"):
+            models.resolve_model("facebook/bart-large-mnli")

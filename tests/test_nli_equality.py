@@ -42,7 +42,7 @@ def test_scores_equal_transformers_pipeline(model_dir, nyr_texts):
     pipe = pipeline("zero-shot-classification", model=str(model_dir), device="cpu")
     records = cases(nyr_texts)
     spread = 0.0
-    for record, scores in zip(records, scorer.score_records(records)):
+    for record, scores in zip(records, scorer.score_records(records), strict=True):
         expected = pipeline_scores(pipe, record.text, list(record.labels), record.multi_label, record.template)
         ours = dict(zip(record.labels, scores))
         assert set(ours) == set(expected)
@@ -62,6 +62,42 @@ def test_long_text_is_truncated_to_the_model_limit(bert_nli, nyr_texts):
     # The hypothesis survives whole: it ends the sequence, before the final [SEP].
     hypothesis_ids = scorer.tokenizer("This example is health care.", add_special_tokens=False)["input_ids"]
     assert batch["input_ids"][0, -1 - len(hypothesis_ids) : -1].tolist() == hypothesis_ids
+
+
+def test_identical_pairs_in_a_window_are_computed_once(bert_nli, nyr_texts):
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    a, b = nyr_texts[:2]
+    records = [
+        Record(1, a, ("health", "money")),
+        Record(2, b, ("health", "money")),
+        Record(3, a, ("money", "health", "humor")),  # a repeat of record 1's pairs, plus one new
+        Record(4, a, ("health",), template="This example is {}."),  # the same hypothesis again
+        Record(5, a, ("health", "money"), multi_label=True),  # same pairs, scored another way
+    ]
+    rows = []
+    hook = scorer.model.register_forward_hook(lambda module, args, kwargs, out: rows.append(len(kwargs["input_ids"])),
+                                              with_kwargs=True)  # fmt: skip
+    try:
+        window = scorer.prepare(records)
+        scores = scorer.score(window)
+    finally:
+        hook.remove()
+    assert window.pair_count == sum(rows) == 5  # (a, health), (a, money), (b, health), (b, money), (a, humor)
+    alone = [scorer.score(scorer.prepare([record]))[0] for record in records]
+    for got, want in zip(scores, alone, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.allclose(scores[0], scores[4]), "multi-label scores of the same pairs differ from single-label"
+
+
+def test_a_label_longer_than_the_model_limit_is_scored_without_changing_others(bert_nli, nyr_texts):
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    long_label = " ".join(["exceptionally"] * 200)  # alone far beyond the 64-token limit
+    normal = Record(1, " ".join(nyr_texts[:20]), ("health", "money"))  # a long premise, truncated as usual
+    window = scorer.prepare([normal, Record(2, nyr_texts[0], ("health", long_label))])
+    assert all(batch["input_ids"].shape[1] <= scorer.max_length for _, batch in window.batches)
+    together = scorer.score(window)
+    assert np.isfinite(together[1]).all() and len(together[1]) == 2
+    np.testing.assert_allclose(together[0], scorer.score(scorer.prepare([normal]))[0], atol=1e-6)
 
 
 def test_entailment_id_lookup():

@@ -111,11 +111,12 @@ def test_sigkill_then_resume_equals_a_clean_run(tmp_path, messy_input, bert_nli,
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, messy_input, bert_nli, clean_runs):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_resumes(tmp_path, messy_input, bert_nli, clean_runs, sig):
     out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
     args = options(messy_input, out, bad, bert_nli)
     process = zstc(*args)
-    state = stop_after(process, out, 150, signal.SIGINT)
+    state = stop_after(process, out, 150, sig)
     assert process.returncode == 130
     message = process.stderr.read().decode().strip().splitlines()[-1]
     assert message.startswith("zstc: interrupted; ") and "rerun the same command with --resume" in message
@@ -123,6 +124,9 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, messy_input, bert_nli, clean
 
     changed = run_zstc(*options(messy_input, out, bad, bert_nli, "--max-tokens", "512"), "--resume")
     assert changed.returncode == 2 and b"cannot resume: the options (scorer) changed" in changed.stderr
+    other_labels = [("Humor,Career" if arg == LABELS else arg) for arg in args]
+    changed = run_zstc(*other_labels, "--resume")
+    assert changed.returncode == 2 and b"cannot resume: the options (records) changed" in changed.stderr
 
     resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr.decode()

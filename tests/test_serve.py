@@ -329,14 +329,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
+@contextlib.contextmanager
+def zstc_serve(*options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The real `zstc serve` command on a free loopback port, until it is ready; Ctrl-C when the block ends."""
     port = free_port()
     exe = Path(sys.executable).with_name("zstc")
-    process = subprocess.Popen(
-        [str(exe), "serve", "--model", str(bert_nli), "--port", str(port), "--labels", "health,money",
-         "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    process = subprocess.Popen([str(exe), "serve", "--port", str(port), *options],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -346,13 +345,32 @@ def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
                 if httpx.get(f"{url}/ping").status_code == 200:
                     break
             time.sleep(0.1)
-        answer = httpx.post(f"{url}/invocations", json={"inputs": "I will run a marathon"})  # --labels fill in
-        assert answer.status_code == 200 and sorted(answer.json()["labels"]) == ["health", "money"]
+        yield url, process
     finally:
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr.decode()
-    assert stdout == b"" and b"POST /invocations" in stderr  # logs, access lines included, go to stderr
+        process.wait(timeout=60)
+
+
+def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
+    with zstc_serve("--model", str(bert_nli), "--labels", "health,money", "--threads", "1") as (url, process):
+        answer = httpx.post(f"{url}/invocations", json={"inputs": "I will run a marathon"})  # --labels fill in
+        assert answer.status_code == 200 and sorted(answer.json()["labels"]) == ["health", "money"]
+    assert process.returncode == 0, process.stderr.read().decode()
+    assert process.stdout.read() == b"" and b"POST /invocations" in process.stderr.read()  # logs go to stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "ready"),
+    [((), "micro-batches of up to 8192 tokens, forward passes of up to 2048 tokens and 64 pairs"),
+     (("--max-tokens", "512", "--batch-size", "8", "--max-batch-tokens", "1000"),
+      "micro-batches of up to 1000 tokens, forward passes of up to 512 tokens and 8 pairs")],
+)  # fmt: skip
+def test_zstc_serve_scores_with_classifys_budget(bert_nli, options, ready):
+    """``--max-batch-tokens`` bounds a micro-batch of requests; each forward pass keeps the device's budget
+    (the CPU's smaller one) unless ``--max-tokens`` / ``--batch-size`` say otherwise, as in classify."""
+    with zstc_serve("--model", str(bert_nli), "--device", "cpu", "--threads", "1", *options) as (_, process):
+        pass
+    assert f"ready ({ready})".encode() in process.stderr.read()
 
 
 def test_zstc_serve_fails_in_one_line_for_a_missing_model_or_a_busy_port(tmp_path):

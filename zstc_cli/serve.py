@@ -224,7 +224,10 @@ def create_app(
         )  # fmt: skip
         batcher.start()
         app.state.batcher = batcher
-        log.info("model loaded in %.1f s; ready", time.perf_counter() - started)
+        budget = scorer.describe()
+        log.info("model loaded in %.1f s; ready (micro-batches of up to %d tokens, forward passes of up to %d "
+                 "tokens and %d pairs)", time.perf_counter() - started, settings.max_batch_tokens,
+                 budget["max_tokens"], budget["batch_size"])  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
