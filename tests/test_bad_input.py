@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 import torch
@@ -11,6 +13,7 @@ from zstc_cli import load_scorer
 from zstc_cli.batching import PAIRS_PER_RECORD
 from zstc_cli.engines.local import classify_stream
 from zstc_cli.errors import scoring_failure
+from zstc_cli.io import encode_chunk, read_error
 from zstc_cli.records import Record
 
 GOOD = b'{"text": "I will run more", "categories": ["health", "money"]}'
@@ -78,6 +81,85 @@ def test_fail_names_file_and_line(tmp_path, bert_nli):
 def test_fail_on_every_kind_of_bad_line(tmp_path, bert_nli, raw, message):
     src, line = fail_run(tmp_path, bert_nli, raw)
     assert line.startswith(f"zstc: error: {src}:2: ") and message in line
+
+
+def many_lines(count: int = 600) -> bytes:
+    """Distinct records, so that half of the compressed file holds many lines (repeated ones compress to nothing)."""
+    return b"".join(orjson.dumps({"text": f"resolution {i}: {i * 7919 % 10007:x}", "categories": ["a", "b"]}) + b"\n"
+                    for i in range(count))  # fmt: skip
+
+
+def corrupt_run(tmp_path, model, name: str, data: bytes, *options):
+    """Run classify on ``data`` saved as ``name``; it must stop with exit 2, one line naming the file and a
+    line, no traceback, and leave no output, errors file, partial or checkpoint behind."""
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.jsonl"
+    result = run_zstc("classify", src, out, "--model", model, "-q", "--window", "8", *options)
+    assert result.returncode == 2 and b"Traceback" not in result.stderr, result.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name] and result.stdout == b""
+    (line,) = result.stderr.decode().strip().splitlines()
+    match = re.fullmatch(rf"zstc: error: {re.escape(str(src))}:(\d+): cannot read from this line on: (.*)", line)
+    assert match, line
+    return int(match.group(1)), match.group(2)
+
+
+CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+TRUNCATED = "(EOFError: Compressed file ended before the end-of-stream marker was reached)"
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_truncated_compressed_input_stops_even_when_skipping(tmp_path, bert_nli, codec):
+    data = encode_chunk(many_lines(), codec)
+    skip = ["--on-error", "skip", "--errors", tmp_path / "bad.jsonl"]
+    line, message = corrupt_run(tmp_path, bert_nli, f"in.jsonl{codec}", data[: len(data) // 2], *skip)
+    assert message == f"the {CODECS[codec]} data is truncated {TRUNCATED}"
+    assert 1 <= line <= 600 and (codec != ".gz" or line > 8)  # gzip: windows were written (then discarded)
+
+
+def test_header_only_gzip_input_names_line_1(tmp_path, bert_nli):
+    line, message = corrupt_run(tmp_path, bert_nli, "in.jsonl.gz", encode_chunk(many_lines(), ".gz")[:100])
+    assert line == 1 and message == f"the gzip data is truncated {TRUNCATED}"
+
+
+NOT_COMPRESSED = {
+    ".gz": "BadGzipFile: Not a gzipped file (b'{\"')",
+    ".bz2": "OSError: Invalid data stream",
+    ".xz": "LZMAError: Input format not supported by decoder",
+    ".zst": "ZstdError: Unable to decompress Zstandard data: Unknown frame descriptor",
+}
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_plain_text_with_a_compression_extension(tmp_path, bert_nli, codec):
+    line, message = corrupt_run(tmp_path, bert_nli, f"in.jsonl{codec}", GOOD + b"\n")
+    name = CODECS[codec]
+    expected = f"the {name} data is corrupt, or the file is not {name}-compressed ({NOT_COMPRESSED[codec]})"
+    assert line == 1 and message == expected
+
+
+def test_corrupt_gzip_member_is_not_skipped(tmp_path, bert_nli):
+    """A flipped byte inside the deflate data: the CRC or the inflater catches it, whatever --on-error says."""
+    data = bytearray(encode_chunk(many_lines(), ".gz"))
+    data[len(data) // 2] ^= 0xFF
+    skip = ["--on-error", "skip", "--errors", tmp_path / "bad.jsonl"]
+    line, message = corrupt_run(tmp_path, bert_nli, "in.jsonl.gz", bytes(data), *skip)
+    assert line > 1 and "the gzip data is corrupt" in message
+
+
+def test_corrupt_gzip_labeled_data_in_evaluate(tmp_path):
+    src = tmp_path / "gold.jsonl.gz"
+    src.write_bytes(GOOD + b"\n")
+    result = run_zstc("evaluate", src, "--label-field", "categories", "--from", src)
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {src}:1: cannot read from this line on: the gzip")
+
+
+def test_disk_errors_and_plain_inputs_are_not_called_corrupt():
+    """An OSError with an errno is the disk failing, not the data; only a compressed input can be corrupt."""
+    assert read_error("in.jsonl.gz", 3, OSError(5, "Input/output error")) is None
+    assert read_error("in.jsonl", 3, EOFError("ended")) is None
+    assert str(read_error("in.jsonl.bz2", 3, OSError("Invalid data stream"))).startswith("in.jsonl.bz2:3: cannot read")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import smart_open
 
 from zstc_cli.checkpoint import checkpoint_path, open_run, partial_path
 from zstc_cli.errors import Interrupted, RunFailed, ZstcError
@@ -27,7 +28,7 @@ def saved_state(out: Path) -> dict:
 
 def test_interrupt_counts_only_the_committed_records(tmp_path, source):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(Interrupted, match=r"^interrupted; 3 records are saved in .*--resume"):
+    with pytest.raises(Interrupted, match=r"^interrupted; 3 records saved in .*--resume"):
         with open_run(str(source), str(out), None, {}) as run:
             for i in range(3):
                 run.write(b"done %d\n" % i)
@@ -47,8 +48,8 @@ def test_unexpected_failure_keeps_the_partials_and_says_how_to_resume(tmp_path, 
             run.commit(2)
             raise OSError(28, "No space left on device")
     message = str(failure.value)
-    assert message == (f"OSError: [Errno 28] No space left on device; 2 records are saved in {partial_path(str(out))}; "
-                       "rerun the same command with --resume to continue")  # fmt: skip
+    assert message == (f"OSError: [Errno 28] No space left on device; 1 record saved in {partial_path(str(out))} "
+                       f"and 1 bad record in {partial_path(str(bad))}; rerun the same command with --resume to continue")  # fmt: skip
     assert "\n" not in message and isinstance(failure.value.__cause__, OSError)
 
     with open_run(str(source), str(out), str(bad), {}, resume=True) as run:
@@ -126,8 +127,9 @@ SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 5
 @pytest.mark.parametrize(
     "settings, changed",
     [
-        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "records"),
-        ({**SETTINGS, "window": 64}, "window"),
+        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "--labels"),
+        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": True}}, "--labels, --multi-label"),
+        ({**SETTINGS, "window": 64, "scorer": {"pooling": "mean"}}, "--window, scorer"),
     ],
 )
 def test_resume_refuses_changed_options(tmp_path, source, settings, changed):
@@ -178,7 +180,27 @@ def test_classify_file_refuses_to_resume_with_other_labels(tmp_path, source, ber
     with pytest.raises(Interrupted):
         classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2,
                       progress=stop_after_first_window)  # fmt: skip
-    with pytest.raises(ZstcError, match=r"options \(records\) changed"):
+    with pytest.raises(ZstcError, match=r"options \(--labels\) changed"):
         classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "c")), window=2, resume=True)
     summary = classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2, resume=True)
     assert (summary.resumed, summary.records) == (2, 6) and len(out.read_bytes().splitlines()) == 6
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".zst"])
+def test_open_output_gives_plain_files_the_umask_mode_and_empty_outputs_a_valid_stream(tmp_path, suffix):
+    """evaluate's reports and the Ray engine's outputs are written through open_output: like classify's own
+    outputs they get the mode open() would give (not mkstemp's 0600), and a valid stream when empty."""
+    from zstc_cli.io import open_output
+
+    old = os.umask(0o027)
+    try:
+        with open_output(str(tmp_path / f"report{suffix}")):
+            pass
+    finally:
+        os.umask(old)
+    written = tmp_path / f"report{suffix}"
+    assert written.stat().st_mode & 0o777 == 0o640
+    if suffix:
+        assert written.stat().st_size > 0 and smart_open.open(written, "rb").read() == b""
+    else:
+        assert written.read_bytes() == b""

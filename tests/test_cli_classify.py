@@ -80,19 +80,27 @@ def zstd_module():
     return zstd
 
 
-@pytest.mark.parametrize("suffix", [".bz2", ".xz", ".zst"])
-def test_other_compressions_round_trip_across_windows(tmp_path, bert_nli, mixed_rows, suffix):
-    """Each window is its own compressed stream or frame (for --resume); standard decoders read them all."""
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_compressions_round_trip_across_windows_and_when_empty(tmp_path, bert_nli, mixed_rows, suffix):
+    """Each window is its own compressed stream or frame (for --resume); standard decoders read them all, and
+    an output without lines (here the errors file, and all of an empty input's outputs) is a valid empty stream."""
     import bz2
     import lzma
 
-    module = {".bz2": bz2, ".xz": lzma, ".zst": zstd_module()}[suffix]
+    module = {".gz": gzip, ".bz2": bz2, ".xz": lzma, ".zst": zstd_module()}[suffix]
     src = tmp_path / f"in.jsonl{suffix}"
     src.write_bytes(module.compress(b"".join(orjson.dumps(row) + b"\n" for row in mixed_rows[:20])))
-    out = tmp_path / f"out.jsonl{suffix}"
-    run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "-q", check=True)
+    out, bad = tmp_path / f"out.jsonl{suffix}", tmp_path / f"bad.jsonl{suffix}"
+    run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "--on-error", "skip", "--errors", bad, "-q",
+             check=True)  # fmt: skip
     results = [orjson.loads(line) for line in module.decompress(out.read_bytes()).splitlines()]
     assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
+    assert module.decompress(bad.read_bytes()) == b""
+
+    empty = tmp_path / f"empty.jsonl{suffix}"
+    empty.write_bytes(module.compress(b""))
+    run_zstc("classify", empty, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "-q", check=True)
+    assert module.decompress(out.read_bytes()) == b"" == module.decompress(bad.read_bytes())
 
 
 def test_record_fields_and_multi_label_options(tmp_path, bert_nli, nyr_texts):
@@ -130,7 +138,7 @@ def test_bad_line_is_one_clear_error_and_leaves_no_output(tmp_path, bert_nli):
 
 
 def test_labels_from_file_and_hosted_shape(tmp_path, bert_nli):
-    (tmp_path / "labels.txt").write_text("health\n\nmoney\n")
+    (tmp_path / "labels.txt").write_text("\ufeffhealth\n\nmoney\n", encoding="utf-8")  # as Notepad saves it
     src = write_jsonl(tmp_path / "in.jsonl", [{"inputs": "I will run a marathon"}, {"text": "save money", "categories": "humor"}])
     result = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", f"@{tmp_path / 'labels.txt'}", "-q")
     first, second = [orjson.loads(line) for line in result.stdout.splitlines()]
@@ -180,3 +188,39 @@ def test_classify_texts_validates_like_file_records(bert_nli):
     with pytest.raises(ValueError, match="placeholder"):
         classify_texts(scorer, ["fine"], ["a"], template="no slot")
     assert classify_texts(scorer, ["fine"], "a, b")[0]["labels"] in (["a", "b"], ["b", "a"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["in.jsonl", "in.jsonl"], "OUTPUT in.jsonl is also INPUT: it would be overwritten"),
+        (["in.jsonl", "./sub/../in.jsonl"], "OUTPUT ./sub/../in.jsonl is also INPUT"),
+        (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "out.jsonl"], "--errors out.jsonl is also OUTPUT"),
+        (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "in.jsonl"], "--errors in.jsonl is also INPUT"),
+        (["in.jsonl", "-", "--on-error", "skip", "--errors", "-"], "OUTPUT and --errors cannot both be - (stdout)"),
+        (["in.jsonl", "sub"], "OUTPUT sub is a folder: for a single INPUT file, OUTPUT is a file path"),
+        (["in.jsonl", "nowhere/out.jsonl"], "OUTPUT nowhere/out.jsonl: folder 'nowhere' does not exist"),
+        (["in.jsonl", "out.jsonl", "--keep", "id,labels"], "--keep labels: every output line has its own sequence"),
+    ],
+)
+def test_outputs_that_would_destroy_data_are_refused_before_any_work(tmp_path, args, message):
+    (tmp_path / "sub").mkdir()
+    original = b'{"text": "keep me", "categories": ["a", "b"]}\n'
+    (tmp_path / "in.jsonl").write_bytes(original)
+    result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
+    (line,) = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
+    assert (tmp_path / "in.jsonl").read_bytes() == original and result.stdout == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "sub"]
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_rows):
+    """`zstc classify ... - | head -n 1`: once head exits, zstc stops with SIGPIPE's status and says nothing."""
+    src = write_jsonl(tmp_path / "in.jsonl", nyr_rows[:40])
+    zstc = [sys.executable, "-m", "zstc_cli", "classify", str(src), "-", "--model", str(bert_nli), "-l", "a,b",
+            "--window", "4", "-q"]  # fmt: skip
+    process = subprocess.Popen(zstc, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()  # what head does after its first line
+    assert orjson.loads(first)["sequence"] == nyr_rows[0]["text"]
+    assert process.wait(timeout=120) == 141 and process.stderr.read() == b""

@@ -261,3 +261,79 @@ def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
     assert result.returncode == 2 and b"--report and --plot cannot all be - (stdout)" in result.stderr
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")
     assert result.returncode == 2 and b"with --from there is nothing to write" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def classified_over_all(nyr_rows, nyr_slice, bert_nli, tmp_path_factory):
+    """`zstc classify` of the 60 tweets over all 10 categories, more than the slice's gold labels."""
+    src, rows = nyr_slice
+    labels = sorted({row[FIELD] for row in nyr_rows})
+    assert len(labels) == 10 and set(row[FIELD] for row in rows) < set(labels)
+    out = tmp_path_factory.mktemp("all") / "p60.jsonl"
+    run_zstc("classify", src, out, "--model", bert_nli, "--labels", ",".join(labels), "-q", check=True)
+    return labels, out
+
+
+def test_from_predictions_over_other_labels_is_a_file_line_error(nyr_slice, classified_over_all, tmp_path):
+    """Predictions over 10 labels are not scored as a 2-label (or gold-label) evaluation: exit 2, FILE:LINE."""
+    src, rows = nyr_slice
+    labels, pred = classified_over_all
+    others = ", ".join(repr(label) for label in labels if label not in ("Career", "Humor"))
+    not_gold = ", ".join(repr(label) for label in labels if label not in {row[FIELD] for row in rows})
+    cases = [
+        (["-l", "Career,Humor"], f"2 candidate labels (unexpected: {others})"),
+        ([], f"{len({row[FIELD] for row in rows})} candidate labels (unexpected: {not_gold})"),  # the gold labels
+        (["-l", ",".join([*labels, "Astrology"])], "11 candidate labels (missing: 'Astrology')"),
+    ]
+    for args, problem in cases:
+        result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", pred, *args, "--report", tmp_path / "r")
+        assert result.returncode == 2 and result.stdout == b""
+        (line,) = result.stderr.decode().strip().splitlines()
+        assert line.startswith(f"zstc: error: {pred}:1: the prediction ranks other labels than the {problem}; ")
+        assert line.endswith("pass --labels with the labels the predictions were made with "
+                             "(without it, the candidates are the distinct gold labels)")  # fmt: skip
+        assert not (tmp_path / "r").exists()
+
+
+def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, classified_over_all, tmp_path):
+    """With the labels it was made with (any order) a file is scored as is; restricted files keep gold misses."""
+    from sklearn.metrics import accuracy_score
+
+    src, rows = nyr_slice
+    labels, pred = classified_over_all
+    gold = [row[FIELD] for row in rows]
+    run = run_zstc(
+        "evaluate", src, "--label-field", FIELD, "--from", pred, "-l", ",".join(labels[::-1]),
+        "--report", tmp_path / "all.json", check=True,
+    )  # fmt: skip
+    report = orjson.loads((tmp_path / "all.json").read_bytes())
+    top = [p["labels"][0] for p in read_jsonl(pred)]
+    assert report["candidate_labels"] == labels[::-1] and report["warnings"] == []
+    assert [row["label"] for row in report["metrics"]["per_label"]] == labels[::-1]
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy_score(gold, top))
+    assert report["metrics"]["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))
+    assert "(single-label, 10 candidate labels)" in run.stdout.decode() and run.stderr == b""
+
+    # The same ranking cut down to two labels, as a 2-label classify would rank them: every other gold is a miss.
+    two = ["Career", "Humor"]
+    cut = [{"labels": [l for l in p["labels"] if l in two], "scores": [0.6, 0.4]} for p in read_jsonl(pred)]
+    write_jsonl(tmp_path / "p2.jsonl", cut)
+    run = run_zstc(
+        "evaluate", src, "--label-field", FIELD, "--from", tmp_path / "p2.jsonl", "-l", "Humor,Career",
+        "--report", tmp_path / "two.json", check=True,
+    )  # fmt: skip
+    report, top = orjson.loads((tmp_path / "two.json").read_bytes()), [p["labels"][0] for p in cut]
+    outside = sorted(set(gold) - set(two))
+    m = report["metrics"]
+    assert report["candidate_labels"] == ["Humor", "Career"]
+    assert report["warnings"] == [f"gold labels that are not candidate labels count as errors: {', '.join(outside)} "
+                                  "(see --label-map)"]  # fmt: skip
+    assert m["accuracy"] == pytest.approx(accuracy_score(gold, top))
+    assert m["accuracy"] <= sum(g in two for g in gold) / len(gold)
+    assert m["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))
+    rows_ = {row["label"]: row for row in m["per_label"]}
+    assert list(rows_) == ["Humor", "Career", *outside]
+    assert all(rows_[label]["predicted"] == 0 and rows_[label]["recall"] == 0 for label in outside)
+    table = run.stdout.decode()
+    assert "(single-label, 2 candidate labels)" in table and f"{100 * m['accuracy']:.1f}%" in table
+    assert f"zstc: warning: {report['warnings'][0]}" in run.stderr.decode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import write_jsonl
@@ -59,4 +61,47 @@ def test_gold_labels_outside_the_candidates_are_errors_with_a_warning(tmp_path):
     evaluation = evaluate_predictions(read_gold(str(data), "y"), str(pred), ["a", "b"])
     assert evaluation.metrics["accuracy"] == 0.5
     assert [row["label"] for row in evaluation.metrics["per_label"]] == ["a", "b", "c"]
+    assert evaluation.warnings == ["gold labels that are not candidate labels count as errors: c (see --label-map)"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "candidates", "problem"),
+    [
+        (["c", "a", "b"], None, "2 candidate labels (unexpected: 'c')"),  # candidates: the gold labels a, b
+        (["c", "a", "b"], ["b"], "1 candidate labels (unexpected: 'a', 'c')"),  # --labels a subset
+        (["a"], ["a", "b"], "2 candidate labels (missing: 'b')"),
+        (["a", "b", "a"], None, "2 candidate labels (repeated: 'a')"),
+        (["a", "c"], ["a", "b"], "2 candidate labels (unexpected: 'c'; missing: 'b')"),
+    ],
+)
+def test_predictions_must_rank_exactly_the_candidates(tmp_path, labels, candidates, problem):
+    """A line ranking other labels than the candidates is a FILE:LINE error, not scored (nor cut down)."""
+    gold = read_gold(str(write_jsonl(tmp_path / "d.jsonl", [{"y": "a"}, {"y": "b"}, {"y": "a"}])), "y")
+    candidates = candidates or gold.distinct()
+    ok = {"labels": candidates[::-1], "scores": [1 / len(candidates)] * len(candidates)}  # any order
+    bad = {"labels": labels, "scores": [1 / len(labels)] * len(labels)}
+    pred = write_jsonl(tmp_path / "p.jsonl", [ok, bad, ok])
+    expected = r"p\.jsonl:2: the prediction ranks other labels than the " + re.escape(problem)
+    with pytest.raises(RecordError, match=expected) as exc:
+        evaluate_predictions(gold, str(pred), candidates)
+    assert "pass --labels with the labels the predictions were made with" in str(exc.value)
+
+
+def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_path):
+    """Predictions rank exactly the candidates (any order); a gold label outside them is a miss everywhere."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    gold = ["a", "c", "b", "a", "c", "b"]
+    ranked = [["a", "b"], ["b", "a"], ["b", "a"], ["b", "a"], ["a", "b"], ["a", "b"]]
+    data = write_jsonl(tmp_path / "d.jsonl", [{"y": y} for y in gold])
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"labels": r, "scores": [0.7, 0.3]} for r in ranked])
+    evaluation = evaluate_predictions(read_gold(str(data), "y"), str(pred), ["b", "a"])
+    m, top = evaluation.metrics, [r[0] for r in ranked]
+    assert evaluation.candidates == ("b", "a")
+    assert m["accuracy"] == pytest.approx(accuracy_score(gold, top))
+    for average in ("macro", "weighted"):
+        assert m[average]["f1"] == pytest.approx(f1_score(gold, top, average=average, zero_division=0))
+    assert [(row["label"], row["support"], row["predicted"]) for row in m["per_label"]] == [
+        ("b", 2, 3), ("a", 2, 3), ("c", 2, 0)
+    ]
     assert evaluation.warnings == ["gold labels that are not candidate labels count as errors: c (see --label-map)"]

@@ -92,7 +92,8 @@ def test_identical_pairs_in_a_window_are_computed_once(bert_nli, nyr_texts):
 def test_a_label_longer_than_the_model_limit_is_scored_without_changing_others(bert_nli, nyr_texts):
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     long_label = " ".join(["exceptionally"] * 200)  # alone far beyond the 64-token limit
-    normal = Record(1, " ".join(nyr_texts[:20]), ("health", "money"))  # a long premise, truncated as usual
+    forty_tokens = " ".join(["wellness"] * 38)  # fits beside a truncated premise; cutting it would change scores
+    normal = Record(1, " ".join(nyr_texts[:20]), ("health", forty_tokens))  # a long premise, truncated as usual
     window = scorer.prepare([normal, Record(2, nyr_texts[0], ("health", long_label))])
     assert all(batch["input_ids"].shape[1] <= scorer.max_length for _, batch in window.batches)
     together = scorer.score(window)

@@ -28,7 +28,9 @@ import orjson
 import smart_open
 
 from .errors import Interrupted, RecordError, RunFailed, ZstcError, one_line
-from .io import STDIO, compression_of, encode_chunk, fingerprint, is_remote, remote_error, remote_failures
+from .io import (
+    STDIO, compression_of, empty_stream, encode_chunk, fingerprint, is_remote, remote_error, remote_failures,
+)  # fmt: skip
 
 CHECKPOINT_VERSION = 1
 Log = Callable[[str], object]
@@ -84,13 +86,17 @@ class Sink:
         self.uri, self.compression = uri, compression_of(uri)
         self.local = uri != STDIO and not is_remote(uri)
         self.pending: list[bytes] = []
+        self.empty = not resume_size  # nothing written yet, by this run or the one it resumes
         if uri == STDIO:
             self.handle: BinaryIO = sys.stdout.buffer
         elif self.local:
             self.partial = partial_path(uri)
             if not self.partial.parent.is_dir():
                 raise ZstcError(f"{uri}: directory {str(self.partial.parent)!r} does not exist")
-            self.handle = stack.enter_context(open(self.partial, "r+b" if resume_size is not None else "wb"))
+            try:
+                self.handle = stack.enter_context(open(self.partial, "r+b" if resume_size is not None else "wb"))
+            except OSError as exc:  # a read-only or special folder
+                raise ZstcError(f"{uri}: cannot write in {str(self.partial.parent)!r}: {exc.strerror}") from exc
             if resume_size is not None:
                 self.handle.truncate(resume_size)
                 self.handle.seek(resume_size)
@@ -107,11 +113,20 @@ class Sink:
         """Write the window's lines as one member, make them durable; returns the bytes written so far."""
         data = encode_chunk(b"".join(self.pending), self.compression)
         self.pending.clear()
+        self.empty = self.empty and not data
+        return self._write(data)
+
+    def end(self) -> None:
+        """After the last window: a compressed output without lines still gets a valid (empty) stream."""
+        if self.empty:
+            self._write(empty_stream(self.compression))
+
+    def _write(self, data: bytes) -> int:
         try:
             self.handle.write(data)
             self.handle.flush()
         except remote_failures() as exc:
-            if self.local:
+            if self.local or self.uri == STDIO:  # stdout: a closed pipe stops the run quietly (see cli)
                 raise
             raise remote_error(self.uri, exc) from exc
         if self.local:
@@ -124,6 +139,31 @@ class Sink:
         if self.local:
             self.handle.close()
             _put_in_place(self.uri)
+
+
+# The settings a checkpoint records, by the options that set them (what a refused --resume names).
+OPTION_NAMES = {
+    "records.labels": "--labels", "records.multi_label": "--multi-label", "records.template": "--hypothesis-template",
+    "records.text_field": "--text-field", "records.labels_field": "--labels-field", "window": "--window",
+    "keep": "--keep", "skip_errors": "--on-error", "scorer.model": "--model", "scorer.scorer": "--scorer",
+    "scorer.dtype": "--dtype/--quantize", "scorer.device": "--device", "scorer.max_tokens": "--max-tokens",
+    "scorer.batch_size": "--batch-size",
+}  # fmt: skip
+
+
+def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The options whose settings differ, named as the user typed them (``scorer.pooling`` if no option sets it)."""
+    changed: list[str] = []
+    for key in [*current, *(k for k in saved if k not in current)]:
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            paths = [f"{key}.{sub}" for sub in {**old, **new} if old.get(sub) != new.get(sub)]
+        else:
+            paths = [key]
+        changed += [OPTION_NAMES.get(path, path) for path in paths if OPTION_NAMES.get(path, path) not in changed]
+    return changed
 
 
 class Run:
@@ -156,8 +196,7 @@ class Run:
         for key, what in (("version", "checkpoint format"), ("input", f"input {source}"), ("settings", "options")):
             if saved.get(key) != self.identity[key]:
                 if key == "settings":
-                    changed = [k for k in self.identity[key] if saved[key].get(k) != self.identity[key][k]]
-                    what = f"options ({', '.join(changed)})"
+                    what = f"options ({', '.join(changed_options(saved[key], self.identity[key]))})"
                 raise ZstcError(
                     f"cannot resume: the {what} changed since the interrupted run ({self.checkpoint}); "
                     "rerun without --resume to start over"
@@ -183,6 +222,10 @@ class Run:
 
     def write(self, line: bytes) -> None:
         self.sinks[0].write(line)
+
+    def end_streams(self) -> None:
+        for sink in self.sinks:
+            sink.end()
 
     def write_error(self, line: bytes) -> None:
         self.sinks[1].write(line)
@@ -238,10 +281,14 @@ class Run:
     def resume_hint(self) -> str:
         if self.checkpoint is None:
             return "no output was written"
-        return (
-            f"{self.state.records + self.state.errors} records are saved in {partial_path(self.targets[0])}; "
-            "rerun the same command with --resume to continue"
-        )
+        saved = f"{_count(self.state.records, 'record')} saved in {partial_path(self.targets[0])}"
+        if self.state.errors:
+            saved += f" and {_count(self.state.errors, 'bad record')} in {partial_path(self.targets[1])}"
+        return f"{saved}; rerun the same command with --resume to continue"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @contextlib.contextmanager
@@ -263,14 +310,15 @@ def open_run(
         with contextlib.ExitStack() as stack:
             run.open(stack)
             yield run
+            run.end_streams()
         run.finish()
     except RecordError:
         run.discard()
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if run.checkpoint is None:
             run.discard()
-        raise Interrupted(f"interrupted; {run.resume_hint()}") from None
+        raise Interrupted(f"interrupted; {run.resume_hint()}", stop) from None
     except Exception as exc:  # a disk full, a model failure, a bug...
         if run.checkpoint is None or run.state.line == 0:  # nothing to resume
             run.discard()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import traceback
@@ -16,9 +17,9 @@ from . import __version__
 from .catalog import DEFAULT_MODEL
 from .batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from .engines.local import RunSummary
-from .errors import Interrupted, ZstcError
+from .errors import Interrupted, Terminated, ZstcError, exit_code
 from .progress import Progress
-from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
+from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_keep, parse_labels
 
 if TYPE_CHECKING:  # models imports torch, which `zstc --help` must not pay for
     from .models import ModelSpec
@@ -54,15 +55,18 @@ def user_errors(debug: bool) -> Iterator[None]:
         yield
     except Interrupted as exc:
         print(f"zstc: {exc}", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exc.exit_code) from None
     except ZstcError as exc:
         if debug:
             traceback.print_exc()
         print(f"zstc: error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("zstc: interrupted; no output file was written", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_code(stop)) from None
+    except BrokenPipeError:  # stdout's reader went away (`| head`): stop quietly with SIGPIPE's status, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into the closed pipe
+        raise typer.Exit(128 + signal.SIGPIPE) from None
     except Exception as exc:  # a failure of the model, device or zstc itself: say what, not where
         if debug:
             traceback.print_exc()
@@ -71,7 +75,7 @@ def user_errors(debug: bool) -> Iterator[None]:
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (batch schedulers, `kill`) stops as cleanly as Ctrl-C
+    raise Terminated
 
 
 def read_labels_option(value: str | None) -> tuple[str, ...] | None:
@@ -81,7 +85,7 @@ def read_labels_option(value: str | None) -> tuple[str, ...] | None:
     if value.startswith("@"):
         path = Path(value[1:])
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not a label
         except OSError as exc:
             raise ZstcError(f"--labels {value}: cannot read {path}: {exc.strerror}") from None
         value = [line.strip() for line in lines if line.strip()]
@@ -219,7 +223,10 @@ def classify(
         if on_error == "fail" and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
-        keep_fields = tuple(f.strip() for f in keep.split(",") if f.strip()) if keep else ()
+        try:
+            keep_fields = parse_keep(keep)
+        except ValueError as exc:
+            raise ZstcError(str(exc)) from None
         spec = model_spec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
         if engine == "ray":
             if resume:

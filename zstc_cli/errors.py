@@ -1,7 +1,9 @@
 """User-facing errors: each one prints as a single line and exits with code 2 (``--debug`` shows the traceback),
-except :class:`Interrupted`, which exits with 130 like any program stopped by Ctrl-C."""
+except :class:`Interrupted`, which exits with 130 (Ctrl-C) or 143 (SIGTERM) like any program they stop."""
 
 from __future__ import annotations
+
+import signal
 
 
 class ZstcError(Exception):
@@ -28,8 +30,23 @@ class RunFailed(ZstcError):
     """An unexpected failure (a full disk, a bug) stopped a checkpointed run; the message says how to resume."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (batch schedulers, `kill`), raised where Ctrl-C would be so the run stops as cleanly."""
+
+    signal_number = int(signal.SIGTERM)
+
+
 class Interrupted(ZstcError):
     """Ctrl-C or SIGTERM stopped the run; the message says whether and how it can be resumed."""
+
+    def __init__(self, message: str, stop: KeyboardInterrupt):
+        super().__init__(message)
+        self.exit_code = exit_code(stop)
+
+
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a program killed by it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + getattr(stop, "signal_number", int(signal.SIGINT))
 
 
 OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")

@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -177,12 +178,46 @@ def prediction_from_object(obj: Any) -> Ranked:
     return labels, scores
 
 
+def check_candidates(labels: Sequence[str], candidates: Sequence[str]) -> None:
+    """Refuse a prediction that does not rank exactly the candidate labels (in any order).
+
+    The metrics describe a model choosing among the candidates, and the report says so ("N candidate
+    labels", gold labels outside them "count as errors"). A prediction made over other labels answers
+    another question: its top label may be no candidate at all, or a candidate that would have lost to
+    a missing one. Scoring it as is contradicts the report; cutting it down to the candidates would score a
+    run that never happened and, when the candidates default to the distinct gold labels, would use the
+    gold labels as an oracle (labels that never occur in the gold could no longer be predicted). So a
+    mismatch is bad input, reported like any other bad line.
+    """
+    expected, present = set(candidates), set(labels)
+    if len(labels) == len(expected) and present == expected:
+        return
+    problems = [
+        f"{what}: {', '.join(map(repr, names))}"
+        for what, names in (
+            ("unexpected", sorted(present - expected)),
+            ("missing", [label for label in candidates if label not in present]),
+            ("repeated", sorted(label for label, n in Counter(labels).items() if n > 1)),
+        )
+        if names
+    ]
+    raise ValueError(
+        f"the prediction ranks other labels than the {len(expected)} candidate labels ({'; '.join(problems)}); "
+        "pass --labels with the labels the predictions were made with (without it, the candidates are the "
+        "distinct gold labels)"
+    )
+
+
 @dataclass
 class Predictions:
-    """Ranked predictions in file order, with their line numbers, ids (``id_field``) and sequences."""
+    """Ranked predictions in file order, with their line numbers, ids (``id_field``) and sequences.
+
+    With ``candidates`` set, every line must rank exactly those labels (see :func:`check_candidates`).
+    """
 
     source: str
     id_field: str | None = None
+    candidates: Sequence[str] | None = None
     ranked: list[Ranked] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     sequences: list[Any] = field(default_factory=list)
@@ -193,6 +228,8 @@ class Predictions:
         try:
             obj = decode_line(raw, line)
             ranked = prediction_from_object(obj)
+            if self.candidates is not None:
+                check_candidates(ranked[0], self.candidates)
             if self.id_field is not None:
                 key = _hashable_id(obj, self.id_field)
                 if key in self.index:
@@ -210,9 +247,11 @@ class Predictions:
         self.add(raw, len(self.ranked) + 1)
 
 
-def read_predictions(source: str, id_field: str | None = None) -> Predictions:
-    """Read a predictions file as ``zstc classify`` writes it."""
-    predictions = Predictions(source, id_field)
+def read_predictions(
+    source: str, id_field: str | None = None, candidates: Sequence[str] | None = None
+) -> Predictions:
+    """Read a predictions file as ``zstc classify`` writes it; ``candidates``: the labels each line must rank."""
+    predictions = Predictions(source, id_field, candidates)
     for number, raw in iter_lines(source):
         predictions.add(raw, number)
     return predictions
@@ -275,8 +314,11 @@ def score(
 
 
 def evaluate_predictions(gold: Gold, source: str, candidates: Sequence[str], threshold: float = 0.5) -> Evaluation:
-    """Score an existing predictions file against ``gold`` (no model involved)."""
-    predictions = read_predictions(source, gold.id_field)
+    """Score an existing predictions file against ``gold`` (no model involved).
+
+    Each line must rank exactly ``candidates``, as a prediction of :func:`evaluate_model` does.
+    """
+    predictions = read_predictions(source, gold.id_field, candidates)
     return score(gold, align(gold, predictions), candidates, threshold, None)
 
 

@@ -9,13 +9,17 @@ AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL...), read by boto3 itsel
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
+import importlib
 import io
+import lzma
 import os
 import re
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,9 +27,10 @@ from urllib.parse import urlparse
 
 import smart_open
 
-from .errors import ZstcError
+from .errors import RecordError, ZstcError, one_line
 
 STDIO = "-"
+CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
 
 REMOTE_ERRORS: dict[str, str] = {
     "NoSuchKey": "no such key",
@@ -95,6 +100,47 @@ def open_input(uri: str) -> Iterator[BinaryIO]:
         yield handle
 
 
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    for module in ("compression.zstd", "backports.zstd"):  # what smart-open decompresses .zst with
+        with contextlib.suppress(ImportError):
+            return (importlib.import_module(module).ZstdError,)
+    return ()
+
+
+def _decompression_errors() -> tuple[type[Exception], ...]:
+    """What decompressors raise on bad data: EOFError when a stream is truncated, else the codec's own error
+    (bz2 raises a plain OSError without an errno, see :func:`_is_corrupt_data`)."""
+    return (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, *_zstd_errors())
+
+
+def _is_corrupt_data(exc: BaseException) -> bool:
+    """Whether ``exc`` means bad compressed data; an OSError with an errno is the OS failing (a disk error)."""
+    return isinstance(exc, _decompression_errors()) or (type(exc) is OSError and exc.errno is None)
+
+
+def read_failures() -> tuple[type[BaseException], ...]:
+    """What reading an input may raise that is not a bug: the remote store or the decompressor failing."""
+    return (*remote_failures(), *_decompression_errors())
+
+
+def read_error(uri: str, line: int, exc: BaseException) -> ZstcError | None:
+    """One line for ``exc``, raised while reading line ``line`` of input ``uri``; None when it is not the
+    input's fault (a local disk error, a bug), which the caller re-raises.
+
+    A compressed input that is truncated, corrupt or not compressed at all (plain text named ``.gz``) is
+    bad input, reported as FILE:LINE like a bad record: nothing after that point can be decompressed, so
+    ``--on-error skip`` cannot skip past it either, and the file must be fixed, which changes it, so (as for a
+    bad record) partial outputs are discarded rather than kept for a ``--resume`` that could not match.
+    """
+    codec = compression_of(uri)
+    if codec != "disable" and _is_corrupt_data(exc) and not (is_remote(uri) and _error_code(exc)):
+        name = CODECS.get(codec, codec)
+        what = "truncated" if isinstance(exc, EOFError) else f"corrupt, or the file is not {name}-compressed"
+        return RecordError(uri, line, f"cannot read from this line on: the {name} data is {what} "
+                                      f"({type(exc).__name__}: {one_line(exc)})")  # fmt: skip
+    return remote_error(uri, exc) if is_remote(uri) else None
+
+
 def input_size(uri: str) -> int | None:
     """Bytes in an uncompressed local input (for a progress ETA), or None when it cannot be known cheaply."""
     if uri == STDIO or is_remote(uri) or compression_of(uri) != "disable":
@@ -110,6 +156,31 @@ class _KeptBuffer(io.BytesIO):
 
     def close(self) -> None:
         pass
+
+
+def empty_stream(compression: str) -> bytes:
+    """A complete compressed stream of nothing: what an output without lines holds. An empty file is not a
+    valid .gz, .bz2, .xz or .zst stream (zcat, bzcat, xz and zstd reject it), and no errors is the usual case."""
+    if compression == "disable":
+        return b""
+    if compression == ".gz":
+        return gzip.compress(b"", mtime=0)
+    if compression == ".bz2":
+        return bz2.compress(b"")
+    if compression == ".xz":
+        return lzma.compress(b"")
+    try:  # the zstd module smart-open uses: the standard library's from Python 3.14, its backport before
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]
+    return zstd.compress(b"")
+
+
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: 0o666 less the umask (mkstemp's files are 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def encode_chunk(data: bytes, compression: str) -> bytes:
@@ -143,10 +214,13 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
     if not target.parent.is_dir():
         raise ZstcError(f"{uri}: directory {str(target.parent)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
         with smart_open.open(tmp, "wb", compression=compression_of(uri)) as handle:
             yield handle
+        if os.path.getsize(tmp) == 0:  # nothing written: some codecs (zstd) then leave no stream at all
+            Path(tmp).write_bytes(empty_stream(compression_of(uri)))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

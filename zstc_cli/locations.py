@@ -126,13 +126,39 @@ def list_inputs(source: str) -> list[str] | None:
     return inputs
 
 
+def _same_location(a: str | None, b: str | None) -> bool:
+    if a is None or b is None or STDIO in (a, b) or is_remote(a) != is_remote(b):
+        return False
+    return a == b if is_remote(a) else Path(a).resolve() == Path(b).resolve()
+
+
+def check_single_job(source: str, target: str, errors: str | None) -> Job:
+    """Refuse, before any model loads, outputs that would overwrite the input or each other, mix bad records
+    into stdout's results, or cannot be files: each of these used to surface only after all the work."""
+    if target == STDIO and errors == STDIO:
+        raise ZstcError("OUTPUT and --errors cannot both be - (stdout): bad records would mix with the results")
+    named = [("INPUT", source), ("OUTPUT", target), ("--errors", errors)]
+    for i, (name, path) in enumerate(named[1:], start=1):
+        if path is None or path == STDIO:
+            continue
+        for other, other_path in named[:i]:
+            if _same_location(path, other_path):
+                raise ZstcError(f"{name} {path} is also {other}: it would be overwritten; choose another path")
+        if not is_remote(path):
+            if Path(path).is_dir():
+                raise ZstcError(f"{name} {path} is a folder: for a single INPUT file, {name} is a file path")
+            if not Path(path).parent.is_dir():
+                raise ZstcError(f"{name} {path}: folder {str(Path(path).parent)!r} does not exist")
+    return Job(source, target, errors)
+
+
 def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
     """One job for a single input; one per input file, in name order, for a folder or S3 prefix."""
     if source == STDIO:
-        return [Job(source, target, errors)]
+        return [check_single_job(source, target, errors)]
     inputs = list_inputs(source)
     if inputs is None:
-        return [Job(source, target, errors)]
+        return [check_single_job(source, target, errors)]
     if target == STDIO or (not is_remote(target) and Path(target).is_file()):
         raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
     if errors is not None and not is_remote(errors) and Path(errors).is_file():

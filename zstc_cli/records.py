@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .errors import RecordError
-from .io import is_remote, open_input, remote_error, remote_failures
+from .io import open_input, read_error, read_failures
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")
@@ -163,16 +163,19 @@ def numbered_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
-    smart-open URI or ``-``. A remote store failing mid-read is one clear line, not a traceback."""
+    smart-open URI or ``-``. A remote store failing mid-read, or a truncated or corrupt compressed input,
+    is one clear line naming the line being read (see :func:`~zstc_cli.io.read_error`), not a traceback."""
     with open_input(source) as handle:
+        read = 0  # lines read so far, blank ones included, so that a failure names the exact line
         try:
-            for number, raw in numbered_lines(handle):
-                if number > after_line:
-                    yield number, raw
-        except remote_failures() as exc:
-            if not is_remote(source):
+            for read, raw in enumerate(handle, start=1):
+                if read > after_line and raw.strip():
+                    yield read, raw.rstrip(b"\r\n")
+        except read_failures() as exc:
+            error = read_error(source, read + 1, exc)
+            if error is None:
                 raise
-            raise remote_error(source, exc) from exc
+            raise error from exc
 
 
 def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
@@ -194,6 +197,20 @@ def parse_lines(
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
             yield RecordError(source, number, str(exc), raw)
+
+
+RESULT_FIELDS = ("sequence", "labels", "scores")
+
+
+def parse_keep(value: str | None) -> tuple[str, ...]:
+    """``--keep id,tweet_id`` or ``'*'``. Input fields named like the output's own cannot be copied, so naming
+    one is refused rather than silently dropped; ``'*'`` copies every other field."""
+    names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
+    clash = [name for name in names if name in RESULT_FIELDS]
+    if clash:
+        raise ValueError(f"--keep {','.join(clash)}: every output line has its own {', '.join(RESULT_FIELDS)} "
+                         "fields, so an input field of that name cannot be kept")  # fmt: skip
+    return names
 
 
 def result_object(

@@ -52,6 +52,11 @@ class NLIWindow:
     multi_label: list[bool]
 
 
+def _hypothesis_too_long(exc: Exception) -> bool:
+    """The tokenizers' refusal to truncate only the premise when the hypothesis alone exceeds the limit."""
+    return "too short" in str(exc) or "not long enough" in str(exc).lower()
+
+
 class NLIScorer(Scorer):
     """Scores labels with a sequence-classification model trained on NLI (an entailment label required)."""
 
@@ -80,14 +85,30 @@ class NLIScorer(Scorer):
         self.forward_kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
 
     def _encode(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, list[int]]]:
-        """Tokenize pairs, truncating only the premise so the hypothesis (the label) is never cut."""
-        encode = dict(add_special_tokens=True, max_length=self.max_length, return_attention_mask=False)
+        """Tokenize pairs, truncating only the premise so the hypothesis (the label) is never cut.
+
+        A hypothesis too long to fit beside any premise makes the tokenizer refuse the whole call; then each
+        pair is tokenized on its own and only the refused ones are cut from both sides, so one record's
+        over-long label never changes how the other records in its window are tokenized (and scored).
+        """
         try:
-            batch = self.tokenizer(premises, hypotheses, truncation="only_first", **encode)
-        except Exception as exc:  # the tokenizer refuses when the hypothesis alone is too long
-            if "too short" not in str(exc) and "not long enough" not in str(exc).lower():
+            return self._tokenize(premises, hypotheses, "only_first")
+        except Exception as exc:
+            if not _hypothesis_too_long(exc):
                 raise
-            batch = self.tokenizer(premises, hypotheses, truncation="longest_first", **encode)
+        encoded = []
+        for premise, hypothesis in zip(premises, hypotheses):
+            try:
+                encoded += self._tokenize([premise], [hypothesis], "only_first")
+            except Exception as exc:
+                if not _hypothesis_too_long(exc):
+                    raise
+                encoded += self._tokenize([premise], [hypothesis], "longest_first")
+        return encoded
+
+    def _tokenize(self, premises: list[str], hypotheses: list[str], truncation: str) -> list[dict[str, list[int]]]:
+        batch = self.tokenizer(premises, hypotheses, truncation=truncation, max_length=self.max_length,
+                               add_special_tokens=True, return_attention_mask=False)  # fmt: skip
         names = [name for name in self.input_names if name in batch]
         return [{name: batch[name][i] for name in names} for i in range(len(premises))]
 
