@@ -221,6 +221,19 @@ def test_a_missing_model_is_one_line_from_the_worker(tmp_path, cluster):
 
 
 @pytest.mark.slow
+def test_a_truncated_compressed_input_is_a_file_line_error_as_in_the_local_engine(tmp_path, cluster, bert_nli, rows):
+    """Ray Data's read task raises it; it reaches the driver as the same one-line error, and no output is left."""
+    data = gzip.compress(jsonl(rows))
+    src = tmp_path / "in.jsonl.gz"
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordError, match=rf"^{src}:\d+: cannot read from this line on: the gzip data is"):
+        ray_run(bert_nli, src, tmp_path / "out.jsonl", errors=str(tmp_path / "bad.jsonl"))
+    with pytest.raises(RecordError, match=rf"^{src}:\d+: cannot read from this line on: the gzip data is"):
+        local_run(bert_nli, src, tmp_path / "out.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl.gz"]
+
+
+@pytest.mark.slow
 def test_a_run_stopped_by_a_bad_record_closes_ray_datas_iterator_first(tmp_path, cluster, bert_nli, rows, monkeypatch):
     """The results generator (and Ray Data's iterator it delegates to) is closed before the run returns, so
     before ``ray.shutdown()`` when zstc started Ray: left to the garbage collector, its cleanup ran after the

@@ -17,6 +17,9 @@ class RecordError(ZstcError):
         self.source, self.line, self.message, self.raw = source, line, message, raw
         super().__init__(f"{source}:{line}: {message}")
 
+    def __reduce__(self):  # pickled by its fields: Ray ships one raised in a read task back to the driver
+        return type(self), (self.source, self.line, self.message, self.raw)
+
 
 class ModelError(ZstcError):
     """The model cannot be found, loaded, or used for the chosen scorer."""

@@ -154,28 +154,31 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     return record_from_object(decode_line(raw, line), line, defaults)
 
 
-def numbered_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream."""
-    for number, raw in enumerate(handle, start=1):
-        if raw.strip():
-            yield number, raw.rstrip(b"\r\n")
+def numbered_lines(handle: Iterable[bytes], source: str | None = None) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream.
+
+    With ``source`` named, a remote store failing mid-read, or a truncated or corrupt compressed input, is
+    one clear line naming the line being read (see :func:`~zstc_cli.io.read_error`), not a traceback.
+    """
+    read = 0  # lines read so far, blank ones included, so that a failure names the exact line
+    try:
+        for read, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield read, raw.rstrip(b"\r\n")
+    except read_failures() as exc:
+        error = None if source is None else read_error(source, read + 1, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
-    smart-open URI or ``-``. A remote store failing mid-read, or a truncated or corrupt compressed input,
-    is one clear line naming the line being read (see :func:`~zstc_cli.io.read_error`), not a traceback."""
+    smart-open URI or ``-``; reading failures are one line naming the line (see :func:`numbered_lines`)."""
     with open_input(source) as handle:
-        read = 0  # lines read so far, blank ones included, so that a failure names the exact line
-        try:
-            for read, raw in enumerate(handle, start=1):
-                if read > after_line and raw.strip():
-                    yield read, raw.rstrip(b"\r\n")
-        except read_failures() as exc:
-            error = read_error(source, read + 1, exc)
-            if error is None:
-                raise
-            raise error from exc
+        for number, raw in numbered_lines(handle, source):
+            if number > after_line:
+                yield number, raw
 
 
 def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:

@@ -61,7 +61,7 @@ class JsonLinesDatasource(FileBasedDatasource):
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         name = f"{self.scheme}://{path}" if self.scheme else path
         lines, raws = [], []
-        for number, raw in numbered_lines(io.BufferedReader(f)):  # type: ignore[arg-type]
+        for number, raw in numbered_lines(io.BufferedReader(f), name):  # type: ignore[arg-type]
             lines.append(number)
             raws.append(raw)
             if len(lines) == self.rows:
