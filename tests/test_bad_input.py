@@ -20,10 +20,10 @@ GOOD = b'{"text": "I will run more", "categories": ["health", "money"]}'
 # (raw line, what the error must say)
 BAD = [
     (b'{"text": "cut', "invalid JSON"),
-    (b'["a list"]', "expected a JSON object, got list"),
+    (b'["a list"]', "expected a JSON object, got an array"),
     (b'{"categories": ["x"]}', "no text field"),
     (b'{"text": "  ", "categories": ["x"]}', "'text' is empty"),
-    (b'{"text": 42, "categories": ["x"]}', "'text' must be a string, got int"),
+    (b'{"text": 42, "categories": ["x"]}', "'text' must be a string, got a number"),
     (b'{"text": "no labels"}', "no labels"),
     (b'{"text": "a", "categories": []}', "'categories' is empty"),
     (b'{"text": "a", "categories": ["x", 3]}', "must be strings, got 3"),

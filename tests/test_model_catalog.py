@@ -84,7 +84,7 @@ def test_scorer_override(bert_nli):
     forced = load_scorer(str(bert_nli), device="cpu", scorer="embedding")
     assert forced.scorer.name == "embedding" and forced.resolved.source == "local"
     assert len(forced.scorer.score_records([Record(1, "I will save money", ("money", "health"))])[0]) == 2
-    with pytest.raises(ModelError, match="no entailment label"):
+    with pytest.raises(ModelError, match="^model 'all-MiniLM-L6-v2' has no entailment label"):  # the name given
         load_scorer("all-MiniLM-L6-v2", device="cpu", scorer="nli")
     with pytest.raises(ZstcError, match="expected auto, nli, embedding"):
         load_scorer(str(bert_nli), device="cpu", scorer="bm25")

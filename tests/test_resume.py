@@ -220,3 +220,23 @@ def test_resume_after_a_kill_between_the_renames_says_only_what_it_did(tmp_path,
 
     again = run_zstc(*args, "--resume", check=True).stderr.decode()
     assert again.count("nothing to resume") == 1 and "interrupted run" not in again
+    assert "records" not in again  # no summary: a "0 records" line would read as an empty input
+
+
+def test_a_folder_run_resumes_at_the_file_it_stopped_in(tmp_path, bert_nli, nyr_rows):
+    """Outputs that exist are complete (they appear only when their file is done): --resume leaves them alone."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i, name in enumerate("abc"):
+        write_jsonl(folder / f"{name}.jsonl", [{"text": row["text"]} for row in nyr_rows[i * 4 : i * 4 + 4]])
+    args = ["classify", str(folder), str(out), "-m", str(bert_nli), "-l", "health,money"]
+    run_zstc(*args, "-q", check=True)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    (out / "c.jsonl.out").unlink()  # as if the run had stopped in c.jsonl
+
+    resumed = run_zstc(*args, "--resume", check=True).stderr.decode()
+    assert resumed.count("no unfinished run was found: nothing to resume") == 2
+    assert "zstc: 4 records in " in resumed and resumed.rstrip().endswith(f"-> {out}; 2 outputs were already complete")
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    assert after["a.jsonl.out"] == before["a.jsonl.out"] and after["b.jsonl.out"] == before["b.jsonl.out"]
+    assert after["c.jsonl.out"][1] == before["c.jsonl.out"][1]

@@ -43,7 +43,7 @@ def classify_file(
     with open_run(source, target, errors, settings, resume, log) as run:
         done = run.state.records
         if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
-            return RunSummary(done, run.state.errors, resumed=done)
+            return RunSummary(done, run.state.errors, resumed=done, complete=int(run.complete))
         progress(done + run.state.errors)
         write = run.write if tee is None else lambda line: (run.write(line), tee(line))
         summary = classify_stream(
@@ -73,6 +73,7 @@ def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults 
         total.errors += summary.errors
         total.seconds += summary.seconds
         total.resumed += summary.resumed
+        total.complete += summary.complete
     return total
 
 

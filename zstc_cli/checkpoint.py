@@ -176,7 +176,7 @@ class Run:
         resumable = self.identity["input"] is not None and all(t != STDIO and not is_remote(t) for t in targets)
         self.checkpoint = checkpoint_path(targets[0]) if resumable else None
         self.state = State()
-        self.resumed = self.done = False
+        self.resumed = self.done = self.complete = False  # complete: OUTPUT existed, nothing was resumed
         self.sinks: list[Sink] = []
         if resume:
             self._load(source, log)
@@ -188,7 +188,7 @@ class Run:
         if self.checkpoint is None or self.identity["input"] is None:
             raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
         if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
-            self.done = all(Path(target).exists() for target in self.targets)
+            self.done = self.complete = all(Path(target).exists() for target in self.targets)
             if self.done:
                 log(f"{self.targets[0]} already exists and no unfinished run was found: nothing to resume")
             return

@@ -151,12 +151,19 @@ def model_spec(
 
 
 def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
-    """The one-line run summary on stderr: records, time, speed, bad records, where the results went."""
+    """The one-line run summary on stderr: records, time, speed, bad records, where the results went.
+
+    None when ``--resume`` found every output already complete: it said so per output, and a "0 records"
+    line would read as if the input were empty.
+    """
+    if summary.complete and not (summary.records or summary.errors):
+        return
     bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
     resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
+    complete = f"; {summary.complete} outputs were already complete" if summary.complete else ""
     print(
         f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
-        f"{bad} -> {output}",
+        f"{bad} -> {output}{complete}",
         file=sys.stderr,
     )
 

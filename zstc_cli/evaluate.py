@@ -27,7 +27,7 @@ from .engines.local import RunSummary
 from .errors import RecordError, ZstcError
 from .io import STDIO
 from .metrics import Ranked, label_order, multi_label_metrics, single_label_metrics
-from .records import TEXT_FIELDS, RecordDefaults, decode_line, iter_lines
+from .records import TEXT_FIELDS, RecordDefaults, decode_line, iter_lines, json_type
 from .scorers.base import Scorer
 
 Id = str | int | float | bool | None
@@ -78,7 +78,7 @@ def _hashable_id(obj: dict[str, Any], name: str) -> Id:
         raise ValueError(f"no {name!r} field (the --id-field)")
     value = obj[name]
     if isinstance(value, (list, dict)):
-        raise ValueError(f"{name!r} must be a string or a number to join on, got {type(value).__name__}")
+        raise ValueError(f"{name!r} must be a string or a number to join on, got {json_type(value)}")
     return value
 
 
@@ -105,7 +105,7 @@ class Gold:
 
 def _gold_value(obj: Any, name: str, sep: str | None) -> str | list[str]:
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object, got {json_type(obj)}")
     if name not in obj:
         raise ValueError(f"no {name!r} field (the --label-field)")
     value = obj[name]
@@ -167,7 +167,7 @@ def read_gold(
 def prediction_from_object(obj: Any) -> Ranked:
     """Validate one predictions line: ``labels`` (strings) and ``scores`` (numbers) of the same length."""
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object, got {json_type(obj)}")
     labels, scores = obj.get("labels"), obj.get("scores")
     if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
         raise ValueError('"labels" must be a non-empty list of strings')

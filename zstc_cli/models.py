@@ -209,10 +209,15 @@ def _load_config(resolved: ResolvedModel):
 def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> str:
     """``nli`` for a sequence classifier with an entailment label, ``embedding`` for a sentence-transformers
     model or a plain encoder (architectures ending in ``Model``), or ``requested`` when it is not ``auto``."""
-    if requested != "auto":
-        return requested
     architectures = list(getattr(config, "architectures", None) or [])
     label2id = dict(getattr(config, "label2id", None) or {})
+    if requested == "nli" and entailment_id(label2id) == -1:  # refused before its weights load, by its name
+        raise ModelError(
+            f"model {resolved.name!r} has no entailment label in its config (label2id: {label2id}), so "
+            "--scorer nli cannot score with it: it is not an NLI model"
+        )
+    if requested != "auto":
+        return requested
     if entailment_id(label2id) != -1 and any(a.endswith("ForSequenceClassification") for a in architectures):
         return "nli"
     plain_encoder = bool(architectures) and all(a.endswith("Model") for a in architectures)

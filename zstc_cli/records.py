@@ -95,7 +95,7 @@ def _first(obj: dict[str, Any], names: Sequence[str]) -> tuple[str | None, Any]:
 def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     """Build a :class:`Record` from a decoded JSON value; raise ``ValueError`` saying what is wrong."""
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object, got {json_type(obj)}")
     params = obj.get("parameters")
     params = {} if params is None or defaults.override else params
     if not isinstance(params, dict):
@@ -106,7 +106,7 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     if name is None:
         raise ValueError(f"no text field (looked for {', '.join(map(repr, text_names))})")
     if not isinstance(text, str):
-        raise ValueError(f"{name!r} must be a string, got {type(text).__name__}")
+        raise ValueError(f"{name!r} must be a string, got {json_type(text)}")
     if not text.strip():
         raise ValueError(f"{name!r} is empty")
 
@@ -147,6 +147,18 @@ def decode_line(raw: bytes, line: int) -> Any:
         except UnicodeDecodeError as bad:
             raise ValueError(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at offset {bad.start}") from None
         raise ValueError(f"invalid JSON: {exc}") from None
+
+
+def json_type(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (an error should not say ``NoneType`` or ``dict``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    for kinds, name in ((dict, "an object"), (list, "an array"), (str, "a string"), ((int, float), "a number")):
+        if isinstance(value, kinds):
+            return name
+    return type(value).__name__
 
 
 def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:

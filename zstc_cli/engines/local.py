@@ -27,13 +27,16 @@ Item = Record | RecordError
 class RunSummary:
     """What a run did: every input record is counted in exactly one of ``records`` and ``errors``.
 
-    ``resumed`` records were already done by an interrupted run (``--resume``) and took no time now.
+    ``resumed`` records were already done by an interrupted run (``--resume``) and took no time now;
+    ``complete`` outputs already existed with no unfinished run behind them, so ``--resume`` left them alone
+    (their records are not counted: they were not read).
     """
 
     records: int = 0
     errors: int = 0
     seconds: float = 0.0
     resumed: int = 0
+    complete: int = 0
 
     @property
     def rate(self) -> float:
