@@ -99,7 +99,7 @@ def corrupt_run(tmp_path, model, name: str, data: bytes, *options):
     assert result.returncode == 2 and b"Traceback" not in result.stderr, result.stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == [name] and result.stdout == b""
     (line,) = result.stderr.decode().strip().splitlines()
-    match = re.fullmatch(rf"zstc: error: {re.escape(str(src))}:(\d+): cannot read from this line on: (.*)", line)
+    match = re.fullmatch(rf"zstc: error: {re.escape(str(src))}:(\d+): reading stopped at this line: (.*)", line)
     assert match, line
     return int(match.group(1)), match.group(2)
 
@@ -152,14 +152,14 @@ def test_corrupt_gzip_labeled_data_in_evaluate(tmp_path):
     src.write_bytes(GOOD + b"\n")
     result = run_zstc("evaluate", src, "--label-field", "categories", "--from", src)
     (line,) = result.stderr.decode().strip().splitlines()
-    assert result.returncode == 2 and line.startswith(f"zstc: error: {src}:1: cannot read from this line on: the gzip")
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {src}:1: reading stopped at this line: the gzip")
 
 
 def test_disk_errors_and_plain_inputs_are_not_called_corrupt():
     """An OSError with an errno is the disk failing, not the data; only a compressed input can be corrupt."""
     assert read_error("in.jsonl.gz", 3, OSError(5, "Input/output error")) is None
     assert read_error("in.jsonl", 3, EOFError("ended")) is None
-    assert str(read_error("in.jsonl.bz2", 3, OSError("Invalid data stream"))).startswith("in.jsonl.bz2:3: cannot read")
+    assert str(read_error("in.jsonl.bz2", 3, OSError("Invalid data stream"))).startswith("in.jsonl.bz2:3: reading stopped at this line: the bzip2 data is corrupt")
 
 
 @pytest.mark.parametrize(

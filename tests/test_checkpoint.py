@@ -121,7 +121,8 @@ def interrupted_run(source: Path, out: Path, settings: dict) -> None:
             raise KeyboardInterrupt
 
 
-SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 512}
+SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 512,
+            "scorer": {"model": "m", "pooling": "mean"}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,8 @@ SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 5
     [
         ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "--labels"),
         ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": True}}, "--labels, --multi-label"),
-        ({**SETTINGS, "window": 64, "scorer": {"pooling": "mean"}}, "--window, scorer"),
+        ({**SETTINGS, "window": 64, "scorer": {"model": "m", "pooling": "cls"}}, "--window, scorer.pooling"),
+        ({**SETTINGS, "scorer": {"model": "other", "pooling": "cls"}}, "--model"),  # pooling comes with the model
     ],
 )
 def test_resume_refuses_changed_options(tmp_path, source, settings, changed):

@@ -198,7 +198,10 @@ def test_classify_texts_validates_like_file_records(bert_nli):
         (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "out.jsonl"], "--errors out.jsonl is also OUTPUT"),
         (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "in.jsonl"], "--errors in.jsonl is also INPUT"),
         (["in.jsonl", "-", "--on-error", "skip", "--errors", "-"], "OUTPUT and --errors cannot both be - (stdout)"),
-        (["in.jsonl", "sub"], "OUTPUT sub is a folder: for a single INPUT file, OUTPUT is a file path"),
+        (["in.jsonl", "sub"], "OUTPUT sub is a folder: it must be a file path"),
+        ([".out.jsonl.partial", "out.jsonl"], "OUTPUT out.jsonl is also INPUT"),  # its partial is the input
+        (["in.jsonl", ".bad.jsonl.partial", "--on-error", "skip", "--errors", "bad.jsonl"], "--errors bad.jsonl is also OUTPUT"),
+        (["sub", "out", "--on-error", "skip", "--errors", "-"], "sub is a folder or prefix, so --errors must be a folder"),
         (["in.jsonl", "nowhere/out.jsonl"], "OUTPUT nowhere/out.jsonl: folder 'nowhere' does not exist"),
         (["in.jsonl", "out.jsonl", "--keep", "id,labels"], "--keep labels: every output line has its own sequence"),
     ],
@@ -206,12 +209,13 @@ def test_classify_texts_validates_like_file_records(bert_nli):
 def test_outputs_that_would_destroy_data_are_refused_before_any_work(tmp_path, args, message):
     (tmp_path / "sub").mkdir()
     original = b'{"text": "keep me", "categories": ["a", "b"]}\n'
-    (tmp_path / "in.jsonl").write_bytes(original)
+    for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl"):
+        (tmp_path / name).write_bytes(original)
     result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
     (line,) = result.stderr.decode().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
-    assert (tmp_path / "in.jsonl").read_bytes() == original and result.stdout == b""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "sub"]
+    assert result.stdout == b"" and sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.partial", "in.jsonl", "sub"]
+    assert all((tmp_path / name).read_bytes() == original for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl"))
 
 
 def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_rows):
@@ -224,3 +228,17 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_
     process.stdout.close()  # what head does after its first line
     assert orjson.loads(first)["sequence"] == nyr_rows[0]["text"]
     assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
+
+
+def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_written(tmp_path, bert_nli, nyr_rows):
+    rows = [orjson.dumps({"text": row["text"]}) + b"\n" + b'{"broken\n' for row in nyr_rows[:40]]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(rows))
+    zstc = [sys.executable, "-m", "zstc_cli", "classify", str(src), str(tmp_path / "out.jsonl"), "--model", str(bert_nli),
+            "-l", "a,b", "--on-error", "skip", "--errors", "-", "--window", "4", "-q"]  # fmt: skip
+    process = subprocess.Popen(zstc, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert orjson.loads(process.stdout.readline())["line"] == 2
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read().decode() == "zstc: stdout was closed before the run ended; no output file was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

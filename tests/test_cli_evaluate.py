@@ -255,6 +255,29 @@ def test_record_label_fields_cannot_leak_the_gold_answer(nyr_slice, bert_nli, tm
     assert report["run"]["hypothesis_template"] == "This example is {}."
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--predictions", "data.jsonl"], "--predictions data.jsonl is also DATA"),
+        (["--report", "./data.jsonl"], "--report ./data.jsonl is also DATA"),
+        (["--from", "pred.jsonl", "--report", "pred.jsonl"], "--report pred.jsonl is also --from"),
+        (["--report", "r.json", "--plot", "r.json"], "--plot r.json is also --report"),
+        (["--report", "sub"], "--report sub is a folder: it must be a file path"),
+        (["--plot", "nowhere/cm.png"], "--plot nowhere/cm.png: folder 'nowhere' does not exist"),
+    ],
+)
+def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(nyr_slice, tmp_path, options, message):
+    src, _ = nyr_slice
+    (tmp_path / "sub").mkdir()
+    for name in ("data.jsonl", "pred.jsonl"):
+        (tmp_path / name).write_bytes(src.read_bytes())
+    result = run_zstc("evaluate", "data.jsonl", "--label-field", FIELD, "--model", "never-loaded", *options, cwd=tmp_path)
+    (line,) = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
+    assert all((tmp_path / name).read_bytes() == src.read_bytes() for name in ("data.jsonl", "pred.jsonl"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "pred.jsonl", "sub"]
+
+
 def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
     src, _ = nyr_slice
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")

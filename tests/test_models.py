@@ -80,12 +80,13 @@ def test_local_directory_resolves_without_the_hub(bert_nli):
 
 
 def test_missing_path_and_offline_model_fail_without_touching_the_network(monkeypatch):
-    import httpx
+    import socket
 
     def no_network(*args, **kwargs):
         raise AssertionError("HF_HUB_OFFLINE is set: the hub must not be contacted")
 
-    monkeypatch.setattr(httpx, "head", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)  # every client (httpx, requests) connects so
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
     with pytest.raises(ModelError, match="no such directory"):
         models.resolve_model("./not/here")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -226,9 +226,9 @@ def test_a_truncated_compressed_input_is_a_file_line_error_as_in_the_local_engin
     data = gzip.compress(jsonl(rows))
     src = tmp_path / "in.jsonl.gz"
     src.write_bytes(data[: len(data) // 2])
-    with pytest.raises(RecordError, match=rf"^{src}:\d+: cannot read from this line on: the gzip data is"):
+    with pytest.raises(RecordError, match=rf"^{src}:\d+: reading stopped at this line: the gzip data is"):
         ray_run(bert_nli, src, tmp_path / "out.jsonl", errors=str(tmp_path / "bad.jsonl"))
-    with pytest.raises(RecordError, match=rf"^{src}:\d+: cannot read from this line on: the gzip data is"):
+    with pytest.raises(RecordError, match=rf"^{src}:\d+: reading stopped at this line: the gzip data is"):
         local_run(bert_nli, src, tmp_path / "out.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl.gz"]
 

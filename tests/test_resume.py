@@ -223,8 +223,9 @@ def test_resume_after_a_kill_between_the_renames_says_only_what_it_did(tmp_path,
     assert "records" not in again  # no summary: a "0 records" line would read as an empty input
 
 
-def test_a_folder_run_resumes_at_the_file_it_stopped_in(tmp_path, bert_nli, nyr_rows):
-    """Outputs that exist are complete (they appear only when their file is done): --resume leaves them alone."""
+def test_resume_of_a_folder_leaves_complete_outputs_alone_and_does_the_rest(tmp_path, bert_nli, nyr_rows):
+    """Outputs that exist are complete (they appear only when their file is done), so a folder run stopped
+    in one file resumes there: --resume leaves the others' outputs alone and says how many it skipped."""
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     for i, name in enumerate("abc"):
@@ -240,3 +241,6 @@ def test_a_folder_run_resumes_at_the_file_it_stopped_in(tmp_path, bert_nli, nyr_
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
     assert after["a.jsonl.out"] == before["a.jsonl.out"] and after["b.jsonl.out"] == before["b.jsonl.out"]
     assert after["c.jsonl.out"][1] == before["c.jsonl.out"][1]
+
+    again = run_zstc(*args, "--resume", check=True).stderr.decode()
+    assert again.count("nothing to resume") == 3 and "records" not in again  # all complete: no summary

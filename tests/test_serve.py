@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -329,34 +330,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Served:
+    """A `zstc serve` run: where it listened, then (once stopped) its exit code and output."""
+
+    url: str
+    returncode: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
 @contextlib.contextmanager
-def zstc_serve(*options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def zstc_serve(*options: str) -> Iterator[Served]:
     """The real `zstc serve` command on a free loopback port, until it is ready; Ctrl-C when the block ends."""
     port = free_port()
     exe = Path(sys.executable).with_name("zstc")
     process = subprocess.Popen([str(exe), "serve", "--port", str(port), *options],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    served = Served(f"http://127.0.0.1:{port}")
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None and time.monotonic() < deadline, "zstc serve did not come up"
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/ping").status_code == 200:
+                if httpx.get(f"{served.url}/ping").status_code == 200:
                     break
             time.sleep(0.1)
-        yield url, process
+        yield served
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        served.stdout, served.stderr = process.communicate(timeout=60)  # reads both pipes: no deadlock
+        served.returncode = process.returncode
 
 
 def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
-    with zstc_serve("--model", str(bert_nli), "--labels", "health,money", "--threads", "1") as (url, process):
-        answer = httpx.post(f"{url}/invocations", json={"inputs": "I will run a marathon"})  # --labels fill in
+    with zstc_serve("--model", str(bert_nli), "--labels", "health,money", "--threads", "1") as served:
+        answer = httpx.post(f"{served.url}/invocations", json={"inputs": "I will run a marathon"})  # --labels fill in
         assert answer.status_code == 200 and sorted(answer.json()["labels"]) == ["health", "money"]
-    assert process.returncode == 0, process.stderr.read().decode()
-    assert process.stdout.read() == b"" and b"POST /invocations" in process.stderr.read()  # logs go to stderr
+    assert served.returncode == 0, served.stderr.decode()
+    assert served.stdout == b"" and b"POST /invocations" in served.stderr  # logs go to stderr
 
 
 @pytest.mark.parametrize(
@@ -368,9 +380,9 @@ def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
 def test_zstc_serve_scores_with_classifys_budget(bert_nli, options, ready):
     """``--max-batch-tokens`` bounds a micro-batch of requests; each forward pass keeps the device's budget
     (the CPU's smaller one) unless ``--max-tokens`` / ``--batch-size`` say otherwise, as in classify."""
-    with zstc_serve("--model", str(bert_nli), "--device", "cpu", "--threads", "1", *options) as (_, process):
+    with zstc_serve("--model", str(bert_nli), "--device", "cpu", "--threads", "1", *options) as served:
         pass
-    assert f"ready ({ready})".encode() in process.stderr.read()
+    assert f"ready ({ready})".encode() in served.stderr
 
 
 def test_zstc_serve_fails_in_one_line_for_a_missing_model_or_a_busy_port(tmp_path):

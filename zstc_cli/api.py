@@ -65,7 +65,7 @@ def classify_path(
 
 def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
     """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
-    total = RunSummary()
+    total = RunSummary(outputs=0)
     for job in jobs:
         job.make_folders()
         summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
@@ -74,6 +74,7 @@ def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults 
         total.seconds += summary.seconds
         total.resumed += summary.resumed
         total.complete += summary.complete
+        total.outputs += summary.outputs
     return total
 
 

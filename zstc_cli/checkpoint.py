@@ -163,6 +163,8 @@ def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
         else:
             paths = [key]
         changed += [OPTION_NAMES.get(path, path) for path in paths if OPTION_NAMES.get(path, path) not in changed]
+    if "--model" in changed:  # the scorer's other settings (pooling, lengths...) come with the model
+        changed = [name for name in changed if name.startswith("--") or not name.startswith("scorer.")]
     return changed
 
 

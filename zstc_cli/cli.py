@@ -18,6 +18,8 @@ from .catalog import DEFAULT_MODEL
 from .batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
 from .engines.local import RunSummary
 from .errors import Interrupted, Terminated, ZstcError, exit_code
+from .io import STDIO
+from .locations import check_outputs
 from .progress import Progress
 from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_keep, parse_labels
 
@@ -49,8 +51,11 @@ def _root(
 
 
 @contextlib.contextmanager
-def user_errors(debug: bool) -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback."""
+def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback.
+
+    ``data_on_stdout``: the results go to stdout, so a reader closing it early (`| head`) is the user's
+    choice and the run stops silently; otherwise a closed stdout loses output files, which is said."""
     try:
         yield
     except Interrupted as exc:
@@ -64,8 +69,10 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt as stop:
         print("zstc: interrupted; no output file was written", file=sys.stderr)
         raise typer.Exit(exit_code(stop)) from None
-    except BrokenPipeError:  # stdout's reader went away (`| head`): stop quietly with SIGPIPE's status, as cat does
+    except BrokenPipeError:  # stdout's reader went away (`| head`): stop with SIGPIPE's status, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into the closed pipe
+        if not data_on_stdout:  # only bad records went there: the output files were not finished, so say it
+            print("zstc: stdout was closed before the run ended; no output file was written", file=sys.stderr)
         raise typer.Exit(128 + signal.SIGPIPE) from None
     except Exception as exc:  # a failure of the model, device or zstc itself: say what, not where
         if debug:
@@ -156,11 +163,13 @@ def print_summary(summary: RunSummary, output: str, errors: str | None = None) -
     None when ``--resume`` found every output already complete: it said so per output, and a "0 records"
     line would read as if the input were empty.
     """
-    if summary.complete and not (summary.records or summary.errors):
+    if summary.complete == summary.outputs:
         return
     bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
     resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
-    complete = f"; {summary.complete} outputs were already complete" if summary.complete else ""
+    complete = {0: "", 1: "; 1 output was already complete"}.get(
+        summary.complete, f"; {summary.complete} outputs were already complete"
+    )
     print(
         f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
         f"{bad} -> {output}{complete}",
@@ -222,7 +231,7 @@ def classify(
     from .locations import plan_jobs
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    with user_errors(debug):
+    with user_errors(debug, data_on_stdout=output == STDIO):
         if on_error not in {"fail", "skip"}:
             raise ZstcError(f"--on-error {on_error!r}: expected fail or skip")
         if on_error == "skip" and errors is None:
@@ -316,13 +325,14 @@ def evaluate(
     from . import evaluate as ev
     from . import report as rp
 
-    with user_errors(debug):
+    with user_errors(debug, data_on_stdout=STDIO in (report, predictions, plot)):
         to_stdout = [name for name, value in (("--report", report), ("--predictions", predictions),
                      ("--plot", plot)) if value == "-"]  # fmt: skip
         if len(to_stdout) > 1:
             raise ZstcError(f"{' and '.join(to_stdout)} cannot all be - (stdout)")
         if from_ is not None and predictions is not None:
             raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
+        check_outputs({"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot})
         if plot:
             rp.require_matplotlib()
         mapping = ev.parse_label_map(label_map)
@@ -446,7 +456,7 @@ def list_models(debug: DebugOpt = False) -> None:
 
     from .models import known_model_sources
 
-    with user_errors(debug):
+    with user_errors(debug, data_on_stdout=True):
         table = Table()
         table.add_column("model (aliases)", no_wrap=True)
         for header in ("scorer", "where", "when to pick it"):

@@ -42,9 +42,18 @@ class Terminated(KeyboardInterrupt):
 class Interrupted(ZstcError):
     """Ctrl-C or SIGTERM stopped the run; the message says whether and how it can be resumed."""
 
-    def __init__(self, message: str, stop: KeyboardInterrupt):
+    def __init__(self, message: str, stop: KeyboardInterrupt | None = None):
         super().__init__(message)
-        self.exit_code = exit_code(stop)
+        self.exit_code = exit_code(stop or KeyboardInterrupt())
+
+    def __reduce__(self):  # pickled (and copied) with its exit code, as Ray or a worker pool would need
+        return _interrupted, (str(self), self.exit_code)
+
+
+def _interrupted(message: str, code: int) -> Interrupted:
+    interrupted = Interrupted(message)
+    interrupted.exit_code = code
+    return interrupted
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:

@@ -56,7 +56,7 @@ def parse_label_map(value: str | None) -> dict[str, str]:
     if value.startswith("@"):
         path = Path(value[1:])
         try:
-            mapping = orjson.loads(path.read_bytes())
+            mapping = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))  # a BOM is not JSON
         except OSError as exc:
             raise ZstcError(f"--label-map {value}: cannot read {path}: {exc.strerror}") from None
         except orjson.JSONDecodeError as exc:

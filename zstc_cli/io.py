@@ -100,11 +100,17 @@ def open_input(uri: str) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _zstd_errors() -> tuple[type[Exception], ...]:
-    for module in ("compression.zstd", "backports.zstd"):  # what smart-open decompresses .zst with
+def _zstd_module() -> Any:
+    """The zstd module smart-open uses: the standard library's from Python 3.14, its backport before."""
+    for module in ("compression.zstd", "backports.zstd"):
         with contextlib.suppress(ImportError):
-            return (importlib.import_module(module).ZstdError,)
-    return ()
+            return importlib.import_module(module)
+    return None
+
+
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    module = _zstd_module()
+    return () if module is None else (module.ZstdError,)
 
 
 def _decompression_errors() -> tuple[type[Exception], ...]:
@@ -131,12 +137,14 @@ def read_error(uri: str, line: int, exc: BaseException) -> ZstcError | None:
     bad input, reported as FILE:LINE like a bad record: nothing after that point can be decompressed, so
     ``--on-error skip`` cannot skip past it either, and the file must be fixed, which changes it, so (as for a
     bad record) partial outputs are discarded rather than kept for a ``--resume`` that could not match.
+    The line is where reading stopped: decompressors read ahead in blocks, so the damage can be some lines
+    earlier, and a bad checksum or trailer fails only after the last line.
     """
     codec = compression_of(uri)
     if codec != "disable" and _is_corrupt_data(exc) and not (is_remote(uri) and _error_code(exc)):
         name = CODECS.get(codec, codec)
         what = "truncated" if isinstance(exc, EOFError) else f"corrupt, or the file is not {name}-compressed"
-        return RecordError(uri, line, f"cannot read from this line on: the {name} data is {what} "
+        return RecordError(uri, line, f"reading stopped at this line: the {name} data is {what} "
                                       f"({type(exc).__name__}: {one_line(exc)})")  # fmt: skip
     return remote_error(uri, exc) if is_remote(uri) else None
 
@@ -169,16 +177,20 @@ def empty_stream(compression: str) -> bytes:
         return bz2.compress(b"")
     if compression == ".xz":
         return lzma.compress(b"")
-    try:  # the zstd module smart-open uses: the standard library's from Python 3.14, its backport before
-        from compression import zstd  # type: ignore[import-not-found]
-    except ImportError:
-        from backports import zstd  # type: ignore[import-not-found,no-redef]
-    return zstd.compress(b"")
+    if compression == ".zst":
+        return _zstd_module().compress(b"")
+    raise ValueError(f"no empty stream known for {compression}")  # an extension smart-open added later
 
 
 def _umask_mode() -> int:
-    """The mode a plain ``open()`` would give a new file: 0o666 less the umask (mkstemp's files are 0o600)."""
-    umask = os.umask(0)
+    """The mode a plain ``open()`` would give a new file: 0o666 less the umask (mkstemp's files are 0o600).
+
+    Linux states the umask in /proc; elsewhere it is read by setting it, briefly, for the whole process.
+    """
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return 0o666 & ~int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    umask = os.umask(0o077)
     os.umask(umask)
     return 0o666 & ~umask
 
@@ -213,7 +225,10 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
     target = Path(uri)
     if not target.parent.is_dir():
         raise ZstcError(f"{uri}: directory {str(target.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:  # a read-only or special folder
+        raise ZstcError(f"{uri}: cannot write in {str(target.parent)!r}: {exc.strerror}") from exc
     os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .checkpoint import checkpoint_path, partial_path
 from .errors import ZstcError
 from .io import STDIO, compression_of, is_remote, remote_error, remote_failures
 
@@ -132,23 +133,39 @@ def _same_location(a: str | None, b: str | None) -> bool:
     return a == b if is_remote(a) else Path(a).resolve() == Path(b).resolve()
 
 
-def check_single_job(source: str, target: str, errors: str | None) -> Job:
-    """Refuse, before any model loads, outputs that would overwrite the input or each other, mix bad records
-    into stdout's results, or cannot be files: each of these used to surface only after all the work."""
-    if target == STDIO and errors == STDIO:
-        raise ZstcError("OUTPUT and --errors cannot both be - (stdout): bad records would mix with the results")
-    named = [("INPUT", source), ("OUTPUT", target), ("--errors", errors)]
-    for i, (name, path) in enumerate(named[1:], start=1):
+def _written_paths(path: str) -> list[str]:
+    """What writing ``path`` creates or replaces: the file, and locally its hidden partial and checkpoint."""
+    if is_remote(path):
+        return [path]
+    return [path, str(partial_path(path)), str(checkpoint_path(path))]
+
+
+def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None]) -> None:
+    """Refuse, before any model loads, outputs that would overwrite an input or each other, or cannot be
+    files (a folder, a missing folder): each of these used to surface only after all the work, or not at all.
+
+    ``inputs`` and ``outputs`` map option names (as the user typed them) to locations; None and ``-`` are skipped.
+    """
+    earlier = [(name, path) for name, path in inputs.items() if path is not None]
+    for name, path in outputs.items():
         if path is None or path == STDIO:
             continue
-        for other, other_path in named[:i]:
-            if _same_location(path, other_path):
+        for other, other_path in earlier:
+            if any(_same_location(written, other_path) for written in _written_paths(path)):
                 raise ZstcError(f"{name} {path} is also {other}: it would be overwritten; choose another path")
         if not is_remote(path):
             if Path(path).is_dir():
-                raise ZstcError(f"{name} {path} is a folder: for a single INPUT file, {name} is a file path")
+                raise ZstcError(f"{name} {path} is a folder: it must be a file path")
             if not Path(path).parent.is_dir():
                 raise ZstcError(f"{name} {path}: folder {str(Path(path).parent)!r} does not exist")
+        earlier.append((name, path))
+
+
+def check_single_job(source: str, target: str, errors: str | None) -> Job:
+    """One input file's job, after :func:`check_outputs`; results and bad records cannot share stdout."""
+    if target == STDIO and errors == STDIO:
+        raise ZstcError("OUTPUT and --errors cannot both be - (stdout): bad records would mix with the results")
+    check_outputs({"INPUT": source}, {"OUTPUT": target, "--errors": errors})
     return Job(source, target, errors)
 
 
@@ -161,7 +178,7 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         return [check_single_job(source, target, errors)]
     if target == STDIO or (not is_remote(target) and Path(target).is_file()):
         raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
-    if errors is not None and not is_remote(errors) and Path(errors).is_file():
+    if errors is not None and (errors == STDIO or not is_remote(errors) and Path(errors).is_file()):
         raise ZstcError(f"{source} is a folder or prefix, so --errors must be a folder or prefix too, not {errors!r}")
     return [
         Job(

@@ -37,6 +37,7 @@ class RunSummary:
     seconds: float = 0.0
     resumed: int = 0
     complete: int = 0
+    outputs: int = 1  # how many outputs (input files) the summary adds up
 
     @property
     def rate(self) -> float:
