@@ -199,6 +199,8 @@ def test_classify_texts_validates_like_file_records(bert_nli):
         (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "in.jsonl"], "--errors in.jsonl is also INPUT"),
         (["in.jsonl", "-", "--on-error", "skip", "--errors", "-"], "OUTPUT and --errors cannot both be - (stdout)"),
         (["in.jsonl", "sub"], "OUTPUT sub is a folder: it must be a file path"),
+        (["in.jsonl", "newdir/"], "OUTPUT newdir/ names a folder: it must be a file path"),
+        (["in.jsonl", "s3://bucket/out/"], "OUTPUT s3://bucket/out/ names a folder: it must be a file path"),
         ([".out.jsonl.partial", "out.jsonl"], "OUTPUT out.jsonl is also INPUT"),  # its partial is the input
         (["in.jsonl", ".bad.jsonl.partial", "--on-error", "skip", "--errors", "bad.jsonl"], "--errors bad.jsonl is also OUTPUT"),
         (["sub", "out", "--on-error", "skip", "--errors", "-"], "sub is a folder or prefix, so --errors must be a folder"),
@@ -242,3 +244,18 @@ def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_w
     assert process.wait(timeout=120) == 141
     assert process.stderr.read().decode() == "zstc: stdout was closed before the run ended; no output file was written\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_python_api_takes_paths_and_label_strings_and_refuses_a_bare_text(tmp_path, bert_nli):
+    from zstc_cli import RecordDefaults, classify_file
+
+    defaults = RecordDefaults(labels="health, money")  # split like a record's "a,b", not into characters
+    assert defaults.labels == ("health", "money")
+    with pytest.raises(ValueError, match="contains 'a' twice"):
+        RecordDefaults(labels=("a", "a"))
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "I will save more"}])
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    classify_file(src, tmp_path / "out.jsonl", scorer, defaults, log=lambda message: None)  # pathlib.Path works
+    assert sorted(read_jsonl(tmp_path / "out.jsonl")[0]["labels"]) == ["health", "money"]
+    with pytest.raises(TypeError, match="for one text, pass"):
+        classify_texts(scorer, "I will run", ["a", "b"])

@@ -264,6 +264,7 @@ def test_record_label_fields_cannot_leak_the_gold_answer(nyr_slice, bert_nli, tm
         (["--report", "r.json", "--plot", "r.json"], "--plot r.json is also --report"),
         (["--report", "sub"], "--report sub is a folder: it must be a file path"),
         (["--plot", "nowhere/cm.png"], "--plot nowhere/cm.png: folder 'nowhere' does not exist"),
+        (["--plot", "newdir/"], "--plot newdir/ names a folder: it must be a file path"),
     ],
 )
 def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(nyr_slice, tmp_path, options, message):
@@ -280,6 +281,8 @@ def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(ny
 
 def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
     src, _ = nyr_slice
+    result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", "-", input=src.read_bytes())
+    assert result.returncode == 2 and result.stderr == b"zstc: error: DATA and --from cannot both be - (stdin)\n"
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")
     assert result.returncode == 2 and b"--report and --plot cannot all be - (stdout)" in result.stderr
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")

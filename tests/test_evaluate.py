@@ -26,9 +26,11 @@ def test_gold_single_multi_and_errors(tmp_path):
     src = write_jsonl(tmp_path / "g.jsonl", [{"t": "x", "y": "B"}, {"t": "y", "y": "A"}])
     gold = read_gold(str(src), "y", label_map={"A": "a"})
     assert (gold.labels, gold.multi_label, gold.distinct()) == (["B", "a"], False, ["B", "a"])
-    mixed = write_jsonl(tmp_path / "m.jsonl", [{"y": "A"}, {"y": ["A", "B"]}, {"y": []}])
+    mixed = write_jsonl(tmp_path / "m.jsonl", [{"y": "A"}, {"y": ["A", " B"]}, {"y": []}])
     gold = read_gold(str(mixed), "y")
     assert gold.multi_label and gold.labels == [frozenset({"A"}), frozenset({"A", "B"}), frozenset()]
+    padded = write_jsonl(tmp_path / "p.jsonl", [{"y": "A"}, {"y": " A "}])  # whitespace is not a new label
+    assert read_gold(str(padded), "y").distinct() == ["A"]
     write_jsonl(tmp_path / "e.jsonl", [{"y": "A"}, {"y": " "}])
     with pytest.raises(RecordError, match=r"e\.jsonl:2: 'y' is empty"):
         read_gold(str(tmp_path / "e.jsonl"), "y")

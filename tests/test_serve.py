@@ -119,6 +119,10 @@ def test_ping_docs_and_execution_parameters(server):
     assert set(body) == {"application/json", "application/jsonlines"}
     assert httpx.get(f"{server}/docs").status_code == 200
     assert httpx.get(f"{server}/execution-parameters").json()["BatchStrategy"] == "MULTI_RECORD"
+    missing, wrong_method = httpx.get(f"{server}/nowhere"), httpx.get(f"{server}/invocations")
+    assert (missing.status_code, missing.json()) == (404, {"error": "Not Found"})
+    assert (wrong_method.status_code, wrong_method.json()) == (405, {"error": "Method Not Allowed"})
+    assert wrong_method.headers["allow"] == "POST"
 
 
 def test_ping_is_503_until_the_model_is_loaded(scorer):

@@ -2,14 +2,16 @@
 
 Library use::
 
-    from zstc_cli import ModelSpec, classify_file
+    from zstc_cli import ModelSpec, RecordDefaults, classify_file
     loaded = ModelSpec("facebook/bart-large-mnli", threads=4).load()   # or load_scorer(name, threads=4)
-    classify_file("in.jsonl", "out.jsonl", loaded.scorer)
+    classify_file("in.jsonl", "out.jsonl", loaded.scorer, RecordDefaults(labels=("health", "money")))
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ModelSpec", "classify_file", "classify_path", "classify_texts", "load_scorer"]
+__all__ = [
+    "__version__", "ModelSpec", "RecordDefaults", "classify_file", "classify_path", "classify_texts", "load_scorer",
+]  # fmt: skip
 
 
 def __getattr__(name: str):
@@ -22,4 +24,8 @@ def __getattr__(name: str):
         from . import models
 
         return getattr(models, name)
+    if name == "RecordDefaults":
+        from .records import RecordDefaults
+
+        return RecordDefaults
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,14 +16,14 @@ from .scorers.base import Scorer, rank
 
 
 def classify_file(
-    source: str,
-    target: str,
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
     scorer: Scorer,
     defaults: RecordDefaults = RecordDefaults(),
     *,
     window: int = DEFAULT_WINDOW,
     keep: Sequence[str] = (),
-    errors: str | None = None,
+    errors: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: Callable[[int], object] = lambda n: None,
     log: Log = stderr_log,
@@ -36,6 +37,7 @@ def classify_file(
     ``tee``, if given, also receives each output line as it is written (evaluate scores them without reading
     stdout or S3 back).
     """
+    source, target, errors = os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors)
     settings: dict[str, Any] = {
         "records": dataclasses.asdict(defaults), "window": window, "keep": list(keep),
         "skip_errors": errors is not None, "scorer": scorer.describe(),
@@ -56,11 +58,17 @@ def classify_file(
 
 
 def classify_path(
-    source: str, target: str, scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    scorer: Scorer,
+    defaults: RecordDefaults = RecordDefaults(),
+    **options: Any,
 ) -> RunSummary:
     """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
     ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.locations`)."""
-    return classify_jobs(plan_jobs(source, target, options.pop("errors", None)), scorer, defaults, **options)
+    errors = options.pop("errors", None)
+    jobs = plan_jobs(os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors))
+    return classify_jobs(jobs, scorer, defaults, **options)
 
 
 def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
@@ -90,6 +98,8 @@ def classify_texts(
     Texts, labels and the template are validated as file records are; a problem raises ``ValueError``
     naming the text's position (1-based).
     """
+    if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
+        raise TypeError("texts must be a list of strings; for one text, pass [text]")
     fields = {"categories": labels if isinstance(labels, str) else list(labels), "multi_label": multi_label,
               "hypothesis_template": template}  # fmt: skip
     records = []

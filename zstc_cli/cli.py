@@ -205,7 +205,7 @@ def classify(
     threads: ThreadsOpt = None,
     engine: Annotated[str, typer.Option(help="local: in this process; ray: on a Ray cluster.")] = "local",
     ray_address: Annotated[
-        Optional[str], typer.Option(help="With --engine ray: auto or ray://host:port [default: start a local Ray].")
+        Optional[str], typer.Option(help="With --engine ray: auto, host:6379 or ray://host:10001 [default: start a local Ray].")
     ] = None,
     num_workers: Annotated[
         Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
@@ -299,7 +299,11 @@ def evaluate(
         float, typer.Option(min=0.0, max=1.0, help="Multi-label: a label is predicted when its score >= this.")
     ] = 0.5,
     model: ModelOpt = DEFAULT_MODEL,
-    multi_label: MultiLabelOpt = False,
+    multi_label: Annotated[
+        bool,
+        typer.Option("--multi-label/--single-label", help="Score each label on its own even for single-label gold "
+                     "(multi-label gold always is); records' own settings are ignored."),
+    ] = False,
     hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
     text_field: TextFieldOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -332,6 +336,8 @@ def evaluate(
             raise ZstcError(f"{' and '.join(to_stdout)} cannot all be - (stdout)")
         if from_ is not None and predictions is not None:
             raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
+        if data == STDIO and from_ == STDIO:
+            raise ZstcError("DATA and --from cannot both be - (stdin)")
         check_outputs({"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot})
         if plot:
             rp.require_matplotlib()

@@ -114,9 +114,9 @@ def _gold_value(obj: Any, name: str, sep: str | None) -> str | list[str]:
             return [part.strip() for part in value.split(sep) if part.strip()]
         if not value.strip():
             raise ValueError(f"{name!r} is empty")
-        return value
+        return value.strip()  # "x" and " x " are one label, as they are when split with --gold-sep
     if isinstance(value, list) and all(isinstance(item, str) and item.strip() for item in value):
-        return value
+        return [item.strip() for item in value]
     raise ValueError(f"{name!r} must be a label or a list of labels, got {orjson.dumps(value).decode()}")
 
 

@@ -153,6 +153,8 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
         for other, other_path in earlier:
             if any(_same_location(written, other_path) for written in _written_paths(path)):
                 raise ZstcError(f"{name} {path} is also {other}: it would be overwritten; choose another path")
+        if path.endswith("/"):  # a folder (or S3 "folder" key) that does not exist yet: still not a file
+            raise ZstcError(f"{name} {path} names a folder: it must be a file path")
         if not is_remote(path):
             if Path(path).is_dir():
                 raise ZstcError(f"{name} {path} is a folder: it must be a file path")

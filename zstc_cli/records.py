@@ -35,6 +35,13 @@ class RecordDefaults:
     """Score every record with ``labels``, ``multi_label`` and ``template`` whatever the record says, as
     evaluate must: a record's own label field could otherwise be (or leak) its gold answer."""
 
+    def __post_init__(self) -> None:
+        """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
+        would otherwise be taken as its characters), and duplicates or empty labels raise ``ValueError``."""
+        if self.labels is not None:
+            labels = self.labels if isinstance(self.labels, str) else list(self.labels)
+            object.__setattr__(self, "labels", parse_labels(labels, "labels"))
+
 
 @dataclass
 class Record:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -248,6 +249,11 @@ def create_app(
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:
         return _json({"error": exc.message}, exc.status, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        """404 and 405 in the same ``{"error"}`` shape as zstc's own errors (FastAPI says ``{"detail"}``)."""
+        return _json({"error": str(exc.detail)}, exc.status_code, dict(exc.headers or {}))
 
     def ready() -> MicroBatcher:
         if app.state.batcher is None:
