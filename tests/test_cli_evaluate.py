@@ -283,6 +283,8 @@ def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
     src, _ = nyr_slice
     result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", "-", input=src.read_bytes())
     assert result.returncode == 2 and result.stderr == b"zstc: error: DATA and --from cannot both be - (stdin)\n"
+    empty = run_zstc("evaluate", "-", "--label-field", FIELD, "--model", "never-loaded", input=b"")
+    assert empty.returncode == 2 and empty.stderr == b"zstc: error: -: no records\n"  # not stdin's temporary copy
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")
     assert result.returncode == 2 and b"--report and --plot cannot all be - (stdout)" in result.stderr
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")

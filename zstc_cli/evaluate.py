@@ -47,6 +47,10 @@ def replayable(source: str) -> Iterator[str]:
             yield path
         except RecordError as exc:
             raise RecordError(source, exc.line, exc.message, exc.raw) from None
+        except ZstcError as exc:  # "... has 150 records but ...", "...: no records": name stdin as the user did
+            if path not in str(exc):
+                raise
+            raise ZstcError(str(exc).replace(path, source)) from None
 
 
 def parse_label_map(value: str | None) -> dict[str, str]:
