@@ -341,6 +341,7 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
     assert report["metrics"]["accuracy"] == pytest.approx(accuracy_score(gold, top))
     assert report["metrics"]["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))
     assert "(single-label, 10 candidate labels)" in run.stdout.decode() and run.stderr == b""
+    assert "top-3 accuracy" in run.stdout.decode()
 
     # The same ranking cut down to two labels, as a 2-label classify would rank them: every other gold is a miss.
     two = ["Career", "Humor"]
@@ -364,4 +365,10 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
     assert all(rows_[label]["predicted"] == 0 and rows_[label]["recall"] == 0 for label in outside)
     table = run.stdout.decode()
     assert "(single-label, 2 candidate labels)" in table and f"{100 * m['accuracy']:.1f}%" in table
+    assert "top-3 accuracy" not in table  # always 100% with 2 candidates
     assert f"zstc: warning: {report['warnings'][0]}" in run.stderr.decode()
+
+
+def test_a_folder_as_data_is_named_as_a_folder(tmp_path):
+    result = run_zstc("evaluate", tmp_path, "--label-field", FIELD, "--model", "never-loaded")
+    assert result.returncode == 2 and result.stderr.decode() == f"zstc: error: {tmp_path}: a folder, not a file\n"

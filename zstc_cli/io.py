@@ -91,7 +91,7 @@ def open_input(uri: str) -> Iterator[BinaryIO]:
         yield sys.stdin.buffer
         return
     if not is_remote(uri) and not Path(uri).is_file():
-        raise ZstcError(f"{uri}: no such file")
+        raise ZstcError(f"{uri}: {'a folder, not a file' if Path(uri).is_dir() else 'no such file'}")
     try:
         handle = smart_open.open(uri, "rb", compression=compression_of(uri))
     except remote_failures() as exc:

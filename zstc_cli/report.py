@@ -83,7 +83,8 @@ def _headline(report: dict[str, Any]) -> Table:
     if m["kind"] == "single-label":
         base = m["majority_baseline"]
         grid.add_row("accuracy", _pct(m["accuracy"]))
-        grid.add_row("top-3 accuracy", _pct(m["top3_accuracy"]))
+        if len(report["candidate_labels"]) > 3:  # with 3 or fewer candidates it is 100% by construction
+            grid.add_row("top-3 accuracy", _pct(m["top3_accuracy"]))
         grid.add_row("macro F1", f"{m['macro']['f1']:.3f}")
         grid.add_row("weighted F1", f"{m['weighted']['f1']:.3f}")
         grid.add_row("majority baseline", f"{_pct(base['accuracy'])}  (always {base['label']!r})")
