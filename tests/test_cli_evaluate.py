@@ -129,7 +129,9 @@ def test_stdin_label_map_and_predictions_on_stdout(nyr_slice, bert_nli, tmp_path
     assert report["run"]["hypothesis_template"] == "This tweet is about {}."
     stderr = result.stderr.decode()
     assert "top-3 accuracy" in stderr and "a joke" in stderr  # the table goes to stderr
-    assert "zstc: warning: --label-map key 'Nope' matches no gold label" in stderr
+    warning = "zstc: warning: --label-map key 'Nope' matches no gold label"
+    assert stderr.count(warning) == 1 and stderr.index(warning) < stderr.index("zstc: 60 records")  # before scoring
+    assert orjson.loads((tmp_path / "r.json").read_bytes())["warnings"] == [warning.removeprefix("zstc: warning: ")]
 
 
 def test_multi_label_gold_lists(nyr_slice, bert_nli, tmp_path):
@@ -316,7 +318,8 @@ def test_from_predictions_over_other_labels_is_a_file_line_error(nyr_slice, clas
     for args, problem in cases:
         result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", pred, *args, "--report", tmp_path / "r")
         assert result.returncode == 2 and result.stdout == b""
-        (line,) = result.stderr.decode().strip().splitlines()
+        *warnings, line = result.stderr.decode().strip().splitlines()  # warnings about the gold come first
+        assert all(w.startswith("zstc: warning: gold labels that are not candidate labels") for w in warnings)
         assert line.startswith(f"zstc: error: {pred}:1: the prediction ranks other labels than the {problem}; ")
         assert line.endswith("pass --labels with the labels the predictions were made with "
                              "(without it, the candidates are the distinct gold labels)")  # fmt: skip

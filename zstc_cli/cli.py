@@ -349,6 +349,8 @@ def evaluate(
             if plot and gold.multi_label:
                 raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
             candidates = read_labels_option(labels) or tuple(gold.distinct())
+            for warning in ev.gold_warnings(gold, candidates):
+                print(f"zstc: warning: {warning}", file=sys.stderr)
             if from_ is not None:
                 evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
                 run = None
@@ -364,8 +366,6 @@ def evaluate(
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
                 run = rp.run_metadata(loaded, hypothesis_template, evaluation)
-        for warning in evaluation.warnings:
-            print(f"zstc: warning: {warning}", file=sys.stderr)
         result = rp.build_report(
             evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
         )

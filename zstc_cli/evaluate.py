@@ -308,13 +308,19 @@ def score(
         metrics = multi_label_metrics(gold.labels, ranked, order, threshold)
     else:
         metrics = single_label_metrics(gold.labels, ranked, order)
+    return Evaluation(gold, tuple(candidates), metrics, summary, gold_warnings(gold, candidates))
+
+
+def gold_warnings(gold: Gold, candidates: Sequence[str]) -> list[str]:
+    """What looks like a mistake in ``--labels`` or ``--label-map``: known before any scoring, so the CLI says
+    it first (a typo should not cost a whole run before it shows), and the report repeats it."""
     warnings = [f"--label-map key {key!r} matches no gold label" for key in gold.unused_map_keys]
     missing = [label for label in gold.distinct() if label not in candidates]
     if missing:
         warnings.append(
             f"gold labels that are not candidate labels count as errors: {', '.join(missing)} (see --label-map)"
         )
-    return Evaluation(gold, tuple(candidates), metrics, summary, warnings)
+    return warnings
 
 
 def evaluate_predictions(gold: Gold, source: str, candidates: Sequence[str], threshold: float = 0.5) -> Evaluation:
