@@ -15,6 +15,8 @@ def test_label_map_inline_and_from_json(tmp_path):
     assert parse_label_map("Health & Fitness=health, Humor = humor") == {"Health & Fitness": "health", "Humor": "humor"}
     (tmp_path / "m.json").write_text('{"A": "a"}')
     assert parse_label_map(f"@{tmp_path / 'm.json'}") == {"A": "a"}
+    (tmp_path / "bom.json").write_text('\ufeff{"A": "a"}', encoding="utf-8")  # as Notepad saves it
+    assert parse_label_map(f"@{tmp_path / 'bom.json'}") == {"A": "a"}
     with pytest.raises(ZstcError, match="'Humor' is not GOLD=LABEL"):
         parse_label_map("A=a,Humor")
     (tmp_path / "bad.json").write_text('["A"]')

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 import smart_open
 
-from .errors import Interrupted, RecordError, RunFailed, ZstcError, one_line
+from .errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
 from .io import (
     STDIO, compression_of, empty_stream, encode_chunk, fingerprint, is_remote, remote_error, remote_failures,
 )  # fmt: skip
@@ -162,9 +162,9 @@ def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
             paths = [f"{key}.{sub}" for sub in {**old, **new} if old.get(sub) != new.get(sub)]
         else:
             paths = [key]
-        changed += [OPTION_NAMES.get(path, path) for path in paths if OPTION_NAMES.get(path, path) not in changed]
+        changed += [name for name in (OPTION_NAMES.get(path, path) for path in paths) if name not in changed]
     if "--model" in changed:  # the scorer's other settings (pooling, lengths...) come with the model
-        changed = [name for name in changed if name.startswith("--") or not name.startswith("scorer.")]
+        changed = [name for name in changed if not name.startswith("scorer.")]
     return changed
 
 
@@ -320,7 +320,7 @@ def open_run(
     except KeyboardInterrupt as stop:
         if run.checkpoint is None:
             run.discard()
-        raise Interrupted(f"interrupted; {run.resume_hint()}", stop) from None
+        raise Interrupted(f"interrupted; {run.resume_hint()}", exit_code(stop)) from None
     except Exception as exc:  # a disk full, a model failure, a bug...
         if run.checkpoint is None or run.state.line == 0:  # nothing to resume
             run.discard()

@@ -42,18 +42,12 @@ class Terminated(KeyboardInterrupt):
 class Interrupted(ZstcError):
     """Ctrl-C or SIGTERM stopped the run; the message says whether and how it can be resumed."""
 
-    def __init__(self, message: str, stop: KeyboardInterrupt | None = None):
+    def __init__(self, message: str, exit_code: int = 128 + signal.SIGINT):
         super().__init__(message)
-        self.exit_code = exit_code(stop or KeyboardInterrupt())
+        self.exit_code = exit_code
 
     def __reduce__(self):  # pickled (and copied) with its exit code, as Ray or a worker pool would need
-        return _interrupted, (str(self), self.exit_code)
-
-
-def _interrupted(message: str, code: int) -> Interrupted:
-    interrupted = Interrupted(message)
-    interrupted.exit_code = code
-    return interrupted
+        return type(self), (str(self), self.exit_code)
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:

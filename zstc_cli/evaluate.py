@@ -27,7 +27,7 @@ from .engines.local import RunSummary
 from .errors import RecordError, ZstcError
 from .io import STDIO
 from .metrics import Ranked, label_order, multi_label_metrics, single_label_metrics
-from .records import TEXT_FIELDS, RecordDefaults, decode_line, iter_lines, json_type
+from .records import BOM, TEXT_FIELDS, RecordDefaults, decode_line, iter_lines, json_type
 from .scorers.base import Scorer
 
 Id = str | int | float | bool | None
@@ -60,7 +60,7 @@ def parse_label_map(value: str | None) -> dict[str, str]:
     if value.startswith("@"):
         path = Path(value[1:])
         try:
-            mapping = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))  # a BOM is not JSON
+            mapping = orjson.loads(path.read_bytes().removeprefix(BOM))  # a byte-order mark is not JSON
         except OSError as exc:
             raise ZstcError(f"--label-map {value}: cannot read {path}: {exc.strerror}") from None
         except orjson.JSONDecodeError as exc:
