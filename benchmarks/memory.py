@@ -2,7 +2,7 @@
 
 Runs the real `zstc` command (whole process, model included) on inputs of two sizes built from the example
 tweets and compares peak resident memory (the child's ru_maxrss from wait4). A small BERT-style NLI model
-with the real bert-base-uncased tokenizer (zstc_cli.testing) keeps the run to minutes on a CPU. Writes
+with the real bert-base-uncased tokenizer (tests/support/models.py) keeps the run to minutes on a CPU. Writes
 benchmarks/results/memory.json and memory.md; exits 1 if the larger run's peak exceeds the bound.
 
     python benchmarks/memory.py [--small 20000] [--large 100000] [--labels 3] [--bound 1.25]
@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "new_years_resolutions.jsonl"
@@ -65,7 +67,7 @@ def main() -> None:
         work = Path(tmp)
         model = options.model
         if model is None:
-            from zstc_cli.testing import build_tiny_bert_nli
+            from tests.support.models import build_tiny_bert_nli
 
             model = str(build_tiny_bert_nli(work / "model"))
         runs = []
@@ -80,7 +82,7 @@ def main() -> None:
     ratio = runs[1]["peak_rss_mib"] / runs[0]["peak_rss_mib"]
     result = {
         "runs": runs, "ratio": round(ratio, 3), "bound": options.bound, "ok": ratio <= options.bound,
-        "labels_per_record": options.labels, "model": "tiny BERT NLI (zstc_cli.testing)" if options.model is None else model,
+        "labels_per_record": options.labels, "model": "tiny BERT NLI (tests/support/models.py)" if options.model is None else model,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}",
         "command": " ".join(["python benchmarks/memory.py", *sys.argv[1:]]),
     }  # fmt: skip

@@ -18,6 +18,7 @@ import os
 import platform
 import tempfile
 import time
+import sys
 from pathlib import Path
 
 import ray
@@ -26,7 +27,9 @@ import torch
 from zstc_cli import classify_file, load_scorer
 from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray
 from zstc_cli.records import RecordDefaults
-from zstc_cli.testing import build_minilm_nli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
+from tests.support.models import build_minilm_nli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"

@@ -31,6 +31,8 @@ import httpx
 import numpy as np
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,7 +142,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, label = args.model, args.model
         if model is None:
-            from zstc_cli.testing import build_minilm_nli
+            from tests.support.models import build_minilm_nli
 
             model, label = str(build_minilm_nli(Path(tmp) / "minilm-nli")), "all-MiniLM-L6-v2 + NLI head, float32"
         for mode, options in [("micro-batching", ()), ("one by one", ("--no-batching",))]:

@@ -8,7 +8,7 @@ t_small)``, so interpreter start-up, imports and model loading cancel out. Repor
 whole-process time and peak RSS of the large run, and agreement with the pipeline (largest |score
 difference| per label, share of records with the same top label).
 
-Without ``--model`` the NLI model is built locally (``zstc_cli.testing.build_minilm_nli``: the real
+Without ``--model`` the NLI model is built locally (``tests/support/models.py.build_minilm_nli``: the real
 all-MiniLM-L6-v2 encoder and tokenizer with a seeded 3-way head), so the benchmark needs no hub.
 
     python benchmarks/vs_pipeline.py            # full run: about 15 minutes on 2 CPU cores
@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,7 +89,7 @@ def default_model(cache: Path) -> str:
     """The locally built MiniLM NLI model, built once into ``cache``."""
     target = cache / "minilm-nli"
     if not (target / "config.json").exists():
-        from zstc_cli.testing import build_minilm_nli
+        from tests.support.models import build_minilm_nli
 
         print(f"building {target} (all-MiniLM-L6-v2 encoder + seeded NLI head)", file=sys.stderr)
         build_minilm_nli(target)
@@ -192,7 +194,7 @@ def machine() -> dict:
     import torch
     import transformers
 
-    from zstc_cli.models import cpu_has_native_bfloat16
+    from zstc_cli.models.resolution import cpu_has_native_bfloat16
 
     return {
         "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from zstc_cli.testing import NLI_LABELS_ENTAILMENT_FIRST, build_tiny_bart_nli, build_tiny_bert_nli
+from support.models import NLI_LABELS_ENTAILMENT_FIRST, build_tiny_bart_nli, build_tiny_bert_nli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

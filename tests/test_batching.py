@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from zstc_cli.batching import plan_batches, windows
+from zstc_cli.scorers.batching import plan_batches, windows
 
 
 def test_windows_are_consecutive_and_bounded():

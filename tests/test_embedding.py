@@ -8,7 +8,7 @@ import torch
 
 from conftest import read_jsonl, run_zstc, write_jsonl
 from zstc_cli import classify_file, classify_texts, load_scorer
-from zstc_cli.engines.local import classify_stream
+from zstc_cli.pipeline import classify_stream
 from zstc_cli.records import Record, RecordDefaults
 from zstc_cli.scorers.embedding import (
     MULTI_LABEL_CENTER,
@@ -16,7 +16,7 @@ from zstc_cli.scorers.embedding import (
     SINGLE_LABEL_TEMPERATURE,
     EmbeddingScorer,
 )
-from zstc_cli.testing import bundled_minilm_dir
+from support.models import bundled_minilm_dir
 
 LABELS = ("health", "money", "humor", "career", "family", "education", "personal growth")
 NYR_CATEGORIES = (

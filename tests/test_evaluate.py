@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_jsonl
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.evaluate import align, evaluate_predictions, parse_label_map, read_gold, read_predictions
+from zstc_cli.evaluation.evaluate import align, evaluate_predictions, parse_label_map, read_gold, read_predictions
 
 
 def test_label_map_inline_and_from_json(tmp_path):

@@ -13,7 +13,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from zstc_cli.metrics import label_order, multi_label_metrics, single_label_metrics
+from zstc_cli.evaluation.metrics import label_order, multi_label_metrics, single_label_metrics
 from zstc_cli.scorers.base import rank
 
 CANDIDATES = ["alpha", "beta", "gamma", "delta", "never-predicted", "never-gold"]

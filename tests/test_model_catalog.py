@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zstc
-from zstc_cli import load_scorer, models
-from zstc_cli.catalog import BUNDLED_MODEL, find_known
+from zstc_cli import load_scorer
+from zstc_cli.models import resolution as models
+from zstc_cli.models.catalog import BUNDLED_MODEL, find_known
 from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.records import Record
-from zstc_cli.testing import build_tiny_bert_nli, bundled_minilm_dir
+from support.models import build_tiny_bert_nli, bundled_minilm_dir
 
 CACHED_ID = "cross-encoder/nli-deberta-v3-small"
 

@@ -89,7 +89,7 @@ def test_cli_evaluate_reports_its_threads(tmp_path, bert_nli):
 def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, monkeypatch):
     """bfloat16 is the fast near-exact mode only where the CPU multiplies it natively; elsewhere the model
     line says it is emulated, so nobody mistakes a slower run for the advertised speed-up."""
-    from zstc_cli import models
+    from zstc_cli.models import resolution as models
 
     loaded = load_scorer(str(bert_nli), device="cpu", dtype="bfloat16")
     assert loaded.precision == "bfloat16" and next(loaded.scorer.model.parameters()).dtype == torch.bfloat16
@@ -110,7 +110,7 @@ def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, mon
 def test_batch_budget_defaults_to_the_devices(bert_nli):
     """Unset, the token budget and pairs per batch follow the device (smaller on the CPU, where they were
     measured faster); set, they are used as given, and checkpoints record what was used."""
-    from zstc_cli.batching import budget
+    from zstc_cli.scorers.batching import budget
 
     assert budget("cpu") == (2048, 64) and budget("cuda") == (8192, 128) == budget("mps")
     assert budget("cuda", 100) == (100, 128) and budget("cpu", None, 3) == (2048, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zstc_cli import models
+from zstc_cli.models import resolution as models
 from zstc_cli.errors import ModelError, ZstcError
 
 

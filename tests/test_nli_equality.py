@@ -9,7 +9,7 @@ from transformers import pipeline
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import rank
 from zstc_cli.scorers.nli import NLIScorer, entailment_id
-from zstc_cli.models import load_scorer
+from zstc_cli.models.resolution import load_scorer
 
 LABELS = ["health", "money", "humor", "career", "family", "education", "personal growth"]
 TOLERANCE = 1e-5
@@ -111,7 +111,7 @@ def test_model_without_entailment_label_is_refused(tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from zstc_cli.errors import ModelError
-    from zstc_cli.testing import bundled_minilm_dir
+    from support.models import bundled_minilm_dir
 
     config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
                         intermediate_size=16, num_labels=2)  # fmt: skip

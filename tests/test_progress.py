@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zstc_cli.progress import count_lines
+from zstc_cli.cli.progress import count_lines
 from zstc_cli.records import iter_lines
 
 

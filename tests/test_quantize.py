@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from conftest import read_jsonl, run_zstc, write_jsonl
-from zstc_cli import classify_texts, quantize
+from zstc_cli import classify_texts
+from zstc_cli.models import quantize
 from zstc_cli.errors import ZstcError
-from zstc_cli.models import load_scorer
+from zstc_cli.models.resolution import load_scorer
 from zstc_cli.records import Record
 
 LABELS = ("health", "money", "humor", "career", "family")
@@ -150,7 +151,7 @@ def test_int8_exports_a_deberta_model(tmp_path, cache, nyr_texts):
     """DeBERTa-v2/v3, the architecture of the catalog's best NLI models, exports and quantizes too."""
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
-    from zstc_cli.testing import NLI_LABELS, bundled_minilm_dir
+    from support.models import NLI_LABELS, bundled_minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir())
     config = DebertaV2Config(

@@ -27,7 +27,7 @@ from conftest import read_jsonl, run_zstc, write_jsonl
 from s3server import free_port, s3, s3_env  # noqa: F401  (fixtures)
 from zstc_cli import classify_path, load_scorer
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.locations import plan_jobs
+from zstc_cli.storage.jobs import plan_jobs
 
 ray = pytest.importorskip("ray")
 from zstc_cli.engines.ray import (  # noqa: E402
@@ -287,7 +287,7 @@ def test_while_zstc_runs_ray_its_driver_prints_go_to_stderr_and_stdout_keeps_onl
     script = """if True:
         import sys
         from zstc_cli.engines.ray import RayOptions, ray_session
-        from zstc_cli.io import open_output
+        from zstc_cli.storage.files import open_output
         with open_output("-") as output, ray_session(RayOptions(num_workers=1)):
             print("(raylet) Task MapWorker.submit failed. Error: killed by `ray.kill`.")
             output.write(b'{"sequence": "a"}\\n')

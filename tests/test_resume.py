@@ -193,7 +193,7 @@ def test_a_write_failure_without_a_checkpoint_leaves_no_partial(tmp_path, nyr_ro
 
 KILLED_BEFORE_RENAMING_OUTPUT = """
 import os, sys
-from zstc_cli.cli import main
+from zstc_cli.cli.app import main
 
 out = sys.argv[3]
 rename = os.replace

@@ -11,7 +11,7 @@ from conftest import read_jsonl, run_zstc, write_jsonl
 from s3server import s3, s3_checking_credentials, s3_env  # noqa: F401  (fixtures)
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.errors import ZstcError
-from zstc_cli.locations import Job, list_inputs, plan_jobs
+from zstc_cli.storage.jobs import Job, list_inputs, plan_jobs
 
 BUCKET = "zstc-test"
 ROWS = [{"id": i, "text": f"I will {verb} more this year", "categories": ["health", "money", "fun"]}

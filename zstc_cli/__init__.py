@@ -17,15 +17,15 @@ __all__ = [
 def __getattr__(name: str):
     """Import the library lazily, so `zstc --help` and `--version` do not pay for importing torch."""
     if name in ("classify_file", "classify_path", "classify_texts"):
-        from . import api
+        from zstc_cli.engines import local as api
 
         return getattr(api, name)
     if name in ("ModelSpec", "load_scorer"):
-        from . import models
+        from zstc_cli.models import resolution as models
 
         return getattr(models, name)
     if name == "RecordDefaults":
-        from .records import RecordDefaults
+        from zstc_cli.records import RecordDefaults
 
         return RecordDefaults
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from .errors import RecordError
-from .io import open_input, read_error, read_failures
+from zstc_cli.errors import RecordError
+from zstc_cli.storage.files import open_input, read_error, read_failures
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")

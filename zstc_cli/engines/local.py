@@ -1,116 +1,115 @@
-"""The local engine: stream records through a scorer window by window, writing results in input order.
-
-While the model scores window k, a background thread tokenizes and plans window k+1, so the model does not
-wait on the tokenizer. At most two windows are in memory at once, whatever the input size. A window holds
-at most ``window`` input lines (records or bad records) and ``window x PAIRS_PER_RECORD`` label pairs, and
-its bad records are logged together with its results, so that after each window everything up to its last
-line is accounted for: what a checkpoint (``on_window``) records.
-"""
+"""The Python entry points behind the CLI: classify a file or folder, or a list of texts, with a loaded scorer."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from ..batching import DEFAULT_WINDOW, PAIRS_PER_RECORD, windows
-from ..errors import RecordError, ZstcError, scoring_failure
-from ..records import Record, error_line, result_line
-from ..scorers.base import Scorer, rank
-
-Write = Callable[[bytes], object]
-Item = Record | RecordError
-
-
-@dataclass
-class RunSummary:
-    """What a run did: every input record is counted in exactly one of ``records`` and ``errors``.
-
-    ``resumed`` records were already done by an interrupted run (``--resume``) and took no time now;
-    ``complete`` outputs already existed with no unfinished run behind them, so ``--resume`` left them alone
-    (their records are not counted: they were not read).
-    """
-
-    records: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    resumed: int = 0
-    complete: int = 0
-    outputs: int = 1  # how many outputs (input files) the summary adds up
-
-    @property
-    def rate(self) -> float:
-        return (self.records - self.resumed) / self.seconds if self.seconds > 0 else 0.0
+from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
+from zstc_cli.pipeline import RunSummary, classify_stream
+from zstc_cli.storage.jobs import Job, plan_jobs
+from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
+from zstc_cli.scorers.base import Scorer, rank
 
 
-def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:
-    """Pass records and (with ``skip``) bad records through; without it, stop at the first bad record."""
-    for item in items:
-        if isinstance(item, RecordError) and not skip:
-            raise item
-        yield item
-
-
-def _prepared(
-    chunks: Iterable[list[Item]], scorer: Scorer
-) -> Iterator[tuple[list[Item], list[Record], Future | None]]:
-    """Yield each window, its records and their prepared batches, preparing the next in a background thread."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-prepare") as pool:
-        pending = None
-        for chunk in chunks:
-            records = [item for item in chunk if isinstance(item, Record)]
-            future = pool.submit(scorer.prepare, records) if records else None
-            if pending is not None:
-                yield pending
-            pending = (chunk, records, future)
-        if pending is not None:
-            yield pending
-
-
-def _score(scorer: Scorer, prepared: Future | None, records: list[Record]) -> list:
-    """Finish preparing and run the model. Failures of either (a tokenizer error, out of memory, a broken
-    model) stop the run naming the lines being scored; they never count as bad records."""
-    try:
-        return scorer.score(prepared.result()) if prepared is not None else []
-    except ZstcError:
-        raise
-    except Exception as exc:
-        raise scoring_failure(exc, records[0].line, records[-1].line) from exc
-
-
-def classify_stream(
-    items: Iterable[Item],
+def classify_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
     scorer: Scorer,
-    write: Write,
+    defaults: RecordDefaults = RecordDefaults(),
     *,
     window: int = DEFAULT_WINDOW,
     keep: Sequence[str] = (),
-    write_error: Write | None = None,
+    errors: str | os.PathLike[str] | None = None,
+    resume: bool = False,
     progress: Callable[[int], object] = lambda n: None,
-    on_window: Callable[[int], object] = lambda last_line: None,
+    log: Log = stderr_log,
+    tee: Callable[[bytes], object] | None = None,
 ) -> RunSummary:
-    """Classify a stream of records, calling ``write`` with one JSON line per record, in input order.
+    """Classify JSON-lines ``source`` into ``target`` (paths, ``-`` or smart-open URIs).
 
-    With ``write_error=None`` the first bad record raises its :class:`RecordError`; otherwise each bad record
-    is written there as ``{line, error, raw}`` and the run goes on. ``on_window(last_line)`` is called after
-    each window's lines have been written.
+    With ``errors`` set, bad records go to that file and the run continues; otherwise the first bad record
+    raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind. Local outputs are
+    checkpointed after every window; ``resume`` continues an interrupted run (see :mod:`zstc_cli.checkpoint`).
+    ``tee``, if given, also receives each output line as it is written (evaluate scores them without reading
+    stdout or S3 back).
     """
-    summary = RunSummary()
-    started = time.perf_counter()
-    weight = lambda item: len(item.labels) if isinstance(item, Record) else 0  # noqa: E731
-    chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD)
-    for chunk, records, prepared in _prepared(chunks, scorer):
-        scores = _score(scorer, prepared, records)
-        for item in chunk:
-            if isinstance(item, RecordError):
-                write_error(error_line(item))  # type: ignore[misc]  # _checked let it through: skip mode
-                summary.errors += 1
-        for record, record_scores in zip(records, scores):
-            labels, ordered = rank(record.labels, record_scores)
-            write(result_line(record, labels, ordered, keep))
-        summary.records += len(records)
-        on_window(chunk[-1].line)
-        progress(len(chunk))
-    summary.seconds = time.perf_counter() - started
+    source, target, errors = os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors)
+    settings: dict[str, Any] = {
+        "records": dataclasses.asdict(defaults), "window": window, "keep": list(keep),
+        "skip_errors": errors is not None, "scorer": scorer.describe(),
+    }  # fmt: skip
+    with open_run(source, target, errors, settings, resume, log) as run:
+        done = run.state.records
+        if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
+            return RunSummary(done, run.state.errors, resumed=done, complete=int(run.complete))
+        progress(done + run.state.errors)
+        write = run.write if tee is None else lambda line: (run.write(line), tee(line))
+        summary = classify_stream(
+            iter_records(source, defaults, after_line=run.state.line), scorer, write,
+            window=window, keep=keep, write_error=None if errors is None else run.write_error,
+            progress=progress, on_window=run.commit,
+        )  # fmt: skip
+        summary.records, summary.errors, summary.resumed = run.state.records, run.state.errors, done
     return summary
+
+
+def classify_path(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    scorer: Scorer,
+    defaults: RecordDefaults = RecordDefaults(),
+    **options: Any,
+) -> RunSummary:
+    """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
+    ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.locations`)."""
+    errors = options.pop("errors", None)
+    jobs = plan_jobs(os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors))
+    return classify_jobs(jobs, scorer, defaults, **options)
+
+
+def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
+    """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
+    total = RunSummary(outputs=0)
+    for job in jobs:
+        job.make_folders()
+        summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
+        total.records += summary.records
+        total.errors += summary.errors
+        total.seconds += summary.seconds
+        total.resumed += summary.resumed
+        total.complete += summary.complete
+        total.outputs += summary.outputs
+    return total
+
+
+def classify_texts(
+    scorer: Scorer,
+    texts: Sequence[str],
+    labels: Sequence[str] | str,
+    multi_label: bool = False,
+    template: str = DEFAULT_TEMPLATE,
+) -> list[dict[str, Any]]:
+    """Classify texts in memory; returns the pipeline's ``{sequence, labels, scores}`` dicts.
+
+    Texts, labels and the template are validated as file records are; a problem raises ``ValueError``
+    naming the text's position (1-based).
+    """
+    if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
+        raise TypeError("texts must be a list of strings; for one text, pass [text]")
+    fields = {"categories": labels if isinstance(labels, str) else list(labels), "multi_label": multi_label,
+              "hypothesis_template": template}  # fmt: skip
+    records = []
+    for position, text in enumerate(texts, start=1):
+        try:
+            records.append(record_from_object({"text": text, **fields}, position, RecordDefaults()))
+        except ValueError as exc:
+            raise ValueError(f"text {position}: {exc}") from None
+    results = []
+    for record, scores in zip(records, scorer.score_records(records)):
+        ranked, ordered = rank(record.labels, scores)
+        results.append({"sequence": record.text, "labels": ranked, "scores": ordered})
+    return results

@@ -28,14 +28,14 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from ..batching import DEFAULT_WINDOW
-from ..errors import RecordError, ZstcError
-from ..io import STDIO, is_remote, open_output
-from ..locations import Job, plan_jobs
-from ..models import ModelSpec
-from ..records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
-from ..scorers.base import rank
-from .local import RunSummary, Write
+from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.storage.files import STDIO, is_remote, open_output
+from zstc_cli.storage.jobs import Job, plan_jobs
+from zstc_cli.models.resolution import ModelSpec
+from zstc_cli.records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
+from zstc_cli.scorers.base import rank
+from zstc_cli.pipeline import RunSummary, Write
 
 
 @dataclass(frozen=True)

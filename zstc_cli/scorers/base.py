@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..batching import plan_batches
-from ..records import Record
+from zstc_cli.scorers.batching import plan_batches
+from zstc_cli.records import Record
 
 Prepared = Any
 """Whatever a scorer's :meth:`Scorer.prepare` returns and its :meth:`Scorer.score` consumes."""

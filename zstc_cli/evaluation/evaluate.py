@@ -21,14 +21,14 @@ from typing import Any
 
 import orjson
 
-from .api import classify_file
-from .batching import DEFAULT_WINDOW
-from .engines.local import RunSummary
-from .errors import RecordError, ZstcError
-from .io import STDIO
-from .metrics import Ranked, label_order, multi_label_metrics, single_label_metrics
-from .records import BOM, TEXT_FIELDS, RecordDefaults, decode_line, iter_lines, json_type
-from .scorers.base import Scorer
+from zstc_cli.engines.local import classify_file
+from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.pipeline import RunSummary
+from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.storage.files import STDIO
+from zstc_cli.evaluation.metrics import Ranked, label_order, multi_label_metrics, single_label_metrics
+from zstc_cli.records import BOM, TEXT_FIELDS, RecordDefaults, decode_line, iter_lines, json_type
+from zstc_cli.scorers.base import Scorer
 
 Id = str | int | float | bool | None
 

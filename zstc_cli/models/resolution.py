@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
-from .errors import ModelError, ZstcError
-from .scorers.base import Scorer
-from .scorers.embedding import EmbeddingScorer, pooling_mode
-from .scorers.nli import NLIScorer, entailment_id, max_input_length
+from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
+from zstc_cli.errors import ModelError, ZstcError
+from zstc_cli.scorers.base import Scorer
+from zstc_cli.scorers.embedding import EmbeddingScorer, pooling_mode
+from zstc_cli.scorers.nli import NLIScorer, entailment_id, max_input_length
 
 HUB_PROBE_TIMEOUT = 5.0
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -255,7 +255,7 @@ def embedding_scorer(
 ) -> EmbeddingScorer:
     """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length),
     on the encoder itself or (``quantize="int8"``) its int8 ONNX Runtime copy."""
-    from . import quantize as quantization
+    from zstc_cli.models import quantize as quantization
 
     model, tokenizer = load_pretrained(resolved, device, dtype, "embedding")
     st_config = _read_json(_model_file(resolved, "sentence_bert_config.json")) or {}
@@ -311,7 +311,7 @@ class ModelSpec:
     def check(self) -> tuple[ResolvedModel, torch.device, torch.dtype]:
         """Validate every option and resolve model, device and dtype without loading anything, so a mistake
         fails in one line before any work (or, on Ray, before workers start)."""
-        from . import quantize as quantization
+        from zstc_cli.models import quantize as quantization
 
         if self.scorer not in SCORERS:
             raise ZstcError(f"--scorer {self.scorer!r}: expected {', '.join(SCORERS)}")
@@ -326,7 +326,7 @@ class ModelSpec:
     def load(self, quiet: bool = False) -> LoadedModel:
         """Load the model once on the chosen device and dtype and wrap it in its scorer. ``quiet`` also
         silences the hub's download progress bars."""
-        from . import quantize as quantization
+        from zstc_cli.models import quantize as quantization
 
         resolved, device, dtype = self.check()
         if quiet:

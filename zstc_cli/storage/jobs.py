@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .checkpoint import checkpoint_path, partial_path
-from .errors import ZstcError
-from .io import STDIO, compression_of, is_remote, remote_error, remote_failures
+from zstc_cli.storage.checkpoint import checkpoint_path, partial_path
+from zstc_cli.errors import ZstcError
+from zstc_cli.storage.files import STDIO, compression_of, is_remote, remote_error, remote_failures
 
 
 @dataclass(frozen=True)

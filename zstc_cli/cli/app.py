@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import __version__
-from .catalog import DEFAULT_MODEL
-from .batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
-from .engines.local import RunSummary
-from .errors import Interrupted, Terminated, ZstcError, exit_code
-from .io import STDIO
-from .locations import check_outputs
-from .progress import Progress
-from .records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_keep, parse_labels
+from zstc_cli import __version__
+from zstc_cli.models.catalog import DEFAULT_MODEL
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from zstc_cli.pipeline import RunSummary
+from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
+from zstc_cli.storage.files import STDIO
+from zstc_cli.storage.jobs import check_outputs
+from zstc_cli.cli.progress import Progress
+from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_keep, parse_labels
 
 if TYPE_CHECKING:  # models imports torch, which `zstc --help` must not pay for
-    from .models import ModelSpec
+    from zstc_cli.models.resolution import ModelSpec
 
 app = typer.Typer(
     help="Zero-shot text classification of JSON-lines files: name your categories, no training.",
@@ -152,7 +152,7 @@ def model_spec(
 ) -> ModelSpec:  # fmt: skip
     """The model options of any command as one :class:`~zstc_cli.models.ModelSpec` (imported only when a
     command runs)."""
-    from .models import ModelSpec
+    from zstc_cli.models.resolution import ModelSpec
 
     return ModelSpec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
 
@@ -227,8 +227,8 @@ def classify(
 
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from .api import classify_jobs
-    from .locations import plan_jobs
+    from zstc_cli.engines.local import classify_jobs
+    from zstc_cli.storage.jobs import plan_jobs
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors(debug, data_on_stdout=output == STDIO):
@@ -326,8 +326,8 @@ def evaluate(
 
         zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
     """
-    from . import evaluate as ev
-    from . import report as rp
+    from zstc_cli.evaluation import evaluate as ev
+    from zstc_cli.evaluation import report as rp
 
     with user_errors(debug, data_on_stdout=STDIO in (report, predictions, plot)):
         to_stdout = [name for name, value in (("--report", report), ("--predictions", predictions),
@@ -420,7 +420,7 @@ def serve(
     """
     with user_errors(debug):
         try:
-            from .serve import ServeSettings, endpoint
+            from zstc_cli.serving.app import ServeSettings, endpoint
         except ImportError as exc:
             raise ZstcError(f"zstc serve needs FastAPI and uvicorn: pip install 'zstc-cli[serve]' ({exc})") from None
         settings = ServeSettings(
@@ -439,7 +439,7 @@ def _classify_on_ray(
 ):  # fmt: skip
     """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers)."""
     try:
-        from .engines.ray import RayOptions, classify_on_ray
+        from zstc_cli.engines.ray import RayOptions, classify_on_ray
     except ImportError as exc:
         raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
     with Progress(input, quiet=quiet) as progress:
@@ -460,7 +460,7 @@ def list_models(debug: DebugOpt = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .models import known_model_sources
+    from zstc_cli.models.resolution import known_model_sources
 
     with user_errors(debug, data_on_stdout=True):
         table = Table()

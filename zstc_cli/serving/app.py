@@ -30,14 +30,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from . import __version__
-from .batching import DEFAULT_MAX_TOKENS
-from .errors import ZstcError
-from .microbatch import MicroBatcher, Overloaded
-from .records import (
+from zstc_cli import __version__
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
+from zstc_cli.errors import ZstcError
+from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
+from zstc_cli.records import (
     DEFAULT_TEMPLATE, Record, RecordDefaults, parse_line, record_from_object, result_line, result_object,
 )  # fmt: skip
-from .scorers.base import Scorer, rank
+from zstc_cli.scorers.base import Scorer, rank
 
 log = logging.getLogger("zstc.serve")
 T = TypeVar("T")

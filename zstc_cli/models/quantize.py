@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ZstcError
+from zstc_cli.errors import ZstcError
 
 QUANTIZE_MODES = ("none", "int8")
 

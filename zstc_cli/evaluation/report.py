@@ -16,13 +16,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .errors import ZstcError
-from .evaluate import Evaluation
-from .io import open_output
+from zstc_cli import __version__
+from zstc_cli.errors import ZstcError
+from zstc_cli.evaluation.evaluate import Evaluation
+from zstc_cli.storage.files import open_output
 
 if TYPE_CHECKING:  # models imports torch, which scoring a predictions file does not need
-    from .models import LoadedModel
+    from zstc_cli.models.resolution import LoadedModel
 
 
 def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO
 import orjson
 import smart_open
 
-from .errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
-from .io import (
+from zstc_cli.errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
+from zstc_cli.storage.files import (
     STDIO, compression_of, empty_stream, encode_chunk, fingerprint, is_remote, remote_error, remote_failures,
 )  # fmt: skip
 

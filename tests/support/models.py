@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .catalog import bundled_model_dir
+from zstc_cli.models.catalog import bundled_model_dir
 
 NLI_LABELS = {"contradiction": 0, "neutral": 1, "entailment": 2}
 NLI_LABELS_ENTAILMENT_FIRST = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import smart_open
 
-from .errors import RecordError, ZstcError, one_line
+from zstc_cli.errors import RecordError, ZstcError, one_line
 
 STDIO = "-"
 CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
@@ -250,7 +250,7 @@ def fingerprint(uri: str) -> dict[str, Any] | None:
         stat = os.stat(uri)
         return {"uri": os.path.abspath(uri), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     if uri.startswith("s3://"):
-        from .locations import s3_head
+        from zstc_cli.storage.jobs import s3_head
 
         head = s3_head(uri)
         return {"uri": uri, "size": head["ContentLength"], "etag": head["ETag"]}

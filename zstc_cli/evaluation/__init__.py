@@ -1,0 +1,1 @@
+"""evaluate: gold labels, predictions, metrics and the report."""

@@ -1,0 +1,1 @@
+"""zstc serve: the HTTP app and the micro-batcher behind it."""

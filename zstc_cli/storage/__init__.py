@@ -1,0 +1,1 @@
+"""Where records come from and go: paths and compression, S3, atomic writes, checkpoints, job planning."""
