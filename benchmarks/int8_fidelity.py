@@ -43,7 +43,7 @@ import torch
 
 from vs_pipeline import CACHE, default_model  # benchmarks/ is on the path when this script runs
 from zstc_cli import classify_texts, load_scorer
-from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.models.quantize import OnnxInt8Model, export_onnx, in_layers, outside_layers, silenced
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,11 @@ import torch
 
 from conftest import read_jsonl, run_zstc
 from zstc_cli import load_scorer
-from zstc_cli.scorers.batching import PAIRS_PER_RECORD
+from zstc_cli.pipeline import PAIRS_PER_RECORD
 from zstc_cli.pipeline import classify_stream
 from zstc_cli.errors import scoring_failure
-from zstc_cli.storage.files import encode_chunk, read_error
+from zstc_cli.storage.files import encode_chunk
+from zstc_cli.storage.reading import read_error
 from zstc_cli.records import Record
 
 GOOD = b'{"text": "I will run more", "categories": ["health", "money"]}'

@@ -2,7 +2,8 @@ import random
 
 import pytest
 
-from zstc_cli.scorers.batching import plan_batches, windows
+from zstc_cli.pipeline import windows
+from zstc_cli.scorers.batching import plan_batches
 
 
 def test_windows_are_consecutive_and_bounded():

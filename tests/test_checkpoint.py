@@ -11,7 +11,8 @@ import orjson
 import pytest
 import smart_open
 
-from zstc_cli.storage.checkpoint import checkpoint_path, open_run, partial_path
+from zstc_cli.storage.checkpoint import open_run
+from zstc_cli.storage.files import checkpoint_path, partial_path
 from zstc_cli.errors import Interrupted, RunFailed, ZstcError
 
 
@@ -192,7 +193,7 @@ def test_classify_file_refuses_to_resume_with_other_labels(tmp_path, source, ber
 def test_open_output_gives_plain_files_the_umask_mode_and_empty_outputs_a_valid_stream(tmp_path, suffix):
     """evaluate's reports and the Ray engine's outputs are written through open_output: like classify's own
     outputs they get the mode open() would give (not mkstemp's 0600), and a valid stream when empty."""
-    from zstc_cli.storage.files import open_output
+    from zstc_cli.storage.writer import open_output
 
     old = os.umask(0o027)
     try:

@@ -6,7 +6,6 @@ Scores mean nothing, so the tests check that each report agrees with the predict
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 from collections import Counter
 

@@ -14,7 +14,7 @@ from sklearn.metrics import (
 )
 
 from zstc_cli.evaluation.metrics import label_order, multi_label_metrics, single_label_metrics
-from zstc_cli.scorers.base import rank
+from zstc_cli.results import rank
 
 CANDIDATES = ["alpha", "beta", "gamma", "delta", "never-predicted", "never-gold"]
 

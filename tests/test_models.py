@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zstc_cli.models import resolution as models
+from zstc_cli.models import resolution, spec
 from zstc_cli.errors import ModelError, ZstcError
 
 
@@ -18,39 +18,39 @@ def fake_cuda(monkeypatch):
 def test_auto_device_is_cpu_without_accelerators(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert models.resolve_device("auto") == torch.device("cpu")
+    assert spec.resolve_device("auto") == torch.device("cpu")
 
 
 def test_auto_device_prefers_cuda(fake_cuda):
-    assert models.resolve_device("auto").type == "cuda"
-    assert models.resolve_device("cuda:1") == torch.device("cuda:1")
+    assert spec.resolve_device("auto").type == "cuda"
+    assert spec.resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(ZstcError, match="only 2 CUDA"):
-        models.resolve_device("cuda:2")
+        spec.resolve_device("cuda:2")
 
 
 def test_missing_cuda_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ZstcError, match="CUDA is not available"):
-        models.resolve_device("cuda")
+        spec.resolve_device("cuda")
     with pytest.raises(ZstcError, match="expected auto"):
-        models.resolve_device("tpu")
+        spec.resolve_device("tpu")
 
 
 def test_dtype_rules():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert models.resolve_dtype("auto", cuda) == torch.float16
-    assert models.resolve_dtype("auto", cpu) == torch.float32
-    assert models.resolve_dtype("bfloat16", cuda) == torch.bfloat16
-    assert models.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    assert spec.resolve_dtype("auto", cuda) == torch.float16
+    assert spec.resolve_dtype("auto", cpu) == torch.float32
+    assert spec.resolve_dtype("bfloat16", cuda) == torch.bfloat16
+    assert spec.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ZstcError, match="not supported on the CPU"):
-        models.resolve_dtype("float16", cpu)
+        spec.resolve_dtype("float16", cpu)
     with pytest.raises(ZstcError):
-        models.resolve_dtype("int4", cpu)
+        spec.resolve_dtype("int4", cpu)
 
 
 def test_cuda_batches_are_pinned_and_moved(monkeypatch, bert_nli):
     """On CUDA the scorer pins host memory and copies non-blocking; checked here with the calls recorded."""
-    loaded = models.load_scorer(str(bert_nli), device="cpu")
+    loaded = spec.load_scorer(str(bert_nli), device="cpu")
     scorer = loaded.scorer
     pinned = []
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self.shape) or self)
@@ -75,7 +75,7 @@ def test_cuda_batches_are_pinned_and_moved(monkeypatch, bert_nli):
 
 
 def test_local_directory_resolves_without_the_hub(bert_nli):
-    resolved = models.resolve_model(str(bert_nli))
+    resolved = resolution.resolve_model(str(bert_nli))
     assert resolved.source == "local" and resolved.location == str(bert_nli)
 
 
@@ -88,10 +88,10 @@ def test_missing_path_and_offline_model_fail_without_touching_the_network(monkey
     monkeypatch.setattr(socket.socket, "connect", no_network)  # every client (httpx, requests) connects so
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     with pytest.raises(ModelError, match="no such directory"):
-        models.resolve_model("./not/here")
+        resolution.resolve_model("./not/here")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
-        models.resolve_model("facebook/bart-large-mnli")
+        resolution.resolve_model("facebook/bart-large-mnli")
 
 
 def test_unreachable_hub_fails_in_one_probe(monkeypatch):
@@ -100,7 +100,7 @@ def test_unreachable_hub_fails_in_one_probe(monkeypatch):
 
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
     with pytest.raises(ModelError, match=r"cannot be reached \(ConnectError\)"):
-        models.resolve_model("facebook/bart-large-mnli")
+        resolution.resolve_model("facebook/bart-large-mnli")
 
 
 @pytest.mark.timeout(30)
@@ -115,6 +115,6 @@ def test_a_hub_that_never_answers_times_out(monkeypatch):
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # the kernel completes the handshake; nobody ever reads or replies
         monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
-        monkeypatch.setattr(models, "HUB_PROBE_TIMEOUT", 0.5)
+        monkeypatch.setattr(resolution, "HUB_PROBE_TIMEOUT", 0.5)
         with pytest.raises(ModelError, match=r"cannot be reached \(ReadTimeout\)"):
-            models.resolve_model("facebook/bart-large-mnli")
+            resolution.resolve_model("facebook/bart-large-mnli")

@@ -7,9 +7,9 @@ import pytest
 from transformers import pipeline
 
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import rank
+from zstc_cli.results import rank
 from zstc_cli.scorers.nli import NLIScorer, entailment_id
-from zstc_cli.models.resolution import load_scorer
+from zstc_cli.models.spec import load_scorer
 
 LABELS = ["health", "money", "humor", "career", "family", "education", "personal growth"]
 TOLERANCE = 1e-5

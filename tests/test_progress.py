@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zstc_cli.cli.progress import count_lines
-from zstc_cli.records import iter_lines
+from zstc_cli.storage.reading import iter_lines
 
 
 def test_count_lines_counts_the_non_blank_lines_that_become_records(tmp_path):

@@ -12,7 +12,7 @@ from conftest import read_jsonl, run_zstc, write_jsonl
 from zstc_cli import classify_texts
 from zstc_cli.models import quantize
 from zstc_cli.errors import ZstcError
-from zstc_cli.models.resolution import load_scorer
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 
 LABELS = ("health", "money", "humor", "career", "family")

@@ -287,7 +287,7 @@ def test_while_zstc_runs_ray_its_driver_prints_go_to_stderr_and_stdout_keeps_onl
     script = """if True:
         import sys
         from zstc_cli.engines.ray import RayOptions, ray_session
-        from zstc_cli.storage.files import open_output
+        from zstc_cli.storage.writer import open_output
         with open_output("-") as output, ray_session(RayOptions(num_workers=1)):
             print("(raylet) Task MapWorker.submit failed. Error: killed by `ray.kill`.")
             output.write(b'{"sequence": "a"}\\n')

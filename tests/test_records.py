@@ -1,7 +1,8 @@
 import pytest
 
 from zstc_cli.errors import RecordError
-from zstc_cli.records import RecordDefaults, check_template, iter_records, parse_line, result_line
+from zstc_cli.records import RecordDefaults, check_template, iter_records, parse_line
+from zstc_cli.results import result_line, result_object
 
 DEFAULTS = RecordDefaults()
 
@@ -84,7 +85,7 @@ def test_iter_records_yields_errors_with_line_numbers(tmp_path):
 
 def test_result_line_keeps_requested_fields():
     record = parse(b'{"text": "t", "categories": ["x"], "id": 7, "sequence_id": "s"}')
-    line = result_line(record, ["x"], [1.0], keep=("id", "missing"))
+    line = result_line(result_object(record, ["x"], [1.0], keep=("id", "missing")))
     assert line == b'{"sequence":"t","labels":["x"],"scores":[1.0],"id":7}\n'
-    everything = result_line(record, ["x"], [1.0], keep=("*",))
+    everything = result_line(result_object(record, ["x"], [1.0], keep=("*",)))
     assert b'"sequence_id":"s"' in everything and everything.count(b'"sequence"') == 1

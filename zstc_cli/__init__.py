@@ -21,7 +21,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name in ("ModelSpec", "load_scorer"):
-        from zstc_cli.models import resolution as models
+        from zstc_cli.models import spec as models
 
         return getattr(models, name)
     if name == "RecordDefaults":

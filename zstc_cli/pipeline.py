@@ -10,14 +10,47 @@ line is accounted for: what a checkpoint (``on_window``) records.
 from __future__ import annotations
 
 import time
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from zstc_cli.scorers.batching import DEFAULT_WINDOW, PAIRS_PER_RECORD, windows
 from zstc_cli.errors import RecordError, ZstcError, scoring_failure
-from zstc_cli.records import Record, error_line, result_line
-from zstc_cli.scorers.base import Scorer, rank
+from zstc_cli.records import Record
+from zstc_cli.results import assemble, error_line, result_line
+
+if TYPE_CHECKING:  # the pipeline runs any scorer it is given; importing scorers would import torch
+    from zstc_cli.scorers.base import Scorer
+
+T = TypeVar("T")
+DEFAULT_WINDOW = 512
+
+# A window also closes at ``window x PAIRS_PER_RECORD`` pairs, so records with hundreds of labels each
+# cannot make a window (its tokens and padded batches) hundreds of times larger than usual.
+PAIRS_PER_RECORD = 16
+
+def windows(
+    items: Iterable[T], size: int, weight: Callable[[T], int] = lambda item: 0, max_weight: float = math.inf
+) -> Iterator[list[T]]:
+    """Split a stream into consecutive lists of at most ``size`` items without reading ahead further.
+
+    A list also ends as soon as the ``weight`` of its items adds up to ``max_weight`` (a single item
+    heavier than that still gets a list of its own: nothing is dropped).
+    """
+    if size < 1:
+        raise ValueError("window size must be at least 1")
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        chunk.append(item)
+        total += weight(item)
+        if len(chunk) >= size or total >= max_weight:
+            yield chunk
+            chunk, total = [], 0
+    if chunk:
+        yield chunk
+
 
 Write = Callable[[bytes], object]
 Item = Record | RecordError
@@ -107,8 +140,7 @@ def classify_stream(
                 write_error(error_line(item))  # type: ignore[misc]  # _checked let it through: skip mode
                 summary.errors += 1
         for record, record_scores in zip(records, scores):
-            labels, ordered = rank(record.labels, record_scores)
-            write(result_line(record, labels, ordered, keep))
+            write(result_line(assemble(record, record_scores, keep)))
         summary.records += len(records)
         on_window(chunk[-1].line)
         progress(len(chunk))

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from zstc_cli.errors import RecordError
-from zstc_cli.storage.files import open_input, read_error, read_failures
+from zstc_cli.storage.reading import iter_lines
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")
@@ -173,33 +173,6 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     return record_from_object(decode_line(raw, line), line, defaults)
 
 
-def numbered_lines(handle: Iterable[bytes], source: str | None = None) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream.
-
-    With ``source`` named, a remote store failing mid-read, or a truncated or corrupt compressed input, is
-    one clear line naming the line being read (see :func:`~zstc_cli.io.read_error`), not a traceback.
-    """
-    read = 0  # lines read so far, blank ones included, so that a failure names the exact line
-    try:
-        for read, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield read, raw.rstrip(b"\r\n")
-    except read_failures() as exc:
-        error = None if source is None else read_error(source, read + 1, exc)
-        if error is None:
-            raise
-        raise error from exc
-
-
-def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
-    smart-open URI or ``-``; reading failures are one line naming the line (see :func:`numbered_lines`)."""
-    with open_input(source) as handle:
-        for number, raw in numbered_lines(handle, source):
-            if number > after_line:
-                yield number, raw
-
-
 def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
     """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
 
@@ -219,41 +192,3 @@ def parse_lines(
             yield parse_line(raw, number, defaults)
         except ValueError as exc:
             yield RecordError(source, number, str(exc), raw)
-
-
-RESULT_FIELDS = ("sequence", "labels", "scores")
-
-
-def parse_keep(value: str | None) -> tuple[str, ...]:
-    """``--keep id,tweet_id`` or ``'*'``. Input fields named like the output's own cannot be copied, so naming
-    one is refused rather than silently dropped; ``'*'`` copies every other field."""
-    names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
-    clash = [name for name in names if name in RESULT_FIELDS]
-    if clash:
-        raise ValueError(f"--keep {','.join(clash)}: every output line has its own {', '.join(RESULT_FIELDS)} "
-                         "fields, so an input field of that name cannot be kept")  # fmt: skip
-    return names
-
-
-def result_object(
-    record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str] = ()
-) -> dict[str, Any]:
-    """One result: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
-    out: dict[str, Any] = {"sequence": record.text, "labels": list(labels), "scores": list(scores)}
-    names = record.fields.keys() if "*" in keep else keep
-    for name in names:
-        if name in record.fields and name not in out:
-            out[name] = record.fields[name]
-    return out
-
-
-def result_line(record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str]) -> bytes:
-    """Serialise one output line (see :func:`result_object`)."""
-    out = result_object(record, labels, scores, keep)
-    return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
-
-
-def error_line(error: RecordError) -> bytes:
-    """Serialise one entry of the ``--errors`` file: ``{line, error, raw}``."""
-    raw = error.raw.decode("utf-8", errors="replace") if error.raw is not None else None
-    return orjson.dumps({"line": error.line, "error": error.message, "raw": raw}, option=orjson.OPT_APPEND_NEWLINE)

@@ -15,16 +15,18 @@ import typer
 
 from zstc_cli import __version__
 from zstc_cli.models.catalog import DEFAULT_MODEL
-from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from zstc_cli.pipeline import DEFAULT_WINDOW
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 from zstc_cli.pipeline import RunSummary
 from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
 from zstc_cli.cli.progress import Progress
-from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_keep, parse_labels
+from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, check_template, parse_labels
+from zstc_cli.results import parse_keep
 
 if TYPE_CHECKING:  # models imports torch, which `zstc --help` must not pay for
-    from zstc_cli.models.resolution import ModelSpec
+    from zstc_cli.models.spec import ModelSpec
 
 app = typer.Typer(
     help="Zero-shot text classification of JSON-lines files: name your categories, no training.",
@@ -152,7 +154,7 @@ def model_spec(
 ) -> ModelSpec:  # fmt: skip
     """The model options of any command as one :class:`~zstc_cli.models.ModelSpec` (imported only when a
     command runs)."""
-    from zstc_cli.models.resolution import ModelSpec
+    from zstc_cli.models.spec import ModelSpec
 
     return ModelSpec(model, device, dtype, max_tokens, batch_size, scorer, quantize, threads)
 

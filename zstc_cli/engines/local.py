@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
 from zstc_cli.pipeline import RunSummary, classify_stream
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
-from zstc_cli.scorers.base import Scorer, rank
+from zstc_cli.results import assemble
+
+if TYPE_CHECKING:  # a scorer is passed in; importing its module would import torch
+    from zstc_cli.scorers.base import Scorer
 
 
 def classify_file(
@@ -108,8 +111,4 @@ def classify_texts(
             records.append(record_from_object({"text": text, **fields}, position, RecordDefaults()))
         except ValueError as exc:
             raise ValueError(f"text {position}: {exc}") from None
-    results = []
-    for record, scores in zip(records, scorer.score_records(records)):
-        ranked, ordered = rank(record.labels, scores)
-        results.append({"sequence": record.text, "labels": ranked, "scores": ordered})
-    return results
+    return [assemble(record, scores) for record, scores in zip(records, scorer.score_records(records))]

@@ -28,13 +28,15 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from zstc_cli.scorers.batching import DEFAULT_WINDOW
+from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.storage.files import STDIO, is_remote, open_output
+from zstc_cli.storage.files import STDIO, is_remote
+from zstc_cli.storage.reading import numbered_lines
+from zstc_cli.storage.writer import open_output
 from zstc_cli.storage.jobs import Job, plan_jobs
-from zstc_cli.models.resolution import ModelSpec
-from zstc_cli.records import Record, RecordDefaults, error_line, numbered_lines, parse_lines, result_line
-from zstc_cli.scorers.base import rank
+from zstc_cli.models.spec import ModelSpec
+from zstc_cli.records import Record, RecordDefaults, parse_lines
+from zstc_cli.results import assemble, error_line, result_line
 from zstc_cli.pipeline import RunSummary, Write
 
 
@@ -121,8 +123,7 @@ class ScoreWorker:
                 out["data"].append(error_line(item))
                 out["error"].append(item.message)
             else:
-                labels, ordered = rank(item.labels, next(scores))
-                out["data"].append(result_line(item, labels, ordered, self.keep))
+                out["data"].append(result_line(assemble(item, next(scores), self.keep)))
                 out["error"].append("")
         return out
 

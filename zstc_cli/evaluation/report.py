@@ -19,10 +19,10 @@ from rich.text import Text
 from zstc_cli import __version__
 from zstc_cli.errors import ZstcError
 from zstc_cli.evaluation.evaluate import Evaluation
-from zstc_cli.storage.files import open_output
+from zstc_cli.storage.writer import open_output
 
 if TYPE_CHECKING:  # models imports torch, which scoring a predictions file does not need
-    from zstc_cli.models.resolution import LoadedModel
+    from zstc_cli.models.spec import LoadedModel
 
 
 def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> dict[str, Any]:

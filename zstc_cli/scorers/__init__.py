@@ -1,5 +1,4 @@
-"""Scorers turn a window of records into one score per candidate label; see :class:`Scorer`."""
+"""Scorers turn a window of records into one score per candidate label; see :class:`~zstc_cli.scorers.base.Scorer`.
 
-from zstc_cli.scorers.base import Prepared, Scorer
-
-__all__ = ["Prepared", "Scorer"]
+Importing this package imports no torch: :mod:`~zstc_cli.scorers.batching` is used by the torch-free layers too.
+"""

@@ -12,8 +12,6 @@ import torch
 from zstc_cli.scorers.batching import plan_batches
 from zstc_cli.records import Record
 
-Prepared = Any
-"""Whatever a scorer's :meth:`Scorer.prepare` returns and its :meth:`Scorer.score` consumes."""
 
 
 class Scorer(ABC):
@@ -26,11 +24,11 @@ class Scorer(ABC):
     name: str
 
     @abstractmethod
-    def prepare(self, records: Sequence[Record]) -> Prepared:
+    def prepare(self, records: Sequence[Record]) -> Any:
         """Tokenize and plan batches for a window of records; must be safe to call from another thread."""
 
     @abstractmethod
-    def score(self, prepared: Prepared) -> list[np.ndarray]:
+    def score(self, prepared: Any) -> list[np.ndarray]:
         """Return, for each record of the window, one score per label in the record's label order."""
 
     def describe(self) -> dict[str, Any]:
@@ -48,11 +46,6 @@ class Scorer(ABC):
         """Prepare and score in one call (for library use and small inputs)."""
         return self.score(self.prepare(records))
 
-
-def rank(labels: Sequence[str], scores: np.ndarray) -> tuple[list[str], list[float]]:
-    """Labels and scores by descending score; ties keep the record's label order."""
-    order = np.argsort(-scores, kind="stable")
-    return [labels[i] for i in order], [float(scores[i]) for i in order]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

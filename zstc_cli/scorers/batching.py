@@ -7,11 +7,7 @@ memory bounded by the window size, not the input size, and each window is writte
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
-
-T = TypeVar("T")
+from collections.abc import Sequence
 
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_BATCH_SIZE = 128
@@ -22,38 +18,12 @@ labels, in-process), 2048 tokens / 64 pairs ran float32 10-14% faster than 8192 
 stay in cache), bfloat16 3-10% faster, int8 the same; 1024 / 32 was slower again. The embedding scorer
 (all-MiniLM-L6-v2, 5,011 tweets) gained 25-30% in float32 and 15-18% in bfloat16. Accelerators keep the
 larger budget, which a GPU needs to be kept busy."""
-DEFAULT_WINDOW = 512
-# A window also closes at ``window x PAIRS_PER_RECORD`` pairs, so records with hundreds of labels each
-# cannot make a window (its tokens and padded batches) hundreds of times larger than usual.
-PAIRS_PER_RECORD = 16
 
 
 def budget(device_type: str, max_tokens: int | None = None, batch_size: int | None = None) -> tuple[int, int]:
     """Token budget and pairs per batch: as given, else the device's default (smaller on the CPU, see above)."""
     tokens, pairs = (CPU_MAX_TOKENS, CPU_BATCH_SIZE) if device_type == "cpu" else (DEFAULT_MAX_TOKENS, DEFAULT_BATCH_SIZE)
     return tokens if max_tokens is None else max_tokens, pairs if batch_size is None else batch_size
-
-
-def windows(
-    items: Iterable[T], size: int, weight: Callable[[T], int] = lambda item: 0, max_weight: float = math.inf
-) -> Iterator[list[T]]:
-    """Split a stream into consecutive lists of at most ``size`` items without reading ahead further.
-
-    A list also ends as soon as the ``weight`` of its items adds up to ``max_weight`` (a single item
-    heavier than that still gets a list of its own: nothing is dropped).
-    """
-    if size < 1:
-        raise ValueError("window size must be at least 1")
-    chunk: list[T] = []
-    total = 0
-    for item in items:
-        chunk.append(item)
-        total += weight(item)
-        if len(chunk) >= size or total >= max_weight:
-            yield chunk
-            chunk, total = [], 0
-    if chunk:
-        yield chunk
 
 
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_batch: int) -> list[list[int]]:

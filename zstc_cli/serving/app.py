@@ -34,10 +34,9 @@ from zstc_cli import __version__
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 from zstc_cli.errors import ZstcError
 from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
-from zstc_cli.records import (
-    DEFAULT_TEMPLATE, Record, RecordDefaults, parse_line, record_from_object, result_line, result_object,
-)  # fmt: skip
-from zstc_cli.scorers.base import Scorer, rank
+from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults, parse_line, record_from_object
+from zstc_cli.results import assemble, result_line
+from zstc_cli.scorers.base import Scorer
 
 log = logging.getLogger("zstc.serve")
 T = TypeVar("T")
@@ -298,10 +297,9 @@ def create_app(
             raise HTTPProblem(503, f"overloaded: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         except Exception as exc:
             raise HTTPProblem(500, f"scoring failed: {type(exc).__name__}: {exc}") from None
-        ranked = [(record, *rank(record.labels, s)) for record, s in zip(records, scores)]
+        results = [assemble(record, s) for record, s in zip(records, scores)]
         if lines:
-            return Response(b"".join(result_line(r, labels, s, ()) for r, labels, s in ranked), media_type=JSONLINES)
-        results = [result_object(r, labels, s) for r, labels, s in ranked]
+            return Response(b"".join(map(result_line, results)), media_type=JSONLINES)
         return _json(results[0] if single else results)
 
     return app

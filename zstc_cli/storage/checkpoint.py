@@ -22,15 +22,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
-import smart_open
 
 from zstc_cli.errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
-from zstc_cli.storage.files import (
-    STDIO, compression_of, empty_stream, encode_chunk, fingerprint, is_remote, remote_error, remote_failures,
-)  # fmt: skip
+from zstc_cli.storage.files import STDIO, checkpoint_path, is_remote, partial_path
+from zstc_cli.storage.s3 import s3_head
+from zstc_cli.storage.writer import Sink, fsync_dir, put_in_place
 
 CHECKPOINT_VERSION = 1
 Log = Callable[[str], object]
@@ -40,29 +39,18 @@ def stderr_log(message: str) -> None:
     print(f"zstc: {message}", file=sys.stderr)
 
 
-def partial_path(target: str) -> Path:
-    path = Path(target)
-    return path.with_name(f".{path.name}.partial")
 
-
-def checkpoint_path(target: str) -> Path:
-    path = Path(target)
-    return path.with_name(f".{path.name}.checkpoint")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _put_in_place(target: str) -> None:
-    """Rename a target's partial onto it, durably."""
-    partial = partial_path(target)
-    os.replace(partial, target)
-    _fsync_dir(partial.parent)
+def fingerprint(uri: str) -> dict[str, Any] | None:
+    """What identifies an input's content cheaply (size and mtime, or the S3 ETag); None for stdin."""
+    if uri == STDIO:
+        return None
+    if not is_remote(uri):
+        stat = os.stat(uri)
+        return {"uri": os.path.abspath(uri), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if uri.startswith("s3://"):
+        head = s3_head(uri)
+        return {"uri": uri, "size": head["ContentLength"], "etag": head["ETag"]}
+    return None
 
 
 @dataclass
@@ -77,68 +65,6 @@ class State:
     errors: int = 0
     sizes: list[int] = field(default_factory=list)
     finishing: bool = False  # every window is durable and the partials are being renamed onto the targets
-
-
-class Sink:
-    """One output stream written window by window: a local partial file, stdout, or a remote object."""
-
-    def __init__(self, uri: str, stack: contextlib.ExitStack, resume_size: int | None = None):
-        self.uri, self.compression = uri, compression_of(uri)
-        self.local = uri != STDIO and not is_remote(uri)
-        self.pending: list[bytes] = []
-        self.empty = not resume_size  # nothing written yet, by this run or the one it resumes
-        if uri == STDIO:
-            self.handle: BinaryIO = sys.stdout.buffer
-        elif self.local:
-            self.partial = partial_path(uri)
-            if not self.partial.parent.is_dir():
-                raise ZstcError(f"{uri}: directory {str(self.partial.parent)!r} does not exist")
-            try:
-                self.handle = stack.enter_context(open(self.partial, "r+b" if resume_size is not None else "wb"))
-            except OSError as exc:  # a read-only or special folder
-                raise ZstcError(f"{uri}: cannot write in {str(self.partial.parent)!r}: {exc.strerror}") from exc
-            if resume_size is not None:
-                self.handle.truncate(resume_size)
-                self.handle.seek(resume_size)
-        else:
-            try:  # compression is done here per window, so smart-open writes the bytes as they are
-                self.handle = stack.enter_context(smart_open.open(uri, "wb", compression="disable"))
-            except remote_failures() as exc:
-                raise remote_error(uri, exc) from exc
-
-    def write(self, line: bytes) -> None:
-        self.pending.append(line)
-
-    def flush_window(self) -> int:
-        """Write the window's lines as one member, make them durable; returns the bytes written so far."""
-        data = encode_chunk(b"".join(self.pending), self.compression)
-        self.pending.clear()
-        self.empty = self.empty and not data
-        return self._write(data)
-
-    def end(self) -> None:
-        """After the last window: a compressed output without lines still gets a valid (empty) stream."""
-        if self.empty:
-            self._write(empty_stream(self.compression))
-
-    def _write(self, data: bytes) -> int:
-        try:
-            self.handle.write(data)
-            self.handle.flush()
-        except remote_failures() as exc:
-            if self.local or self.uri == STDIO:  # stdout: a closed pipe stops the run quietly (see cli)
-                raise
-            raise remote_error(self.uri, exc) from exc
-        if self.local:
-            os.fsync(self.handle.fileno())
-            return self.handle.tell()
-        return 0
-
-    def finish(self) -> None:
-        """Put the complete file in place (local); remote uploads complete when the stack closes."""
-        if self.local:
-            self.handle.close()
-            _put_in_place(self.uri)
 
 
 # The settings a checkpoint records, by the options that set them (what a refused --resume names).
@@ -256,7 +182,7 @@ class Run:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.checkpoint)
-        _fsync_dir(self.checkpoint.parent)
+        fsync_dir(self.checkpoint.parent)
 
     def finish(self) -> None:
         if self.checkpoint is not None:
@@ -270,7 +196,7 @@ class Run:
         """Complete the renames of a run killed while finishing (its checkpoint says ``finishing``)."""
         for target in reversed(self.targets):
             if partial_path(target).exists():
-                _put_in_place(target)
+                put_in_place(target)
         self._remove_checkpoint()
 
     def discard(self) -> None:

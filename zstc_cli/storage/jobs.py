@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
-from zstc_cli.storage.checkpoint import checkpoint_path, partial_path
 from zstc_cli.errors import ZstcError
-from zstc_cli.storage.files import STDIO, compression_of, is_remote, remote_error, remote_failures
+from zstc_cli.storage.files import STDIO, checkpoint_path, compression_of, is_remote, partial_path
+from zstc_cli.storage.s3 import s3_listing
 
 
 @dataclass(frozen=True)
@@ -35,26 +33,6 @@ class Job:
             for path in (self.target, self.errors):
                 if path is not None and not is_remote(path):
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def _s3_client():
-    import boto3
-
-    return boto3.client("s3")
-
-
-def s3_head(uri: str) -> dict[str, Any]:
-    """The object's metadata (size, ETag); a missing key, bucket or bad credentials raise one clear line."""
-    bucket, key = _split_s3(uri)
-    try:
-        return _s3_client().head_object(Bucket=bucket, Key=key)
-    except remote_failures() as exc:
-        raise remote_error(uri, exc) from exc
 
 
 def is_input_file(name: str) -> bool:
@@ -75,30 +53,6 @@ def output_name(relative: str, kind: str) -> str:
     return f"{relative[: -len(suffix)]}.{kind}{suffix}"
 
 
-def _s3_listing(uri: str) -> list[str] | None:
-    """Input keys under an S3 prefix relative to it, or None when ``uri`` names an existing object."""
-    from botocore.exceptions import ClientError
-
-    bucket, key = _split_s3(uri)
-    client = _s3_client()
-    try:
-        if key and not key.endswith("/"):
-            try:
-                client.head_object(Bucket=bucket, Key=key)
-                return None
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
-                    raise
-            key += "/"
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-        names = [item["Key"][len(key) :] for page in pages for item in page.get("Contents", [])]
-    except remote_failures() as exc:
-        raise remote_error(uri, exc) from exc
-    if not names and not uri.endswith("/"):
-        raise ZstcError(f"{uri}: no such key")
-    return names
-
-
 def _local_listing(path: str) -> list[str] | None:
     folder = Path(path)
     if not folder.is_dir():
@@ -116,7 +70,7 @@ def list_inputs(source: str) -> list[str] | None:
     The one place that decides which files a folder contributes, for every engine (local and Ray alike):
     ``*.jsonl`` and its compressed variants, recursively, skipping hidden files and hidden folders.
     """
-    listing = _s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
+    listing = s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
     if listing is None:
         if not is_remote(source) and not Path(source).is_file():
             raise ZstcError(f"{source}: no such file or folder")

@@ -1,0 +1,65 @@
+"""What a run writes: records' labels ranked by score, as output lines, and bad records as ``--errors`` lines.
+
+Torch-free, so the CLI, the server and evaluation can use it without loading the model's stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from zstc_cli.errors import RecordError
+from zstc_cli.records import Record
+
+
+def rank(labels: Sequence[str], scores: np.ndarray) -> tuple[list[str], list[float]]:
+    """Labels and scores by descending score; ties keep the record's label order."""
+    order = np.argsort(-scores, kind="stable")
+    return [labels[i] for i in order], [float(scores[i]) for i in order]
+
+
+RESULT_FIELDS = ("sequence", "labels", "scores")
+
+
+def parse_keep(value: str | None) -> tuple[str, ...]:
+    """``--keep id,tweet_id`` or ``'*'``. Input fields named like the output's own cannot be copied, so naming
+    one is refused rather than silently dropped; ``'*'`` copies every other field."""
+    names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
+    clash = [name for name in names if name in RESULT_FIELDS]
+    if clash:
+        raise ValueError(f"--keep {','.join(clash)}: every output line has its own {', '.join(RESULT_FIELDS)} "
+                         "fields, so an input field of that name cannot be kept")  # fmt: skip
+    return names
+
+
+def result_object(
+    record: Record, labels: Sequence[str], scores: Sequence[float], keep: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One result: the pipeline's ``{sequence, labels, scores}`` plus kept input fields."""
+    out: dict[str, Any] = {"sequence": record.text, "labels": list(labels), "scores": list(scores)}
+    names = record.fields.keys() if "*" in keep else keep
+    for name in names:
+        if name in record.fields and name not in out:
+            out[name] = record.fields[name]
+    return out
+
+
+def assemble(record: Record, scores: np.ndarray, keep: Sequence[str] = ()) -> dict[str, Any]:
+    """A record's result: its labels ranked by ``scores``, plus the kept input fields. The one assembly step of
+    every engine, the server and :func:`~zstc_cli.classify_texts`, so their results cannot drift apart."""
+    labels, ordered = rank(record.labels, scores)
+    return result_object(record, labels, ordered, keep)
+
+
+def result_line(result: dict[str, Any]) -> bytes:
+    """Serialise one output line (a :func:`result_object`)."""
+    return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
+def error_line(error: RecordError) -> bytes:
+    """Serialise one entry of the ``--errors`` file: ``{line, error, raw}``."""
+    raw = error.raw.decode("utf-8", errors="replace") if error.raw is not None else None
+    return orjson.dumps({"line": error.line, "error": error.message, "raw": raw}, option=orjson.OPT_APPEND_NEWLINE)
