@@ -194,7 +194,7 @@ def machine() -> dict:
     import torch
     import transformers
 
-    from zstc_cli.models.spec import cpu_has_native_bfloat16
+    from zstc_cli.models.loading import cpu_has_native_bfloat16
 
     return {
         "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),

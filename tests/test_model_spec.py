@@ -89,7 +89,7 @@ def test_cli_evaluate_reports_its_threads(tmp_path, bert_nli):
 def test_bfloat16_on_a_cpu_without_hardware_support_is_called_slow(bert_nli, monkeypatch):
     """bfloat16 is the fast near-exact mode only where the CPU multiplies it natively; elsewhere the model
     line says it is emulated, so nobody mistakes a slower run for the advertised speed-up."""
-    from zstc_cli.models import spec as models
+    from zstc_cli.models import loading as models
 
     loaded = load_scorer(str(bert_nli), device="cpu", dtype="bfloat16")
     assert loaded.precision == "bfloat16" and next(loaded.scorer.model.parameters()).dtype == torch.bfloat16

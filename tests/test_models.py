@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zstc_cli.models import resolution, spec
+from zstc_cli.models import loading, resolution, spec
 from zstc_cli.errors import ModelError, ZstcError
 
 
@@ -18,34 +18,34 @@ def fake_cuda(monkeypatch):
 def test_auto_device_is_cpu_without_accelerators(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert spec.resolve_device("auto") == torch.device("cpu")
+    assert loading.resolve_device("auto") == torch.device("cpu")
 
 
 def test_auto_device_prefers_cuda(fake_cuda):
-    assert spec.resolve_device("auto").type == "cuda"
-    assert spec.resolve_device("cuda:1") == torch.device("cuda:1")
+    assert loading.resolve_device("auto").type == "cuda"
+    assert loading.resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(ZstcError, match="only 2 CUDA"):
-        spec.resolve_device("cuda:2")
+        loading.resolve_device("cuda:2")
 
 
 def test_missing_cuda_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ZstcError, match="CUDA is not available"):
-        spec.resolve_device("cuda")
+        loading.resolve_device("cuda")
     with pytest.raises(ZstcError, match="expected auto"):
-        spec.resolve_device("tpu")
+        loading.resolve_device("tpu")
 
 
 def test_dtype_rules():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert spec.resolve_dtype("auto", cuda) == torch.float16
-    assert spec.resolve_dtype("auto", cpu) == torch.float32
-    assert spec.resolve_dtype("bfloat16", cuda) == torch.bfloat16
-    assert spec.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    assert loading.resolve_dtype("auto", cuda) == torch.float16
+    assert loading.resolve_dtype("auto", cpu) == torch.float32
+    assert loading.resolve_dtype("bfloat16", cuda) == torch.bfloat16
+    assert loading.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ZstcError, match="not supported on the CPU"):
-        spec.resolve_dtype("float16", cpu)
+        loading.resolve_dtype("float16", cpu)
     with pytest.raises(ZstcError):
-        spec.resolve_dtype("int4", cpu)
+        loading.resolve_dtype("int4", cpu)
 
 
 def test_cuda_batches_are_pinned_and_moved(monkeypatch, bert_nli):

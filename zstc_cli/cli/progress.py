@@ -8,6 +8,7 @@ from types import TracebackType
 from tqdm import tqdm
 
 from zstc_cli.storage.files import STDIO, compression_of, is_remote
+from zstc_cli.pipeline import RunSummary
 from zstc_cli.storage.reading import numbered_lines
 
 COUNT_BUFFER = 1 << 20
@@ -40,3 +41,23 @@ class Progress:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.bar.close()
+
+
+def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
+    """The one-line run summary on stderr: records, time, speed, bad records, where the results went.
+
+    None when ``--resume`` found every output already complete: it said so per output, and a "0 records"
+    line would read as if the input were empty.
+    """
+    if summary.complete == summary.outputs:
+        return
+    bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+    resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
+    complete = {0: "", 1: "; 1 output was already complete"}.get(
+        summary.complete, f"; {summary.complete} outputs were already complete"
+    )
+    print(
+        f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
+        f"{bad} -> {output}{complete}",
+        file=sys.stderr,
+    )

@@ -22,7 +22,7 @@ from zstc_cli.evaluation.evaluate import Evaluation
 from zstc_cli.storage.writer import open_output
 
 if TYPE_CHECKING:  # models imports torch, which scoring a predictions file does not need
-    from zstc_cli.models.spec import LoadedModel
+    from zstc_cli.models.loading import LoadedModel
 
 
 def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> dict[str, Any]:

@@ -1,145 +1,27 @@
-"""Loading a model: the device and dtype, which scorer it gets, and :class:`ModelSpec`, the model options of
-every command as one value (picklable: the Ray engine ships it to the workers, which load it themselves).
+"""The model options every command and the Python API share, as one picklable value: :class:`ModelSpec`.
 
-The scorer follows from the model: a sequence classifier with an entailment label gets the NLI scorer; a
-sentence-transformers model or a plain encoder gets the embedding scorer; ``scorer=`` overrides.
+Torch-free (loading imports :mod:`~zstc_cli.models.loading` when called), so the CLI builds a spec at no cost.
 """
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from zstc_cli.errors import ModelError, ZstcError
+from zstc_cli.errors import ZstcError
 from zstc_cli.models.catalog import DEFAULT_MODEL
-from zstc_cli.models.resolution import ResolvedModel, first_line, load_config, model_file, pooling_config, read_json, resolve_model
-from zstc_cli.scorers.base import Scorer
-from zstc_cli.scorers.embedding import EmbeddingScorer, pooling_mode
-from zstc_cli.scorers.nli import NLIScorer, entailment_id, max_input_length
+from zstc_cli.models.resolution import ResolvedModel, resolve_model
 
+if TYPE_CHECKING:
+    import torch
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    from zstc_cli.models.loading import LoadedModel
 
 SCORERS = ("auto", "nli", "embedding")
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ZstcError(f"--device {spec}: CUDA is not available on this machine (try --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ZstcError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ZstcError(f"--device {spec}: Apple MPS is not available on this machine")
-    elif device.type not in {"cpu", "cuda", "mps"}:
-        raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
-    return device
 
-def cpu_has_native_bfloat16() -> bool | None:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX on x86), where
-    ``--dtype bfloat16`` runs 1.5-1.8x as fast as float32 (see the README's Performance); without it
-    oneDNN emulates bfloat16, slower than float32. ``None`` off x86, where torch cannot tell."""
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:
-        return None  # torch's probes are private: an older torch may not have them
-    return any(probe() for probe in probes)
+SCORERS = ("auto", "nli", "embedding")
 
-def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
-    """``auto`` is float16 on CUDA (half the memory, tensor cores) and float32 elsewhere."""
-    if spec == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if spec not in DTYPES:
-        raise ZstcError(f"--dtype {spec!r}: expected auto, {', '.join(DTYPES)}")
-    if spec == "float16" and device.type == "cpu":
-        raise ZstcError("--dtype float16 is not supported on the CPU; use bfloat16 or float32")
-    return DTYPES[spec]
-
-def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> str:
-    """``nli`` for a sequence classifier with an entailment label, ``embedding`` for a sentence-transformers
-    model or a plain encoder (architectures ending in ``Model``), or ``requested`` when it is not ``auto``."""
-    architectures = list(getattr(config, "architectures", None) or [])
-    label2id = dict(getattr(config, "label2id", None) or {})
-    if requested == "nli" and entailment_id(label2id) == -1:  # refused before its weights load, by its name
-        raise ModelError(
-            f"model {resolved.name!r} has no entailment label in its config (label2id: {label2id}), so "
-            "--scorer nli cannot score with it: it is not an NLI model"
-        )
-    if requested != "auto":
-        return requested
-    if entailment_id(label2id) != -1 and any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "nli"
-    plain_encoder = bool(architectures) and all(a.endswith("Model") for a in architectures)
-    if model_file(resolved, "modules.json") is not None or (plain_encoder and not config.is_encoder_decoder):
-        return "embedding"
-    raise ModelError(
-        f"model {resolved.name!r} fits neither scorer: NLI needs a sequence classifier with an entailment label, "
-        f"embedding a sentence-transformers model or a plain encoder (it has architectures {architectures}, "
-        f"labels {sorted(label2id)}); pass --scorer nli|embedding to force one"
-    )
-
-
-def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, head: str = "nli"):
-    """Load tokenizer and model once, in eval mode, on ``device``: a sequence-classification model for the
-    ``nli`` head, the bare encoder (no task head) for ``embedding``."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    auto_class = AutoModelForSequenceClassification if head == "nli" else AutoModel
-    transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars: noise on stderr
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-        model = auto_class.from_pretrained(resolved.location, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line(exc)}") from exc
-    return model.to(device).eval(), tokenizer
-
-def embedding_scorer(
-    resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quantize: str = "none", **batching
-) -> EmbeddingScorer:
-    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length),
-    on the encoder itself or (``quantize="int8"``) its int8 ONNX Runtime copy."""
-    from zstc_cli.models import quantize as quantization
-
-    model, tokenizer = load_pretrained(resolved, device, dtype, "embedding")
-    st_config = read_json(model_file(resolved, "sentence_bert_config.json")) or {}
-    max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
-    pooling = pooling_mode(pooling_config(resolved))
-    input_names = list(tokenizer.model_input_names)
-    model = quantization.quantize(model, input_names, resolved.location, quantize, "last_hidden_state")
-    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, **batching)
-
-@dataclass
-class LoadedModel:
-    """A scorer ready to use, with what a run summary or report needs to say about it."""
-
-    resolved: ResolvedModel
-    scorer: Scorer
-    device: torch.device
-    dtype: torch.dtype
-    quantize: str = "none"
-    threads: int = 1  # torch's intra-op threads once loaded (ONNX Runtime's too, with int8)
-
-    @property
-    def precision(self) -> str:
-        """What the weights compute in: ``int8`` when quantized, else the torch dtype (``float32``...)."""
-        return self.quantize if self.quantize != "none" else str(self.dtype).removeprefix("torch.")
-
-    def describe(self) -> str:
-        """One line for run summaries and reports; says so when bfloat16 is emulated, hence slow, on this CPU."""
-        slow = self.precision == "bfloat16" and self.device.type == "cpu" and cpu_has_native_bfloat16() is False
-        note = ", emulated on this CPU: slower than float32" if slow else ""
-        return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note})"
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -170,6 +52,8 @@ class ModelSpec:
         for option, value in (("--threads", self.threads), ("--max-tokens", self.max_tokens), ("--batch-size", self.batch_size)):
             if value is not None and value < 1:
                 raise ZstcError(f"{option} {value}: expected 1 or more")
+        from zstc_cli.models.loading import resolve_device, resolve_dtype
+
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
         quantization.check_mode(self.quantize, device)
@@ -178,24 +62,10 @@ class ModelSpec:
     def load(self, quiet: bool = False) -> LoadedModel:
         """Load the model once on the chosen device and dtype and wrap it in its scorer. ``quiet`` also
         silences the hub's download progress bars."""
-        from zstc_cli.models import quantize as quantization
+        from zstc_cli.models.loading import load_model
 
         resolved, device, dtype = self.check()
-        if quiet:
-            from huggingface_hub.utils import disable_progress_bars
-
-            disable_progress_bars()
-        if self.threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
-            torch.set_num_threads(self.threads)
-        batching = {"max_tokens": self.max_tokens, "batch_size": self.batch_size}  # None: the device's default
-        if choose_scorer(resolved, load_config(resolved), self.scorer) == "embedding":
-            chosen: Scorer = embedding_scorer(resolved, device, dtype, self.quantize, **batching)
-        else:
-            model, tokenizer = load_pretrained(resolved, device, dtype)
-            input_names = list(tokenizer.model_input_names)
-            model = quantization.quantize(model, input_names, resolved.location, self.quantize, "logits")
-            chosen = NLIScorer(model, tokenizer, device, **batching)
-        return LoadedModel(resolved, chosen, device, dtype, self.quantize, torch.get_num_threads())
+        return load_model(self, resolved, device, dtype, quiet)
 
 def load_scorer(
     name: str = DEFAULT_MODEL,

@@ -1,0 +1,118 @@
+"""``zstc evaluate``: classify labeled data (or read predictions) and report against the gold labels."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from zstc_cli.cli.options import DebugOpt, QuietOpt, TemplateOpt, TextFieldOpt, WindowOpt, model_options, read_labels_option, record_defaults, user_errors
+from zstc_cli.cli.progress import Progress, print_summary
+from zstc_cli.errors import ZstcError
+from zstc_cli.pipeline import DEFAULT_WINDOW
+from zstc_cli.records import DEFAULT_TEMPLATE
+from zstc_cli.storage.files import STDIO
+from zstc_cli.storage.jobs import check_outputs
+
+if TYPE_CHECKING:
+    from zstc_cli.models.spec import ModelSpec
+
+@model_options
+def evaluate(
+    *,
+    data: Annotated[str, typer.Argument(help="Labeled JSON-lines data: a path, - for stdin, or s3://...")],
+    label_field: Annotated[str, typer.Option(help="Field holding the gold label (or a list of labels).")],
+    report: Annotated[Optional[str], typer.Option(help="Write the full report as JSON here (path, -, s3://).")] = None,
+    predictions: Annotated[
+        Optional[str], typer.Option(help="Write the predictions here (path, -, s3://), as classify does.")
+    ] = None,
+    plot: Annotated[
+        Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")
+    ] = None,
+    from_: Annotated[
+        Optional[str], typer.Option("--from", help="Score this predictions file instead of classifying (no model).")
+    ] = None,
+    id_field: Annotated[
+        Optional[str], typer.Option(help="Join data and --from predictions on this field instead of line order.")
+    ] = None,
+    labels: Annotated[
+        Optional[str], typer.Option("--labels", "-l", help='Candidate labels [default: the distinct gold labels].')
+    ] = None,
+    label_map: Annotated[
+        Optional[str], typer.Option(help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.')
+    ] = None,
+    gold_sep: Annotated[
+        Optional[str], typer.Option(help="Split string gold labels on this separator (multi-label gold).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Multi-label: a label is predicted when its score >= this.")
+    ] = 0.5,
+    spec: ModelSpec,
+    multi_label: Annotated[
+        bool,
+        typer.Option("--multi-label/--single-label", help="Score each label on its own even for single-label gold "
+                     "(multi-label gold always is); records' own settings are ignored."),
+    ] = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    text_field: TextFieldOpt = None,
+    window: WindowOpt = DEFAULT_WINDOW,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Classify labeled DATA (or score `--from` predictions) and report accuracy against its gold labels.
+
+    Prints a table (to stderr when `--predictions -`), and writes the JSON report, predictions and plot
+    where asked. Gold lists, or `--gold-sep`, make a multi-label evaluation. Examples:
+
+        zstc evaluate examples/new_years_resolutions.jsonl --label-field Resolution_Category --report report.json
+
+        zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
+    """
+    from zstc_cli.evaluation import evaluate as ev
+    from zstc_cli.evaluation import report as rp
+
+    with user_errors(debug, data_on_stdout=STDIO in (report, predictions, plot)):
+        to_stdout = [name for name, value in (("--report", report), ("--predictions", predictions),
+                     ("--plot", plot)) if value == "-"]  # fmt: skip
+        if len(to_stdout) > 1:
+            raise ZstcError(f"{' and '.join(to_stdout)} cannot all be - (stdout)")
+        if from_ is not None and predictions is not None:
+            raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
+        if data == STDIO and from_ == STDIO:
+            raise ZstcError("DATA and --from cannot both be - (stdin)")
+        check_outputs({"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot})
+        if plot:
+            rp.require_matplotlib()
+        mapping = ev.parse_label_map(label_map)
+        with ev.replayable(data) as source:
+            gold = ev.read_gold(
+                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
+            )
+            if plot and gold.multi_label:
+                raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
+            candidates = read_labels_option(labels) or tuple(gold.distinct())
+            for warning in ev.gold_warnings(gold, candidates):
+                print(f"zstc: warning: {warning}", file=sys.stderr)
+            if from_ is not None:
+                evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
+                run = None
+            else:
+                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None)
+                loaded = spec.load(quiet)
+                with Progress(source, quiet=quiet) as progress:
+                    evaluation = ev.evaluate_model(
+                        gold, loaded.scorer, candidates, predictions, defaults,
+                        threshold=threshold, window=window, progress=progress.update,
+                    )  # fmt: skip
+                if not quiet and evaluation.summary is not None:
+                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                run = rp.run_metadata(loaded, hypothesis_template, evaluation)
+        result = rp.build_report(
+            evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
+        )
+        rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
+        if report:
+            rp.write_json(result, report)
+        if plot:
+            rp.plot_confusion(result, plot)

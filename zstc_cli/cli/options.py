@@ -1,0 +1,205 @@
+"""What the commands share: options declared once (the model options as one ModelSpec), turning user errors
+into one line, and reading ``--labels``."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import signal
+import sys
+import traceback
+import typing
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
+from zstc_cli.models.catalog import DEFAULT_MODEL
+from zstc_cli.records import RecordDefaults, check_template, parse_labels
+
+
+class OnError(str, Enum):
+    """``--on-error``: stop at the first bad record, or log it to ``--errors`` and go on."""
+
+    fail = "fail"
+    skip = "skip"
+
+
+class EngineKind(str, Enum):
+    """``--engine``: this process, or a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
+
+
+class Dtype(str, Enum):
+    """``--dtype``: what the weights compute in (auto: float16 on CUDA, else float32)."""
+
+    auto = "auto"
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class ScorerKind(str, Enum):
+    """``--scorer``: chosen from the model, or forced."""
+
+    auto = "auto"
+    nli = "nli"
+    embedding = "embedding"
+
+
+class Quantize(str, Enum):
+    """``--quantize``: exact weights, or ONNX Runtime int8 (CPU only)."""
+
+    none = "none"
+    int8 = "int8"
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback.
+
+    ``data_on_stdout``: the results go to stdout, so a reader closing it early (`| head`) is the user's
+    choice and the run stops silently; otherwise a closed stdout loses output files, which is said."""
+    try:
+        yield
+    except Interrupted as exc:
+        print(f"zstc: {exc}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except ZstcError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"zstc: error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt as stop:
+        print("zstc: interrupted; no output file was written", file=sys.stderr)
+        raise typer.Exit(exit_code(stop)) from None
+    except BrokenPipeError:  # stdout's reader went away (`| head`): stop with SIGPIPE's status, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into the closed pipe
+        if not data_on_stdout:  # only bad records went there: the output files were not finished, so say it
+            print("zstc: stdout was closed before the run ended; no output file was written", file=sys.stderr)
+        raise typer.Exit(128 + signal.SIGPIPE) from None
+    except Exception as exc:  # a failure of the model, device or zstc itself: say what, not where
+        if debug:
+            traceback.print_exc()
+        print(f"zstc: error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+def terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise Terminated
+
+def read_labels_option(value: str | None) -> tuple[str, ...] | None:
+    """``--labels a,b,c`` or ``--labels @file`` (one label per line)."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not a label
+        except OSError as exc:
+            raise ZstcError(f"--labels {value}: cannot read {path}: {exc.strerror}") from None
+        value = [line.strip() for line in lines if line.strip()]
+    try:
+        return parse_labels(value, "--labels")
+    except ValueError as exc:
+        raise ZstcError(str(exc)) from None
+
+def record_defaults(
+    labels: str | None, multi_label: bool, template: str, text_field: str | None, labels_field: str | None
+) -> RecordDefaults:
+    try:
+        check_template(template)
+    except ValueError as exc:
+        raise ZstcError(f"--hypothesis-template: {exc}") from None
+    return RecordDefaults(read_labels_option(labels), multi_label, template, text_field, labels_field)
+
+# Options shared by the commands that classify (classify, evaluate, serve), each declared once.
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id or local directory of the model.")]
+
+LabelsOpt = Annotated[
+    Optional[str], typer.Option("--labels", "-l", help='Labels for records without their own: "a,b,c" or @file.')
+]
+
+MultiLabelOpt = Annotated[
+    bool, typer.Option("--multi-label/--single-label", help="Default when a record does not say.")
+]
+
+TemplateOpt = Annotated[str, typer.Option("--hypothesis-template", "-t", help="Hypothesis with {} for the label.")]
+
+TextFieldOpt = Annotated[Optional[str], typer.Option(help="Field holding the text [default: text|inputs|sequence].")]
+
+LabelsFieldOpt = Annotated[
+    Optional[str], typer.Option(help="Field holding the labels [default: categories|candidate_labels].")
+]
+
+MaxTokensOpt = Annotated[
+    Optional[int], typer.Option(min=1, help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192].")
+]
+
+BatchSizeOpt = Annotated[
+    Optional[int], typer.Option(min=1, help="At most this many pairs per batch [default: 64 on CPU, else 128].")
+]
+
+WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
+
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+
+DtypeOpt = Annotated[Dtype, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
+
+ScorerOpt = Annotated[
+    ScorerKind, typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L).")
+]
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
+
+QuantizeOpt = Annotated[Quantize, typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels.")]
+
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker]."),
+]
+
+# The options that make a ModelSpec, in its field order: (parameter name, annotation, default).
+MODEL_OPTIONS = (
+    ("model", ModelOpt, DEFAULT_MODEL), ("device", DeviceOpt, "auto"), ("dtype", DtypeOpt, Dtype.auto),
+    ("max_tokens", MaxTokensOpt, None), ("batch_size", BatchSizeOpt, None), ("scorer", ScorerOpt, ScorerKind.auto),
+    ("quantize", QuantizeOpt, Quantize.none), ("threads", ThreadsOpt, None),
+)  # fmt: skip
+
+
+def model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Declare the model options on ``command`` once: typer sees the eight options in place of ``command``'s
+    ``spec`` parameter, and ``command`` receives them as one :class:`~zstc_cli.models.spec.ModelSpec`."""
+    # ``spec`` is annotated under TYPE_CHECKING (ModelSpec's module is not imported for --help); it is replaced
+    hints = typing.get_type_hints(command, localns={"ModelSpec": object}, include_extras=True)
+    signature = inspect.signature(command)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "spec":
+            parameters += [
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                for name, annotation, default in MODEL_OPTIONS
+            ]
+        else:
+            parameters.append(parameter.replace(annotation=hints[parameter.name], kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def run(**options: Any) -> None:
+        from zstc_cli.models.spec import ModelSpec  # torch-free; loading imports torch when a command loads
+
+        values = (options.pop(name) for name, _, _ in MODEL_OPTIONS)
+        spec = ModelSpec(*(value.value if isinstance(value, Enum) else value for value in values))
+        command(spec=spec, **options)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    return run
+

@@ -1,0 +1,63 @@
+"""``zstc serve``: the model over HTTP, with the hosted endpoints' contract."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from zstc_cli.cli.options import DebugOpt, LabelsOpt, MultiLabelOpt, TemplateOpt, model_options, record_defaults, user_errors
+from zstc_cli.errors import ZstcError
+from zstc_cli.records import DEFAULT_TEMPLATE
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
+
+if TYPE_CHECKING:
+    from zstc_cli.models.spec import ModelSpec
+
+@model_options
+def serve(
+    *,
+    spec: ModelSpec,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 inside a container.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    labels: LabelsOpt = None,
+    multi_label: MultiLabelOpt = False,
+    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    max_batch_tokens: Annotated[
+        int, typer.Option(min=1, help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens).")
+    ] = DEFAULT_MAX_TOKENS,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long a request waits for others to be scored with it.")
+    ] = 5.0,
+    max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting beyond this get 503 + Retry-After.")] = 256,
+    batching: Annotated[
+        bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent requests, or score one by one.")
+    ] = True,
+    max_labels: Annotated[int, typer.Option(min=1, help="Most labels one record may have (else 400).")] = 100,
+    max_chars: Annotated[int, typer.Option(min=1, help="Longest text, in characters (else 400).")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (else 413).")] = 6 * 1024 * 1024,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the model over HTTP with the hosted endpoints' contract: `GET /ping`, `POST /invocations`.
+
+    `/invocations` takes `{"inputs": "text" or ["texts"], "parameters": {"candidate_labels": [...],
+    "multi_label": false}}` (application/json) or records one per line (application/jsonlines) and answers
+    `{"sequence", "labels", "scores"}`. Concurrent requests are scored together (`--no-batching`: one by one). OpenAPI docs at `/docs`.
+
+        zstc serve --model ./my-nli-model --port 8080
+
+        curl -H 'Content-Type: application/json' localhost:8080/invocations
+            -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
+    """
+    with user_errors(debug):
+        try:
+            from zstc_cli.serving.app import ServeSettings, endpoint
+        except ImportError as exc:
+            raise ZstcError(f"zstc serve needs FastAPI and uvicorn: pip install 'zstc-cli[serve]' ({exc})") from None
+        settings = ServeSettings(
+            record_defaults(labels, multi_label, hypothesis_template, None, None),
+            max_labels=max_labels, max_chars=max_chars, max_body_bytes=max_body_bytes,
+            max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
+        )  # fmt: skip
+        endpoint(lambda: spec.load(quiet=True).scorer, settings, host, port, quiet).run()
