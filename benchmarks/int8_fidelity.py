@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 import torch
-
 from vs_pipeline import CACHE, default_model  # benchmarks/ is on the path when this script runs
+
 from zstc_cli import classify_texts, load_scorer
-from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.models.quantize import OnnxInt8Model, export_onnx, in_layers, outside_layers, silenced
+from zstc_cli.pipeline import DEFAULT_WINDOW
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"

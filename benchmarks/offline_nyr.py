@@ -30,8 +30,8 @@ from pathlib import Path
 
 import orjson
 import torch
-
 from vs_pipeline import MODES, ort_version  # benchmarks/ is on the path when this script runs
+
 from zstc_cli.models.loading import cpu_has_native_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent

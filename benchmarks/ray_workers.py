@@ -16,9 +16,9 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 import ray
@@ -29,7 +29,7 @@ from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray
 from zstc_cli.records import RecordDefaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
-from tests.support.models import build_minilm_nli  # noqa: E402
+from tests.support.models import build_minilm_nli
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from support.models import NLI_LABELS_ENTAILMENT_FIRST, build_tiny_bart_nli, build_tiny_bert_nli
+
+pytest_plugins = ["support.s3server"]  # the moto S3 server fixtures: s3_env, s3, s3_checking_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -7,15 +7,14 @@ import re
 import orjson
 import pytest
 import torch
-
 from conftest import read_jsonl, run_zstc
+
 from zstc_cli import load_scorer
-from zstc_cli.pipeline import PAIRS_PER_RECORD
-from zstc_cli.pipeline import classify_stream
 from zstc_cli.errors import scoring_failure
+from zstc_cli.pipeline import PAIRS_PER_RECORD, classify_stream
+from zstc_cli.records import Record
 from zstc_cli.storage.files import encode_chunk
 from zstc_cli.storage.reading import read_error
-from zstc_cli.records import Record
 
 GOOD = b'{"text": "I will run more", "categories": ["health", "money"]}'
 # (raw line, what the error must say)
@@ -233,7 +232,7 @@ def test_windows_of_many_label_records_close_at_a_pair_budget(bert_nli):
     records = [Record(i + 1, f"text number {i}", labels) for i in range(4)]
     ends: list[int] = []
     summary = classify_stream(records, scorer, lambda line: None, window=8, on_window=ends.append)
-    assert 500 > 8 * PAIRS_PER_RECORD and ends == [1, 2, 3, 4] and summary.records == 4
+    assert 8 * PAIRS_PER_RECORD < 500 and ends == [1, 2, 3, 4] and summary.records == 4
 
 
 def test_model_failures_are_not_record_errors(tmp_path, bert_nli):

@@ -8,7 +8,6 @@ import sys
 
 import orjson
 import pytest
-
 from conftest import ROOT
 
 

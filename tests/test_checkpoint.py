@@ -11,9 +11,9 @@ import orjson
 import pytest
 import smart_open
 
+from zstc_cli.errors import Interrupted, RunFailed, ZstcError
 from zstc_cli.storage.checkpoint import open_run
 from zstc_cli.storage.files import checkpoint_path, partial_path
-from zstc_cli.errors import Interrupted, RunFailed, ZstcError
 
 
 @pytest.fixture
@@ -42,12 +42,11 @@ def test_interrupt_counts_only_the_committed_records(tmp_path, source):
 
 def test_unexpected_failure_keeps_the_partials_and_says_how_to_resume(tmp_path, source):
     out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
-    with pytest.raises(RunFailed) as failure:
-        with open_run(str(source), str(out), str(bad), {}) as run:
-            run.write(b"one\n")
-            run.write_error(b"bad two\n")
-            run.commit(2)
-            raise OSError(28, "No space left on device")
+    with pytest.raises(RunFailed) as failure, open_run(str(source), str(out), str(bad), {}) as run:
+        run.write(b"one\n")
+        run.write_error(b"bad two\n")
+        run.commit(2)
+        raise OSError(28, "No space left on device")
     message = str(failure.value)
     assert message == (f"OSError: [Errno 28] No space left on device; 1 record saved in {partial_path(str(out))} "
                        f"and 1 bad record in {partial_path(str(bad))}; rerun the same command with --resume to continue")  # fmt: skip
@@ -63,11 +62,10 @@ def test_unexpected_failure_keeps_the_partials_and_says_how_to_resume(tmp_path, 
 
 def test_unexpected_failure_without_a_checkpoint_leaves_no_partial(tmp_path):
     out = tmp_path / "out.jsonl"  # stdin INPUT: no checkpoint, so nothing could be resumed
-    with pytest.raises(OSError, match="No space left"):
-        with open_run("-", str(out), None, {}) as run:
-            run.write(b"one\n")
-            run.commit(1)
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OSError, match="No space left"), open_run("-", str(out), None, {}) as run:
+        run.write(b"one\n")
+        run.commit(1)
+        raise OSError(28, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -101,11 +99,10 @@ def test_resume_completes_a_run_killed_between_its_renames(tmp_path, source):
 
 def test_a_checkpoint_of_another_format_is_not_resumed(tmp_path, source):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(Interrupted):
-        with open_run(str(source), str(out), None, {}) as run:
-            run.write(b"one\n")
-            run.commit(1)
-            raise KeyboardInterrupt
+    with pytest.raises(Interrupted), open_run(str(source), str(out), None, {}) as run:
+        run.write(b"one\n")
+        run.commit(1)
+        raise KeyboardInterrupt
     saved = orjson.loads(checkpoint_path(str(out)).read_bytes())
     checkpoint_path(str(out)).write_bytes(orjson.dumps({**saved, "version": saved["version"] + 1}))
     with pytest.raises(ZstcError, match="cannot resume: the checkpoint format changed"):
@@ -115,11 +112,10 @@ def test_a_checkpoint_of_another_format_is_not_resumed(tmp_path, source):
 
 def interrupted_run(source: Path, out: Path, settings: dict) -> None:
     """Leave an unfinished run of ``source`` into ``out``: one committed record, then Ctrl-C."""
-    with pytest.raises(Interrupted):
-        with open_run(str(source), str(out), None, settings) as run:
-            run.write(b"one\n")
-            run.commit(1)
-            raise KeyboardInterrupt
+    with pytest.raises(Interrupted), open_run(str(source), str(out), None, settings) as run:
+        run.write(b"one\n")
+        run.commit(1)
+        raise KeyboardInterrupt
 
 
 SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 512,

@@ -9,8 +9,8 @@ import sys
 
 import orjson
 import pytest
-
 from conftest import read_jsonl, run_zstc, write_jsonl
+
 from zstc_cli import classify_texts, load_scorer
 
 LABELS = ["health", "money", "humor", "career", "family"]
@@ -166,9 +166,9 @@ def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
 
 def test_tokenizer_failure_in_the_background_thread_names_the_lines(tmp_path, bert_nli):
     """prepare() runs in a background thread; its failures still stop the run with an error naming the lines."""
-    from zstc_cli.pipeline import classify_stream
     from zstc_cli.errors import ZstcError
-    from zstc_cli.records import iter_records, RecordDefaults
+    from zstc_cli.pipeline import classify_stream
+    from zstc_cli.records import RecordDefaults, iter_records
 
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
 

@@ -11,9 +11,9 @@ from collections import Counter
 
 import orjson
 import pytest
+from conftest import read_jsonl, run_zstc, write_jsonl
 from sklearn.metrics import f1_score, hamming_loss
 
-from conftest import read_jsonl, run_zstc, write_jsonl
 from zstc_cli import classify_texts, load_scorer
 
 FIELD = "Resolution_Category"
@@ -206,8 +206,8 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, nyr_slice):
 
 @pytest.mark.slow
 def test_data_predictions_and_report_on_s3(evaluated, nyr_slice):
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
 
     src, _ = nyr_slice
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -297,7 +297,7 @@ def classified_over_all(nyr_rows, nyr_slice, bert_nli, tmp_path_factory):
     """`zstc classify` of the 60 tweets over all 10 categories, more than the slice's gold labels."""
     src, rows = nyr_slice
     labels = sorted({row[FIELD] for row in nyr_rows})
-    assert len(labels) == 10 and set(row[FIELD] for row in rows) < set(labels)
+    assert len(labels) == 10 and {row[FIELD] for row in rows} < set(labels)
     out = tmp_path_factory.mktemp("all") / "p60.jsonl"
     run_zstc("classify", src, out, "--model", bert_nli, "--labels", ",".join(labels), "-q", check=True)
     return labels, out

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import read_jsonl, run_zstc, write_jsonl
+from support.models import bundled_minilm_dir
+
 from zstc_cli import classify_file, classify_texts, load_scorer
 from zstc_cli.pipeline import classify_stream
 from zstc_cli.records import Record, RecordDefaults
@@ -16,7 +17,6 @@ from zstc_cli.scorers.embedding import (
     SINGLE_LABEL_TEMPERATURE,
     EmbeddingScorer,
 )
-from support.models import bundled_minilm_dir
 
 LABELS = ("health", "money", "humor", "career", "family", "education", "personal growth")
 NYR_CATEGORIES = (

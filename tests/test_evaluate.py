@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import write_jsonl
+
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.evaluation.evaluate import align, evaluate_predictions, parse_label_map, read_gold, read_predictions
 

@@ -6,14 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_zstc
+from support.models import build_tiny_bert_nli, bundled_minilm_dir
+
 from zstc_cli import load_scorer
+from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.models import resolution as models
 from zstc_cli.models.catalog import BUNDLED_MODEL, find_known
-from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.records import Record
-from support.models import build_tiny_bert_nli, bundled_minilm_dir
 
 CACHED_ID = "cross-encoder/nli-deberta-v3-small"
 

@@ -10,8 +10,8 @@ import sys
 import orjson
 import pytest
 import torch
-
 from conftest import read_jsonl, run_zstc, write_jsonl
+
 from zstc_cli import ModelSpec, load_scorer
 from zstc_cli.errors import ModelError, ZstcError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zstc_cli.models import loading, resolution, spec
 from zstc_cli.errors import ModelError, ZstcError
+from zstc_cli.models import loading, resolution, spec
 
 
 @pytest.fixture

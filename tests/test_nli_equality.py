@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 from zstc_cli.results import rank
 from zstc_cli.scorers.nli import NLIScorer, entailment_id
-from zstc_cli.models.spec import load_scorer
 
 LABELS = ["health", "money", "humor", "career", "family", "education", "personal growth"]
 TOLERANCE = 1e-5
@@ -108,10 +108,10 @@ def test_entailment_id_lookup():
 
 
 def test_model_without_entailment_label_is_refused(tmp_path):
+    from support.models import bundled_minilm_dir
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from zstc_cli.errors import ModelError
-    from support.models import bundled_minilm_dir
 
     config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
                         intermediate_size=16, num_labels=2)  # fmt: skip

@@ -22,16 +22,20 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
-
 from conftest import read_jsonl, run_zstc, write_jsonl
-from s3server import free_port, s3, s3_env  # noqa: F401  (fixtures)
+from support.s3server import free_port
+
 from zstc_cli import classify_path, load_scorer
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.storage.jobs import plan_jobs
 
 ray = pytest.importorskip("ray")
 from zstc_cli.engines.ray import (  # noqa: E402
-    ModelSpec, RayOptions, classify_on_ray, pool_size, worker_cpus,
+    ModelSpec,
+    RayOptions,
+    classify_on_ray,
+    pool_size,
+    worker_cpus,
 )
 
 LABELS = ["health", "money", "humor", "career", "family"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import read_jsonl, run_zstc, write_jsonl
 
 LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"

@@ -6,9 +6,8 @@ import gzip
 
 import orjson
 import pytest
-
 from conftest import read_jsonl, run_zstc, write_jsonl
-from s3server import s3, s3_checking_credentials, s3_env  # noqa: F401  (fixtures)
+
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.errors import ZstcError
 from zstc_cli.storage.jobs import Job, list_inputs, plan_jobs

@@ -20,13 +20,13 @@ import httpx
 import orjson
 import pytest
 import torch
-
 from conftest import read_jsonl, run_zstc, write_jsonl
+
 from zstc_cli import classify_texts, load_scorer
-from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
 from zstc_cli.serving.app import Endpoint, ServeSettings, endpoint
+from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
 
 LABELS = ["health", "money", "humor", "career", "family", "travel"]
 JSON = {"Content-Type": "application/json"}

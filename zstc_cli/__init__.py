@@ -10,7 +10,13 @@ Library use::
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "ModelSpec", "RecordDefaults", "classify_file", "classify_path", "classify_texts", "load_scorer",
+    "ModelSpec",
+    "RecordDefaults",
+    "__version__",
+    "classify_file",
+    "classify_path",
+    "classify_texts",
+    "load_scorer",
 ]  # fmt: skip
 
 

@@ -9,8 +9,8 @@ line is accounted for: what a checkpoint (``on_window``) records.
 
 from __future__ import annotations
 
-import time
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,7 +131,7 @@ def classify_stream(
     """
     summary = RunSummary()
     started = time.perf_counter()
-    weight = lambda item: len(item.labels) if isinstance(item, Record) else 0  # noqa: E731
+    weight = lambda item: len(item.labels) if isinstance(item, Record) else 0
     chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD)
     for chunk, records, prepared in _prepared(chunks, scorer):
         scores = _score(scorer, prepared, records)

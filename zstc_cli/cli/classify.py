@@ -8,7 +8,22 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from zstc_cli.cli.options import DebugOpt, EngineKind, LabelsFieldOpt, LabelsOpt, MultiLabelOpt, OnError, QuietOpt, TemplateOpt, TextFieldOpt, WindowOpt, model_options, record_defaults, terminate_as_interrupt, user_errors
+from zstc_cli.cli.options import (
+    DebugOpt,
+    EngineKind,
+    LabelsFieldOpt,
+    LabelsOpt,
+    MultiLabelOpt,
+    OnError,
+    QuietOpt,
+    TemplateOpt,
+    TextFieldOpt,
+    WindowOpt,
+    model_options,
+    record_defaults,
+    terminate_as_interrupt,
+    user_errors,
+)
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW

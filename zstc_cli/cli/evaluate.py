@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from zstc_cli.cli.options import DebugOpt, QuietOpt, TemplateOpt, TextFieldOpt, WindowOpt, model_options, read_labels_option, record_defaults, user_errors
+from zstc_cli.cli.options import (
+    DebugOpt,
+    QuietOpt,
+    TemplateOpt,
+    TextFieldOpt,
+    WindowOpt,
+    model_options,
+    read_labels_option,
+    record_defaults,
+    user_errors,
+)
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW

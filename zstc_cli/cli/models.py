@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-
 from zstc_cli.cli.options import DebugOpt, user_errors
+
 
 def list_models(debug: DebugOpt = False) -> None:
     """List the models zstc knows by name, their scorer, where each resolves now, and when to pick it.

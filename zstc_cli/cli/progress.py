@@ -7,8 +7,8 @@ from types import TracebackType
 
 from tqdm import tqdm
 
-from zstc_cli.storage.files import STDIO, compression_of, is_remote
 from zstc_cli.pipeline import RunSummary
+from zstc_cli.storage.files import STDIO, compression_of, is_remote
 from zstc_cli.storage.reading import numbered_lines
 
 COUNT_BUFFER = 1 << 20

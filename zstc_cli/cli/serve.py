@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from zstc_cli.cli.options import DebugOpt, LabelsOpt, MultiLabelOpt, TemplateOpt, model_options, record_defaults, user_errors
+from zstc_cli.cli.options import (
+    DebugOpt,
+    LabelsOpt,
+    MultiLabelOpt,
+    TemplateOpt,
+    model_options,
+    record_defaults,
+    user_errors,
+)
 from zstc_cli.errors import ZstcError
 from zstc_cli.records import DEFAULT_TEMPLATE
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS

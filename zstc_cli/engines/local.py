@@ -7,12 +7,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
-from zstc_cli.pipeline import RunSummary, classify_stream
-from zstc_cli.storage.jobs import Job, plan_jobs
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream
 from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
 from zstc_cli.results import assemble
+from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
+from zstc_cli.storage.jobs import Job, plan_jobs
 
 if TYPE_CHECKING:  # a scorer is passed in; importing its module would import torch
     from zstc_cli.scorers.base import Scorer

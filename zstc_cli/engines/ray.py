@@ -28,16 +28,15 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.storage.files import STDIO, is_remote
-from zstc_cli.storage.reading import numbered_lines
-from zstc_cli.storage.writer import open_output
-from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.models.spec import ModelSpec
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write
 from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
-from zstc_cli.pipeline import RunSummary, Write
+from zstc_cli.storage.files import STDIO, is_remote
+from zstc_cli.storage.jobs import Job, plan_jobs
+from zstc_cli.storage.reading import numbered_lines
+from zstc_cli.storage.writer import open_output
 
 
 @dataclass(frozen=True)

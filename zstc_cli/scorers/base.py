@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zstc_cli.scorers.batching import plan_batches
 from zstc_cli.records import Record
-
+from zstc_cli.scorers.batching import plan_batches
 
 
 class Scorer(ABC):

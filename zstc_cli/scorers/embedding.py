@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from zstc_cli.scorers.batching import budget
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.batching import budget
 
 SINGLE_LABEL_TEMPERATURE = 0.07
 MULTI_LABEL_CENTER = 0.35

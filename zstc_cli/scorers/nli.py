@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from zstc_cli.scorers.batching import budget
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.batching import budget
 
 VERY_LARGE = 1_000_000
 # Models whose position ids start after the padding index, so fewer positions are usable than configured.

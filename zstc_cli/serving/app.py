@@ -26,17 +26,17 @@ from typing import Any, TypeVar
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zstc_cli import __version__
-from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 from zstc_cli.errors import ZstcError
-from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
 from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults, parse_line, record_from_object
 from zstc_cli.results import assemble, result_line
 from zstc_cli.scorers.base import Scorer
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
+from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
 
 log = logging.getLogger("zstc.serve")
 T = TypeVar("T")
@@ -114,8 +114,8 @@ def records_from_json(body: bytes, settings: ServeSettings) -> tuple[list[Record
     if not inputs:
         raise HTTPProblem(400, '"inputs" is an empty list')
     # Each input becomes a record of its own with the payload's parameters, exactly as a line would.
-    records = [
-        _checked(f"inputs[{i}]", lambda: record_from_object({**payload, "inputs": text}, i + 1, defaults), settings)
+    records = [  # each lambda is called at once, inside _checked
+        _checked(f"inputs[{i}]", lambda: record_from_object({**payload, "inputs": text}, i + 1, defaults), settings)  # noqa: B023
         for i, text in enumerate(inputs)
     ]
     return records, False
@@ -123,8 +123,8 @@ def records_from_json(body: bytes, settings: ServeSettings) -> tuple[list[Record
 
 def records_from_jsonlines(body: bytes, settings: ServeSettings) -> list[Record]:
     """One record per non-blank line, numbered as classify numbers the lines of a file."""
-    records = [
-        _checked(f"line {number}", lambda: parse_line(raw.rstrip(b"\r"), number, settings.defaults), settings)
+    records = [  # each lambda is called at once, inside _checked
+        _checked(f"line {number}", lambda: parse_line(raw.rstrip(b"\r"), number, settings.defaults), settings)  # noqa: B023
         for number, raw in enumerate(body.split(b"\n"), start=1)
         if raw.strip()
     ]
@@ -155,7 +155,7 @@ async def _in_daemon_thread(work: Callable[[], T]) -> T:
     def target() -> None:
         try:
             future.set_result(work())
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+        except BaseException as exc:
             future.set_exception(exc)
 
     threading.Thread(target=target, name="zstc-load", daemon=True).start()

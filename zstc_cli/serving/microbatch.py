@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import Scorer
+from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 
 log = logging.getLogger("zstc.serve")
 

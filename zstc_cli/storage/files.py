@@ -20,7 +20,6 @@ from typing import Any
 
 import smart_open
 
-
 STDIO = "-"
 CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
 

@@ -134,7 +134,7 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         return [check_single_job(source, target, errors)]
     if target == STDIO or (not is_remote(target) and Path(target).is_file()):
         raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
-    if errors is not None and (errors == STDIO or not is_remote(errors) and Path(errors).is_file()):
+    if errors is not None and (errors == STDIO or (not is_remote(errors) and Path(errors).is_file())):
         raise ZstcError(f"{source} is a folder or prefix, so --errors must be a folder or prefix too, not {errors!r}")
     return [
         Job(

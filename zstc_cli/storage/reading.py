@@ -18,7 +18,7 @@ from typing import BinaryIO
 import smart_open
 
 from zstc_cli.errors import RecordError, ZstcError, one_line
-from zstc_cli.storage.files import CODECS, STDIO, zstd_module, compression_of, is_remote
+from zstc_cli.storage.files import CODECS, STDIO, compression_of, is_remote, zstd_module
 from zstc_cli.storage.s3 import error_code, remote_error, remote_failures
 
 

@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 from zstc_cli.errors import ZstcError
 
-
 REMOTE_ERRORS: dict[str, str] = {
     "NoSuchKey": "no such key",
     "404": "no such key",

@@ -62,7 +62,7 @@ class Sink:
         elif self.local:
             self.partial = partial_path(uri)
             mode = "r+b" if resume_size is not None else "wb"
-            self.handle = stack.enter_context(in_folder_of(uri, lambda folder: open(self.partial, mode)))
+            self.handle = stack.enter_context(in_folder_of(uri, lambda folder: open(self.partial, mode)))  # noqa: SIM115
             if resume_size is not None:
                 self.handle.truncate(resume_size)
                 self.handle.seek(resume_size)

@@ -51,7 +51,7 @@ def s3_env():
     server.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def s3(s3_env):
     """A boto3 client on the moto server, with a fresh bucket ``zstc-test`` emptied between tests."""
     import boto3
