@@ -109,9 +109,7 @@ class FakeQuantized:
                 self.hooks.append(linear.register_forward_pre_hook(self._rounding(activations, keep, scale)))
 
     @staticmethod
-    def _rounding(
-        activations: Callable[[torch.Tensor], torch.Tensor] | None, keep: torch.Tensor, scale: torch.Tensor
-    ):
+    def _rounding(activations: Callable[[torch.Tensor], torch.Tensor] | None, keep: torch.Tensor, scale: torch.Tensor):
         def hook(module, inputs):
             x = inputs[0] / scale
             if activations is not None:
@@ -203,7 +201,9 @@ def main() -> None:
         if hasattr(scorer, "cache"):  # the embedding scorer caches vectors by text
             scorer.cache = type(scorer.cache)(scorer.cache.capacity)
         windows = (batch[i : i + DEFAULT_WINDOW] for i in range(0, len(batch), DEFAULT_WINDOW))
-        return np.array([labels.index(r["labels"][0]) for window in windows for r in classify_texts(scorer, window, labels)])
+        return np.array(
+            [labels.index(r["labels"][0]) for window in windows for r in classify_texts(scorer, window, labels)]
+        )
 
     def row(scheme: str, top: np.ndarray, rate: float | None = None) -> dict:
         result = {"scheme": scheme, "agreement": float((top == exact).mean()), "accuracy": float((top == gold).mean()),

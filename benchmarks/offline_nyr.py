@@ -63,7 +63,9 @@ VARIANTS = {
 DEFAULT = "default template, category names"
 
 
-def run_zstc(rows: list[dict], template: str, phrased: bool, workdir: Path, options: tuple[str, ...] = ()) -> tuple[float, list[dict]]:
+def run_zstc(
+    rows: list[dict], template: str, phrased: bool, workdir: Path, options: tuple[str, ...] = ()
+) -> tuple[float, list[dict]]:
     """Run ``zstc classify`` on ``rows`` in a fresh process; return wall seconds and the output lines."""
     src, out, labels = workdir / "in.jsonl", workdir / "out.jsonl", workdir / "labels.txt"
     src.write_bytes(b"".join(orjson.dumps({"text": row["text"]}) + b"\n" for row in rows))
@@ -158,7 +160,13 @@ def markdown(report: dict) -> str:
             f"| {m['whole_process_seconds'][str(report['records'])]:.1f} | {m['accuracy']:.4f} "
             f"| {m['top1_agreement_with_exact']:.1%} |"
         )
-    lines += ["", "Exact mode, by labelling:", "", "| labels and template | top-1 accuracy vs Resolution_Category |", "|---|---|"]
+    lines += [
+        "",
+        "Exact mode, by labelling:",
+        "",
+        "| labels and template | top-1 accuracy vs Resolution_Category |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {value:.4f} |" for name, value in report["accuracy"].items()]
     return "\n".join(lines) + "\n"
 

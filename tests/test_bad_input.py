@@ -54,7 +54,9 @@ def test_skip_puts_every_record_in_exactly_one_file(tmp_path, bert_nli):
     assert [e["line"] for e in errors] == [3 * i + 2 for i in range(len(BAD))]
     for error, (raw, message) in zip(errors, BAD):
         assert message in error["error"] and error["raw"] == raw.decode("utf-8", errors="replace")
-    good = [number for number, line in enumerate(lines, 1) if line.strip() and number not in {e["line"] for e in errors}]
+    good = [
+        number for number, line in enumerate(lines, 1) if line.strip() and number not in {e["line"] for e in errors}
+    ]
     results = read_jsonl(out)
     assert len(results) == len(good) == len(BAD) + 2 and all(r["sequence"] == "I will run more" for r in results)
     assert f"{len(good)} records".encode() in result.stderr and f"{len(BAD)} bad records".encode() in result.stderr
@@ -159,7 +161,9 @@ def test_disk_errors_and_plain_inputs_are_not_called_corrupt():
     """An OSError with an errno is the disk failing, not the data; only a compressed input can be corrupt."""
     assert read_error("in.jsonl.gz", 3, OSError(5, "Input/output error")) is None
     assert read_error("in.jsonl", 3, EOFError("ended")) is None
-    assert str(read_error("in.jsonl.bz2", 3, OSError("Invalid data stream"))).startswith("in.jsonl.bz2:3: reading stopped at this line: the bzip2 data is corrupt")
+    assert str(read_error("in.jsonl.bz2", 3, OSError("Invalid data stream"))).startswith(
+        "in.jsonl.bz2:3: reading stopped at this line: the bzip2 data is corrupt"
+    )
 
 
 @pytest.mark.parametrize(
@@ -247,10 +251,14 @@ def test_model_failures_are_not_record_errors(tmp_path, bert_nli):
     src = tmp_path / "in.jsonl"
     src.write_bytes(GOOD + b"\n" + GOOD + b"\n")
     bad = tmp_path / "bad.jsonl"
-    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", broken, "-q", "--on-error", "skip", "--errors", bad)
+    result = run_zstc(
+        "classify", src, tmp_path / "out.jsonl", "--model", broken, "-q", "--on-error", "skip", "--errors", bad
+    )
     assert result.returncode == 2
     (line,) = result.stderr.decode().strip().splitlines()
-    assert line.startswith("zstc: error: the model failed while scoring input lines 1-2: IndexError: index out of range")
+    assert line.startswith(
+        "zstc: error: the model failed while scoring input lines 1-2: IndexError: index out of range"
+    )
     assert not bad.exists() and not (tmp_path / "out.jsonl").exists()
 
 

@@ -40,7 +40,14 @@ def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
 
 
 def test_an_unknown_dataset_is_refused_before_the_model_is_built(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "vs_pipeline.py"), "--datasets", "tweets", "--cache", str(tmp_path / "c")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "vs_pipeline.py"),
+        "--datasets",
+        "tweets",
+        "--cache",
+        str(tmp_path / "c"),
+    ]
     done = subprocess.run(cmd, capture_output=True, timeout=120)
     assert done.returncode == 2
     assert "--datasets: unknown tweets; expected resolutions, mixed-length" in done.stderr.decode()

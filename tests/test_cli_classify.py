@@ -23,15 +23,15 @@ def mixed_rows(nyr_texts):
     rows = []
     for i in range(60):
         text = " ".join(rng.sample(nyr_texts, rng.choice([1, 1, 2, 6])))
-        rows.append({"id": i, "text": text, "categories": rng.sample(LABELS, rng.randint(1, 5)), "multi_label": i % 4 == 0})
+        rows.append(
+            {"id": i, "text": text, "categories": rng.sample(LABELS, rng.randint(1, 5)), "multi_label": i % 4 == 0}
+        )
     return rows
 
 
 def expected_for(model_dir, rows):
     scorer = load_scorer(str(model_dir), device="cpu").scorer
-    return [
-        classify_texts(scorer, [row["text"]], row["categories"], multi_label=row["multi_label"])[0] for row in rows
-    ]
+    return [classify_texts(scorer, [row["text"]], row["categories"], multi_label=row["multi_label"])[0] for row in rows]
 
 
 def assert_same(results, expected):
@@ -139,7 +139,9 @@ def test_bad_line_is_one_clear_error_and_leaves_no_output(tmp_path, bert_nli):
 
 def test_labels_from_file_and_hosted_shape(tmp_path, bert_nli):
     (tmp_path / "labels.txt").write_text("\ufeffhealth\n\nmoney\n", encoding="utf-8")  # as Notepad saves it
-    src = write_jsonl(tmp_path / "in.jsonl", [{"inputs": "I will run a marathon"}, {"text": "save money", "categories": "humor"}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"inputs": "I will run a marathon"}, {"text": "save money", "categories": "humor"}]
+    )
     result = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", f"@{tmp_path / 'labels.txt'}", "-q")
     first, second = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert sorted(first["labels"]) == ["health", "money"] and second["labels"] == ["humor"]
@@ -202,8 +204,14 @@ def test_classify_texts_validates_like_file_records(bert_nli):
         (["in.jsonl", "newdir/"], "OUTPUT newdir/ names a folder: it must be a file path"),
         (["in.jsonl", "s3://bucket/out/"], "OUTPUT s3://bucket/out/ names a folder: it must be a file path"),
         ([".out.jsonl.partial", "out.jsonl"], "OUTPUT out.jsonl is also INPUT"),  # its partial is the input
-        (["in.jsonl", ".bad.jsonl.partial", "--on-error", "skip", "--errors", "bad.jsonl"], "--errors bad.jsonl is also OUTPUT"),
-        (["sub", "out", "--on-error", "skip", "--errors", "-"], "sub is a folder or prefix, so --errors must be a folder"),
+        (
+            ["in.jsonl", ".bad.jsonl.partial", "--on-error", "skip", "--errors", "bad.jsonl"],
+            "--errors bad.jsonl is also OUTPUT",
+        ),
+        (
+            ["sub", "out", "--on-error", "skip", "--errors", "-"],
+            "sub is a folder or prefix, so --errors must be a folder",
+        ),
         (["in.jsonl", "nowhere/out.jsonl"], "OUTPUT nowhere/out.jsonl: folder 'nowhere' does not exist"),
         (["in.jsonl", "out.jsonl", "--keep", "id,labels"], "--keep labels: every output line has its own sequence"),
     ],
@@ -216,8 +224,14 @@ def test_outputs_that_would_destroy_data_are_refused_before_any_work(tmp_path, a
     result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
     (line,) = result.stderr.decode().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
-    assert result.stdout == b"" and sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.partial", "in.jsonl", "sub"]
-    assert all((tmp_path / name).read_bytes() == original for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl"))
+    assert result.stdout == b"" and sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.jsonl.partial",
+        "in.jsonl",
+        "sub",
+    ]
+    assert all(
+        (tmp_path / name).read_bytes() == original for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl")
+    )
 
 
 def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_rows):
@@ -242,7 +256,9 @@ def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_w
     assert orjson.loads(process.stdout.readline())["line"] == 2
     process.stdout.close()
     assert process.wait(timeout=120) == 141
-    assert process.stderr.read().decode() == "zstc: stdout was closed before the run ended; no output file was written\n"
+    assert (
+        process.stderr.read().decode() == "zstc: stdout was closed before the run ended; no output file was written\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 

@@ -158,9 +158,7 @@ def test_multi_label_gold_lists(nyr_slice, bert_nli, tmp_path):
 
 
 def test_gold_sep_and_label_map_on_a_known_predictions_file(tmp_path):
-    src = write_jsonl(
-        tmp_path / "d.jsonl", [{"text": "one", "tags": "Money | Health"}, {"text": "two", "tags": "Fun"}]
-    )
+    src = write_jsonl(tmp_path / "d.jsonl", [{"text": "one", "tags": "Money | Health"}, {"text": "two", "tags": "Fun"}])
     pred = write_jsonl(
         tmp_path / "p.jsonl",
         [
@@ -273,7 +271,9 @@ def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(ny
     (tmp_path / "sub").mkdir()
     for name in ("data.jsonl", "pred.jsonl"):
         (tmp_path / name).write_bytes(src.read_bytes())
-    result = run_zstc("evaluate", "data.jsonl", "--label-field", FIELD, "--model", "never-loaded", *options, cwd=tmp_path)
+    result = run_zstc(
+        "evaluate", "data.jsonl", "--label-field", FIELD, "--model", "never-loaded", *options, cwd=tmp_path
+    )
     (line,) = result.stderr.decode().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
     assert all((tmp_path / name).read_bytes() == src.read_bytes() for name in ("data.jsonl", "pred.jsonl"))

@@ -106,6 +106,8 @@ def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_pa
     for average in ("macro", "weighted"):
         assert m[average]["f1"] == pytest.approx(f1_score(gold, top, average=average, zero_division=0))
     assert [(row["label"], row["support"], row["predicted"]) for row in m["per_label"]] == [
-        ("b", 2, 3), ("a", 2, 3), ("c", 2, 0)
+        ("b", 2, 3),
+        ("a", 2, 3),
+        ("c", 2, 0),
     ]
     assert evaluation.warnings == ["gold labels that are not candidate labels count as errors: c (see --label-map)"]

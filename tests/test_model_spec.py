@@ -71,9 +71,13 @@ def test_cli_threads_reach_torch_in_a_real_run(tmp_path, bert_nli):
     assert [sorted(row["labels"]) for row in read_jsonl(tmp_path / "out.jsonl")] == [["health", "money"]] * 2
 
     default = run_zstc(*args, check=True)  # no --threads: whatever torch picks in this environment
-    torch_default = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, check=True
-    ).stdout.decode().strip()
+    torch_default = (
+        subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
     assert f", {torch_default} CPU threads\n" in default.stderr.decode()
 
 

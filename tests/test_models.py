@@ -70,7 +70,7 @@ def test_cuda_batches_are_pinned_and_moved(monkeypatch, bert_nli):
 
     monkeypatch.setattr(torch.Tensor, "to", record_device_moves)
     scorer.logits(window)
-    (_, batch), = window.batches
+    ((_, batch),) = window.batches
     assert moves == [(torch.device("cuda"), True)] * len(batch)
 
 

@@ -57,7 +57,7 @@ def test_scores_equal_transformers_pipeline(model_dir, nyr_texts):
 def test_long_text_is_truncated_to_the_model_limit(bert_nli, nyr_texts):
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     window = scorer.prepare([Record(1, " ".join(nyr_texts[:50]), ("health care",))])
-    (indices, batch), = window.batches
+    ((indices, batch),) = window.batches
     assert batch["input_ids"].shape[1] == scorer.max_length == 64
     # The hypothesis survives whole: it ends the sequence, before the final [SEP].
     hypothesis_ids = scorer.tokenizer("This example is health care.", add_special_tokens=False)["input_ids"]

@@ -53,8 +53,18 @@ def exports(cache) -> set:
 
 
 def test_layers_and_heads_are_told_apart_by_module_path():
-    inside = ("model.bert.encoder.layer.3.output.dense", "model.encoder.layers.0.fc1", "deberta.encoder.layer.11.attention.self.query_proj")
-    outside = ("model.bert.pooler.dense", "model.classifier", "model.classifier.0", "model.classification_head.out_proj", "")
+    inside = (
+        "model.bert.encoder.layer.3.output.dense",
+        "model.encoder.layers.0.fc1",
+        "deberta.encoder.layer.11.attention.self.query_proj",
+    )
+    outside = (
+        "model.bert.pooler.dense",
+        "model.classifier",
+        "model.classifier.0",
+        "model.classification_head.out_proj",
+        "",
+    )
     assert all(map(quantize.in_layers, inside)) and not any(map(quantize.in_layers, outside))
 
 
@@ -69,7 +79,9 @@ def linears_in_layers(model_dir) -> int:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    inside = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and re.search(r"\.\d+\.", name)]
+    inside = [
+        name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and re.search(r"\.\d+\.", name)
+    ]
     assert len(inside) < sum(isinstance(m, torch.nn.Linear) for m in model.modules())  # there is a head
     return len(inside)
 
@@ -117,7 +129,10 @@ def test_cli_quantize_int8_and_bad_mode(bert_nli, cache, tmp_path, nyr_texts):
     assert_int8_scores(read_jsonl(out), str(bert_nli), nyr_texts[:20])
     bad = run_zstc("classify", source, out, "-m", bert_nli, "-l", "a,b", "--quantize", "int4")
     message = " ".join(bad.stderr.decode().translate(str.maketrans("│╭╮╰╯─", "      ")).split())  # typer's box undone
-    assert bad.returncode == 2 and "Invalid value for '--quantize': Value error, 'int4' is not one of 'none', 'int8'." in message
+    assert (
+        bad.returncode == 2
+        and "Invalid value for '--quantize': Value error, 'int4' is not one of 'none', 'int8'." in message
+    )
 
 
 @pytest.mark.slow

@@ -80,7 +80,10 @@ def local_run(bert_nli, source, target, **kwargs):
 
 def ray_run(bert_nli, source, target, workers=2, **kwargs):
     return classify_on_ray(
-        str(source), str(target), ModelSpec(str(bert_nli), device="cpu"), options=RayOptions(num_workers=workers),
+        str(source),
+        str(target),
+        ModelSpec(str(bert_nli), device="cpu"),
+        options=RayOptions(num_workers=workers),
         **kwargs,
     )
 
@@ -136,7 +139,9 @@ def test_folder_gives_one_out_per_input_file_equal_to_the_local_engine(tmp_path,
     assert list(bad) == ["_b.jsonl.errors", "a.jsonl.errors", "sub/blank.jsonl.errors", "sub/c.jsonl.errors.gz"]
     assert_same_outputs(bad, files(tmp_path / "local-bad"), errors=True)
     assert bad["_b.jsonl.errors"] == files(tmp_path / "local-bad")["_b.jsonl.errors"]  # uncompressed: same bytes
-    assert [(e["line"], e["raw"]) for e in decoded(bad["sub/c.jsonl.errors.gz"], ".gz")] == [(30, "[\"not\", \"an\", \"object\"]")]
+    assert [(e["line"], e["raw"]) for e in decoded(bad["sub/c.jsonl.errors.gz"], ".gz")] == [
+        (30, '["not", "an", "object"]')
+    ]
     assert (summary.records, summary.errors) == (local.records, local.errors) == (90, 2)
 
 
@@ -158,7 +163,10 @@ def test_refusals_are_the_local_engines_and_come_before_ray_starts(tmp_path):
     (folder / "b.jsonl.xz").write_bytes(lzma.compress(b'{"text": "b", "categories": ["x"]}\n'))
     with pytest.raises(ZstcError) as refused:
         classify_on_ray(str(folder), str(tmp_path / "out"), missing)
-    assert str(refused.value) == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
+    assert (
+        str(refused.value)
+        == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.jsonl", "in"]
 
 
@@ -171,7 +179,9 @@ def test_s3_prefix_to_prefix_equals_the_local_engine(tmp_path, s3, cluster, bert
 
     def objects(prefix: str) -> dict[str, bytes]:
         listing = s3.list_objects_v2(Bucket="zstc-test", Prefix=prefix)["Contents"]
-        return {o["Key"][len(prefix) :]: s3.get_object(Bucket="zstc-test", Key=o["Key"])["Body"].read() for o in listing}
+        return {
+            o["Key"][len(prefix) :]: s3.get_object(Bucket="zstc-test", Key=o["Key"])["Body"].read() for o in listing
+        }
 
     outputs = objects("ray/")
     assert list(outputs) == ["part-0.jsonl.out", "part-1.jsonl.out.gz"]  # the .gz one is a gzip object
@@ -277,7 +287,10 @@ def test_a_failing_cleanup_does_not_replace_the_error_that_stopped_the_run():
         with closing_without_masking(iterator_with_broken_cleanup()) as batches:
             next(batches)
             raise RecordError("in.jsonl", 13, "bad")
-    assert "closing the results iterator failed too: RuntimeError('ray.wait() on a dead session')" in stopped.value.__notes__[0]
+    assert (
+        "closing the results iterator failed too: RuntimeError('ray.wait() on a dead session')"
+        in stopped.value.__notes__[0]
+    )
     with pytest.raises(RuntimeError, match="dead session"):
         with closing_without_masking(iterator_with_broken_cleanup()) as batches:
             next(batches)

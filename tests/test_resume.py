@@ -14,7 +14,9 @@ import orjson
 import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 
-LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
+LABELS = (
+    "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
+)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread: fast and steady on a shared CPU
 
 

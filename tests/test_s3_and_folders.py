@@ -113,7 +113,9 @@ def test_local_folder_to_folder(tmp_path, bert_nli):
     outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
     assert outputs == ["b.jsonl.out", "sub", "sub/a.jsonl.out.gz"]
     assert [row["id"] for row in read_jsonl(tmp_path / "out" / "b.jsonl.out")] == [2, 3, 4, 5, 6]
-    assert [row["id"] for row in lines(gzip.decompress((tmp_path / "out" / "sub" / "a.jsonl.out.gz").read_bytes()))] == [0, 1]
+    assert [
+        row["id"] for row in lines(gzip.decompress((tmp_path / "out" / "sub" / "a.jsonl.out.gz").read_bytes()))
+    ] == [0, 1]
     assert b"7 records" in result.stderr
     to_stdout = run_zstc("classify", tmp_path / "in", "-", "--model", bert_nli)
     assert to_stdout.returncode == 2 and b"OUTPUT must be a folder or prefix too" in to_stdout.stderr

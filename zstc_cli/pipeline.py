@@ -30,6 +30,7 @@ DEFAULT_WINDOW = 512
 # cannot make a window (its tokens and padded batches) hundreds of times larger than usual.
 PAIRS_PER_RECORD = 16
 
+
 def windows(
     items: Iterable[T], size: int, weight: Callable[[T], int] = lambda item: 0, max_weight: float = math.inf
 ) -> Iterator[list[T]]:
@@ -85,9 +86,7 @@ def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:
         yield item
 
 
-def _prepared(
-    chunks: Iterable[list[Item]], scorer: Scorer
-) -> Iterator[tuple[list[Item], list[Record], Future | None]]:
+def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[list[Item], list[Record], Future | None]]:
     """Yield each window, its records and their prepared batches, preparing the next in a background thread."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-prepare") as pool:
         pending = None

@@ -34,6 +34,7 @@ from zstc_cli.storage.files import STDIO
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
 
+
 @model_options
 def classify(
     *,
@@ -48,15 +49,20 @@ def classify(
     keep: Annotated[
         Optional[str], typer.Option(help="Input fields to copy into each output line: id,tweet_id or '*'.")
     ] = None,
-    on_error: Annotated[OnError, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")] = OnError.fail,
+    on_error: Annotated[
+        OnError, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")
+    ] = OnError.fail,
     errors: Annotated[Optional[str], typer.Option(help="With --on-error skip: where bad records go.")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
     ] = False,
     window: WindowOpt = DEFAULT_WINDOW,
-    engine: Annotated[EngineKind, typer.Option(help="local: in this process; ray: on a Ray cluster.")] = EngineKind.local,
+    engine: Annotated[
+        EngineKind, typer.Option(help="local: in this process; ray: on a Ray cluster.")
+    ] = EngineKind.local,
     ray_address: Annotated[
-        Optional[str], typer.Option(help="With --engine ray: auto, host:6379 or ray://host:10001 [default: start a local Ray].")
+        Optional[str],
+        typer.Option(help="With --engine ray: auto, host:6379 or ray://host:10001 [default: start a local Ray]."),
     ] = None,
     num_workers: Annotated[
         Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
@@ -113,6 +119,7 @@ def classify(
                 )  # fmt: skip
         if not quiet:
             print_summary(summary, output, errors)
+
 
 def _classify_on_ray(
     input: str, output: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: tuple[str, ...],

@@ -28,6 +28,7 @@ from zstc_cli.storage.jobs import check_outputs
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
 
+
 @model_options
 def evaluate(
     *,
@@ -47,7 +48,7 @@ def evaluate(
         Optional[str], typer.Option(help="Join data and --from predictions on this field instead of line order.")
     ] = None,
     labels: Annotated[
-        Optional[str], typer.Option("--labels", "-l", help='Candidate labels [default: the distinct gold labels].')
+        Optional[str], typer.Option("--labels", "-l", help="Candidate labels [default: the distinct gold labels].")
     ] = None,
     label_map: Annotated[
         Optional[str], typer.Option(help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.')
@@ -61,8 +62,11 @@ def evaluate(
     spec: ModelSpec,
     multi_label: Annotated[
         bool,
-        typer.Option("--multi-label/--single-label", help="Score each label on its own even for single-label gold "
-                     "(multi-label gold always is); records' own settings are ignored."),
+        typer.Option(
+            "--multi-label/--single-label",
+            help="Score each label on its own even for single-label gold "
+            "(multi-label gold always is); records' own settings are ignored.",
+        ),
     ] = False,
     hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
     text_field: TextFieldOpt = None,
@@ -91,7 +95,9 @@ def evaluate(
             raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
         if data == STDIO and from_ == STDIO:
             raise ZstcError("DATA and --from cannot both be - (stdin)")
-        check_outputs({"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot})
+        check_outputs(
+            {"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot}
+        )
         if plot:
             rp.require_matplotlib()
         mapping = ev.parse_label_map(label_map)
@@ -118,9 +124,7 @@ def evaluate(
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
                 run = rp.run_metadata(loaded, hypothesis_template, evaluation)
-        result = rp.build_report(
-            evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping
-        )
+        result = rp.build_report(evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping)
         rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
         if report:
             rp.write_json(result, report)

@@ -91,8 +91,10 @@ def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
         print(f"zstc: error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
         raise typer.Exit(1) from None
 
+
 def terminate_as_interrupt(signum: int, frame: object) -> None:
     raise Terminated
+
 
 def read_labels_option(value: str | None) -> tuple[str, ...] | None:
     """``--labels a,b,c`` or ``--labels @file`` (one label per line)."""
@@ -110,6 +112,7 @@ def read_labels_option(value: str | None) -> tuple[str, ...] | None:
     except ValueError as exc:
         raise ZstcError(str(exc)) from None
 
+
 def record_defaults(
     labels: str | None, multi_label: bool, template: str, text_field: str | None, labels_field: str | None
 ) -> RecordDefaults:
@@ -118,6 +121,7 @@ def record_defaults(
     except ValueError as exc:
         raise ZstcError(f"--hypothesis-template: {exc}") from None
     return RecordDefaults(read_labels_option(labels), multi_label, template, text_field, labels_field)
+
 
 # Options shared by the commands that classify (classify, evaluate, serve), each declared once.
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id or local directory of the model.")]
@@ -139,7 +143,8 @@ LabelsFieldOpt = Annotated[
 ]
 
 MaxTokensOpt = Annotated[
-    Optional[int], typer.Option(min=1, help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192].")
+    Optional[int],
+    typer.Option(min=1, help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192]."),
 ]
 
 BatchSizeOpt = Annotated[
@@ -153,14 +158,18 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 DtypeOpt = Annotated[Dtype, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
 
 ScorerOpt = Annotated[
-    ScorerKind, typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L).")
+    ScorerKind,
+    typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L)."),
 ]
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 
-QuantizeOpt = Annotated[Quantize, typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels.")]
+QuantizeOpt = Annotated[
+    Quantize,
+    typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels."),
+]
 
 ThreadsOpt = Annotated[
     Optional[int],
@@ -202,4 +211,3 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
     run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
     return run
-

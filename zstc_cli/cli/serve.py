@@ -22,6 +22,7 @@ from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
 
+
 @model_options
 def serve(
     *,
@@ -32,7 +33,10 @@ def serve(
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
     max_batch_tokens: Annotated[
-        int, typer.Option(min=1, help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens).")
+        int,
+        typer.Option(
+            min=1, help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens)."
+        ),
     ] = DEFAULT_MAX_TOKENS,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="How long a request waits for others to be scored with it.")

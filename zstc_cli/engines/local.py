@@ -73,7 +73,9 @@ def classify_path(
     return classify_jobs(jobs, scorer, defaults, **options)
 
 
-def classify_jobs(jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any) -> RunSummary:
+def classify_jobs(
+    jobs: Sequence[Job], scorer: Scorer, defaults: RecordDefaults = RecordDefaults(), **options: Any
+) -> RunSummary:
     """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
     total = RunSummary(outputs=0)
     for job in jobs:

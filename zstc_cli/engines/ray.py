@@ -258,7 +258,10 @@ def classify_on_ray(
     jobs = plan(source, target, errors)
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
-    with _Outputs(jobs) as outputs, ray_session(options, worker_cpus(model)):  # the first outputs open before Ray starts
+    with (
+        _Outputs(jobs) as outputs,
+        ray_session(options, worker_cpus(model)),
+    ):  # the first outputs open before Ray starts
         # Closed while Ray is up: a run stopped by a bad record would otherwise leave Ray Data's iterator to be
         # finalized by the garbage collector after ray.shutdown(), where its cleanup fails with a traceback.
         with closing_without_masking(_results(source, jobs, model, defaults, window, keep, options)) as batches:
@@ -314,7 +317,9 @@ class _Outputs:
                 job = self.jobs[self.current]
                 job.make_folders()
                 self.write = self.stack.enter_context(open_output(job.target)).write
-                self.write_error = None if job.errors is None else self.stack.enter_context(open_output(job.errors)).write
+                self.write_error = (
+                    None if job.errors is None else self.stack.enter_context(open_output(job.errors)).write
+                )
         except BaseException:  # e.g. OUTPUT opened but --errors cannot be: discard what this job opened
             self.stack.__exit__(*sys.exc_info())
             raise

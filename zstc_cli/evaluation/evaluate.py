@@ -253,9 +253,7 @@ class Predictions:
         self.add(raw, len(self.ranked) + 1)
 
 
-def read_predictions(
-    source: str, id_field: str | None = None, candidates: Sequence[str] | None = None
-) -> Predictions:
+def read_predictions(source: str, id_field: str | None = None, candidates: Sequence[str] | None = None) -> Predictions:
     """Read a predictions file as ``zstc classify`` writes it; ``candidates``: the labels each line must rank."""
     predictions = Predictions(source, id_field, candidates)
     for number, raw in iter_lines(source):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
     if spec == "auto":
@@ -46,6 +47,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
         raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
     return device
 
+
 def cpu_has_native_bfloat16() -> bool | None:
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX on x86), where
     ``--dtype bfloat16`` runs 1.5-1.8x as fast as float32 (see the README's Performance); without it
@@ -54,6 +56,7 @@ def cpu_has_native_bfloat16() -> bool | None:
     if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:
         return None  # torch's probes are private: an older torch may not have them
     return any(probe() for probe in probes)
+
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     """``auto`` is float16 on CUDA (half the memory, tensor cores) and float32 elsewhere."""
@@ -64,6 +67,7 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     if spec == "float16" and device.type == "cpu":
         raise ZstcError("--dtype float16 is not supported on the CPU; use bfloat16 or float32")
     return DTYPES[spec]
+
 
 def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> str:
     """``nli`` for a sequence classifier with an entailment label, ``embedding`` for a sentence-transformers
@@ -88,6 +92,7 @@ def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> s
         f"labels {sorted(label2id)}); pass --scorer nli|embedding to force one"
     )
 
+
 def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, head: str = "nli"):
     """Load tokenizer and model once, in eval mode, on ``device``: a sequence-classification model for the
     ``nli`` head, the bare encoder (no task head) for ``embedding``."""
@@ -103,6 +108,7 @@ def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.
         raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line(exc)}") from exc
     return model.to(device).eval(), tokenizer
 
+
 def embedding_scorer(
     resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quantize: str = "none", **batching
 ) -> EmbeddingScorer:
@@ -117,6 +123,7 @@ def embedding_scorer(
     input_names = list(tokenizer.model_input_names)
     model = quantization.quantize(model, input_names, resolved.location, quantize, "last_hidden_state")
     return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, **batching)
+
 
 @dataclass
 class LoadedModel:
@@ -141,7 +148,9 @@ class LoadedModel:
         return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note})"
 
 
-def load_model(spec: ModelSpec, resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quiet: bool) -> LoadedModel:
+def load_model(
+    spec: ModelSpec, resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quiet: bool
+) -> LoadedModel:
     """Load ``spec``'s model (checked and resolved by :meth:`ModelSpec.check`) in its scorer."""
     from zstc_cli.models import quantize as quantization
 

@@ -156,5 +156,3 @@ def load_config(resolved: ResolvedModel):
         return AutoConfig.from_pretrained(resolved.location)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line(exc)}") from exc
-
-

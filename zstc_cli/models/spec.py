@@ -49,7 +49,11 @@ class ModelSpec:
 
         if self.scorer not in SCORERS:
             raise ZstcError(f"--scorer {self.scorer!r}: expected {', '.join(SCORERS)}")
-        for option, value in (("--threads", self.threads), ("--max-tokens", self.max_tokens), ("--batch-size", self.batch_size)):
+        for option, value in (
+            ("--threads", self.threads),
+            ("--max-tokens", self.max_tokens),
+            ("--batch-size", self.batch_size),
+        ):
             if value is not None and value < 1:
                 raise ZstcError(f"{option} {value}: expected 1 or more")
         from zstc_cli.models.loading import resolve_device, resolve_dtype
@@ -66,6 +70,7 @@ class ModelSpec:
 
         resolved, device, dtype = self.check()
         return load_model(self, resolved, device, dtype, quiet)
+
 
 def load_scorer(
     name: str = DEFAULT_MODEL,

@@ -46,7 +46,6 @@ class Scorer(ABC):
         return self.score(self.prepare(records))
 
 
-
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax in float64."""
     shifted = logits.astype(np.float64) - logits.max(axis=axis, keepdims=True)

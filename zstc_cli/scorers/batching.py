@@ -22,7 +22,9 @@ larger budget, which a GPU needs to be kept busy."""
 
 def budget(device_type: str, max_tokens: int | None = None, batch_size: int | None = None) -> tuple[int, int]:
     """Token budget and pairs per batch: as given, else the device's default (smaller on the CPU, see above)."""
-    tokens, pairs = (CPU_MAX_TOKENS, CPU_BATCH_SIZE) if device_type == "cpu" else (DEFAULT_MAX_TOKENS, DEFAULT_BATCH_SIZE)
+    tokens, pairs = (
+        (CPU_MAX_TOKENS, CPU_BATCH_SIZE) if device_type == "cpu" else (DEFAULT_MAX_TOKENS, DEFAULT_BATCH_SIZE)
+    )
     return tokens if max_tokens is None else max_tokens, pairs if batch_size is None else batch_size
 
 

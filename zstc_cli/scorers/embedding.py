@@ -123,7 +123,9 @@ class EmbeddingScorer(Scorer):
     ):
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
         self.max_length, self.pooling = max_length, pooling
-        self.max_tokens, self.batch_size = budget(self.device.type, max_tokens, batch_size)  # None: the device's default
+        self.max_tokens, self.batch_size = budget(
+            self.device.type, max_tokens, batch_size
+        )  # None: the device's default
         self.temperature = temperature
         self.multi_label_center, self.multi_label_temperature = multi_label_center, multi_label_temperature
         self.cache = EmbeddingCache(cache_size)

@@ -71,7 +71,9 @@ class NLIScorer(Scorer):
         batch_size: int | None = None,
     ):
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
-        self.max_tokens, self.batch_size = budget(self.device.type, max_tokens, batch_size)  # None: the device's default
+        self.max_tokens, self.batch_size = budget(
+            self.device.type, max_tokens, batch_size
+        )  # None: the device's default
         self.entailment_id = entailment_id(model.config.label2id)
         if self.entailment_id == -1:
             raise ModelError(

@@ -39,7 +39,6 @@ def stderr_log(message: str) -> None:
     print(f"zstc: {message}", file=sys.stderr)
 
 
-
 def fingerprint(uri: str) -> dict[str, Any] | None:
     """What identifies an input's content cheaply (size and mtime, or the S3 ETag); None for stdin."""
     if uri == STDIO:
@@ -138,7 +137,9 @@ class Run:
         for target, size in zip(self.targets, state.sizes):
             partial = partial_path(target)
             if not partial.exists() or partial.stat().st_size < size:
-                raise ZstcError(f"cannot resume: {partial} is missing or shorter than its checkpoint; rerun without --resume")
+                raise ZstcError(
+                    f"cannot resume: {partial} is missing or shorter than its checkpoint; rerun without --resume"
+                )
         self.state, self.resumed = state, True
 
     def open(self, stack: contextlib.ExitStack) -> None:

@@ -83,6 +83,7 @@ def partial_path(target: str) -> Path:
     path = Path(target)
     return path.with_name(f".{path.name}.partial")
 
+
 def checkpoint_path(target: str) -> Path:
     path = Path(target)
     return path.with_name(f".{path.name}.checkpoint")

@@ -70,12 +70,16 @@ def list_inputs(source: str) -> list[str] | None:
     The one place that decides which files a folder contributes, for every engine (local and Ray alike):
     ``*.jsonl`` and its compressed variants, recursively, skipping hidden files and hidden folders.
     """
-    listing = s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
+    listing = (
+        s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
+    )
     if listing is None:
         if not is_remote(source) and not Path(source).is_file():
             raise ZstcError(f"{source}: no such file or folder")
         return None
-    inputs = sorted(name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/")))
+    inputs = sorted(
+        name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/"))
+    )
     if not inputs:
         raise ZstcError(f"{source}: no *.jsonl files (or compressed variants) in this folder or prefix")
     return inputs

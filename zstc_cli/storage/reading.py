@@ -37,22 +37,27 @@ def open_input(uri: str) -> Iterator[BinaryIO]:
     with handle:
         yield handle
 
+
 def _zstd_errors() -> tuple[type[Exception], ...]:
     module = zstd_module()
     return () if module is None else (module.ZstdError,)
+
 
 def _decompression_errors() -> tuple[type[Exception], ...]:
     """What decompressors raise on bad data: EOFError when a stream is truncated, else the codec's own error
     (bz2 raises a plain OSError without an errno, see :func:`_is_corrupt_data`)."""
     return (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, *_zstd_errors())
 
+
 def _is_corrupt_data(exc: BaseException) -> bool:
     """Whether ``exc`` means bad compressed data; an OSError with an errno is the OS failing (a disk error)."""
     return isinstance(exc, _decompression_errors()) or (type(exc) is OSError and exc.errno is None)
 
+
 def read_failures() -> tuple[type[BaseException], ...]:
     """What reading an input may raise that is not a bug: the remote store or the decompressor failing."""
     return (*remote_failures(), *_decompression_errors())
+
 
 def read_error(uri: str, line: int, exc: BaseException) -> ZstcError | None:
     """One line for ``exc``, raised while reading line ``line`` of input ``uri``; None when it is not the
@@ -90,6 +95,7 @@ def numbered_lines(handle: Iterable[bytes], source: str | None = None) -> Iterat
         if error is None:
             raise
         raise error from exc
+
 
 def iter_lines(source: str, after_line: int = 0) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any

@@ -21,6 +21,7 @@ REMOTE_ERRORS: dict[str, str] = {
     "EndpointConnectionError": "cannot reach the S3 endpoint (check AWS_ENDPOINT_URL and the network)",
 }
 
+
 def error_code(exc: BaseException) -> str | None:
     """The S3/botocore error code behind ``exc``, however smart-open wrapped it."""
     seen: BaseException | None = exc
@@ -34,12 +35,14 @@ def error_code(exc: BaseException) -> str | None:
     match = re.search(r"\((\w+)\) when calling", str(exc)) or re.search(r"\b(No\w+Error|NoSuch\w+)\b", str(exc))
     return match.group(1) if match else None
 
+
 def remote_error(uri: str, exc: BaseException) -> ZstcError:
     """One line saying what went wrong with a remote object: missing key or bucket, bad credentials..."""
     hint = REMOTE_ERRORS.get(error_code(exc) or "")
     if hint is None:
         hint = "cannot access: " + ((str(exc).strip().splitlines() or [type(exc).__name__])[0])
     return ZstcError(f"{uri}: {hint.format(bucket=urlparse(uri).netloc)}")
+
 
 def remote_failures() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the remote store failed", as opposed to a bug: OSError and botocore's own."""
@@ -52,10 +55,12 @@ def _split_s3(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     return parsed.netloc, parsed.path.lstrip("/")
 
+
 def _s3_client():
     import boto3
 
     return boto3.client("s3")
+
 
 def s3_head(uri: str) -> dict[str, Any]:
     """The object's metadata (size, ETag); a missing key, bucket or bad credentials raise one clear line."""
@@ -64,6 +69,7 @@ def s3_head(uri: str) -> dict[str, Any]:
         return _s3_client().head_object(Bucket=bucket, Key=key)
     except remote_failures() as exc:
         raise remote_error(uri, exc) from exc
+
 
 def s3_listing(uri: str) -> list[str] | None:
     """Input keys under an S3 prefix relative to it, or None when ``uri`` names an existing object."""

@@ -43,11 +43,13 @@ def fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
+
 def put_in_place(target: str) -> None:
     """Rename a target's partial (:func:`~zstc_cli.storage.files.partial_path`) onto it, durably."""
     partial = partial_path(target)
     os.replace(partial, target)
     fsync_dir(partial.parent)
+
 
 class Sink:
     """One output stream written window by window: a local partial file, stdout, or a remote object."""
@@ -119,6 +121,7 @@ def _umask_mode() -> int:
     os.umask(umask)
     return 0o666 & ~umask
 
+
 @contextlib.contextmanager
 def open_output(uri: str) -> Iterator[BinaryIO]:
     """Open ``uri`` for binary writing. Local files appear only if the block completes without error."""
@@ -132,7 +135,9 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
             yield handle
         return
     target = Path(uri)
-    fd, tmp = in_folder_of(uri, lambda folder: tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder))
+    fd, tmp = in_folder_of(
+        uri, lambda folder: tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder)
+    )
     os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
