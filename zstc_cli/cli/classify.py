@@ -103,7 +103,8 @@ def classify(
                 raise ZstcError("--resume works with the local engine only")
             summary = _classify_on_ray(
                 input, output, spec, defaults, window,
-                keep_fields, errors if on_error == OnError.skip else None, ray_address, num_workers, gpus_per_worker, quiet,
+                keep_fields, errors if on_error == OnError.skip else None,
+                ray_address, num_workers, gpus_per_worker, quiet,
             )  # fmt: skip
         elif ray_address is not None or num_workers is not None or gpus_per_worker:
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")

@@ -55,7 +55,8 @@ def serve(
 
     `/invocations` takes `{"inputs": "text" or ["texts"], "parameters": {"candidate_labels": [...],
     "multi_label": false}}` (application/json) or records one per line (application/jsonlines) and answers
-    `{"sequence", "labels", "scores"}`. Concurrent requests are scored together (`--no-batching`: one by one). OpenAPI docs at `/docs`.
+    `{"sequence", "labels", "scores"}`. Concurrent requests are scored together (`--no-batching`: one by one).
+    OpenAPI docs at `/docs`.
 
         zstc serve --model ./my-nli-model --port 8080
 

@@ -145,7 +145,8 @@ class LoadedModel:
         """One line for run summaries and reports; says so when bfloat16 is emulated, hence slow, on this CPU."""
         slow = self.precision == "bfloat16" and self.device.type == "cpu" and cpu_has_native_bfloat16() is False
         note = ", emulated on this CPU: slower than float32" if slow else ""
-        return f"{self.resolved.name} ({self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note})"
+        where = f"{self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note}"
+        return f"{self.resolved.name} ({where})"
 
 
 def load_model(

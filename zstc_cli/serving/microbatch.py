@@ -2,7 +2,8 @@
 
 Packing the pairs of many small requests into full, length-sorted batches is what an accelerator needs to
 be kept busy (on 2 CPU cores a request with 10 labels already fills them, and batching measured no faster
-than one by one, see the README's Serving). A single worker collects queued requests for at most ``max_wait_ms`` (or until an estimated token budget is reached),
+than one by one, see the README's Serving). A single worker collects queued requests for at most
+``max_wait_ms`` (or until an estimated token budget is reached),
 scores all their records with one ``prepare`` + ``score`` in a model thread (the event loop keeps accepting
 requests meanwhile) and hands each request its own slice of the scores. The queue is bounded so an
 overloaded server refuses work (:class:`Overloaded`) instead of growing latency without limit.
