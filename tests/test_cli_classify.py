@@ -169,8 +169,8 @@ def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
 def test_tokenizer_failure_in_the_background_thread_names_the_lines(tmp_path, bert_nli):
     """prepare() runs in a background thread; its failures still stop the run with an error naming the lines."""
     from zstc_cli.errors import ZstcError
-    from zstc_cli.pipeline import classify_stream
-    from zstc_cli.records import RecordDefaults, iter_records
+    from zstc_cli.pipeline import classify_stream, iter_records
+    from zstc_cli.records import RecordDefaults
 
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
 

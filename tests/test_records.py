@@ -1,7 +1,8 @@
 import pytest
 
 from zstc_cli.errors import RecordError
-from zstc_cli.records import RecordDefaults, check_template, iter_records, parse_line
+from zstc_cli.pipeline import iter_records
+from zstc_cli.records import RecordDefaults, check_template, parse_line
 from zstc_cli.results import result_line, result_object
 
 DEFAULTS = RecordDefaults()

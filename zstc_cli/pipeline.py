@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from zstc_cli.errors import RecordError, ZstcError, scoring_failure
-from zstc_cli.records import Record
+from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
+from zstc_cli.storage.reading import iter_lines
 
 if TYPE_CHECKING:  # the pipeline runs any scorer it is given; importing scorers would import torch
     from zstc_cli.scorers.base import Scorer
@@ -76,6 +77,16 @@ class RunSummary:
     @property
     def rate(self) -> float:
         return (self.records - self.resumed) / self.seconds if self.seconds > 0 else 0.0
+
+
+def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
+    """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
+
+    Errors are yielded rather than raised so the caller decides between stopping and skipping,
+    and so that every input line ends up either in the output or in the error log. Lines up to
+    ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
+    """
+    yield from parse_lines(source, iter_lines(source, after_line), defaults)
 
 
 def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:

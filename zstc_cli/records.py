@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from zstc_cli.errors import RecordError
-from zstc_cli.storage.reading import iter_lines
 
 DEFAULT_TEMPLATE = "This example is {}."
 TEXT_FIELDS = ("text", "inputs", "sequence")
@@ -171,16 +170,6 @@ def json_type(value: Any) -> str:
 def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
     """Decode and validate one JSON line."""
     return record_from_object(decode_line(raw, line), line, defaults)
-
-
-def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
-    """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
-
-    Errors are yielded rather than raised so the caller decides between stopping and skipping,
-    and so that every input line ends up either in the output or in the error log. Lines up to
-    ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
-    """
-    yield from parse_lines(source, iter_lines(source, after_line), defaults)
 
 
 def parse_lines(

@@ -1,22 +1,26 @@
 """What a run writes: records' labels ranked by score, as output lines, and bad records as ``--errors`` lines.
 
-Torch-free, so the CLI, the server and evaluation can use it without loading the model's stack.
+Torch-free (numpy is imported when ranking), so the CLI, the server and evaluation use it at no cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from zstc_cli.errors import RecordError
 from zstc_cli.records import Record
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def rank(labels: Sequence[str], scores: np.ndarray) -> tuple[list[str], list[float]]:
     """Labels and scores by descending score; ties keep the record's label order."""
+    import numpy as np  # here: the CLI imports this module for --keep, and --help must stay quick
+
     order = np.argsort(-scores, kind="stable")
     return [labels[i] for i in order], [float(scores[i]) for i in order]
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from zstc_cli.pipeline import RunSummary
 from zstc_cli.storage.files import STDIO, compression_of, is_remote
-from zstc_cli.storage.reading import numbered_lines
+
+if TYPE_CHECKING:
+    from zstc_cli.pipeline import RunSummary
 
 COUNT_BUFFER = 1 << 20
 
@@ -21,6 +23,8 @@ def count_lines(uri: str) -> int | None:
         return None
     try:
         with open(uri, "rb", buffering=COUNT_BUFFER) as handle:
+            from zstc_cli.storage.reading import numbered_lines  # smart_open: imported when a run starts
+
             return sum(1 for _ in numbered_lines(handle))  # about 1 GB/s
     except OSError:
         return None

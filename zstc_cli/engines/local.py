@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream
-from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, iter_records, record_from_object
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records
+from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, record_from_object
 from zstc_cli.results import assemble
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
 from zstc_cli.storage.jobs import Job, plan_jobs

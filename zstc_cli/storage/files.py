@@ -18,8 +18,6 @@ import lzma
 from pathlib import Path
 from typing import Any
 
-import smart_open
-
 STDIO = "-"
 CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
 
@@ -30,6 +28,8 @@ def is_remote(uri: str) -> bool:
 
 def compression_of(uri: str) -> str:
     suffix = Path(uri.split("?", 1)[0]).suffix.lower()
+    import smart_open  # here, not at import: it imports boto3, which `zstc --help` must not pay for
+
     return suffix if suffix in smart_open.compression.get_supported_extensions() else "disable"
 
 
@@ -74,6 +74,8 @@ def encode_chunk(data: bytes, compression: str) -> bytes:
     if compression == ".gz":
         return gzip.compress(data, mtime=0)
     buffer = _KeptBuffer()
+    import smart_open
+
     with smart_open.compression.compression_wrapper(buffer, "wb", compression=compression) as handle:
         handle.write(data)
     return buffer.getvalue()

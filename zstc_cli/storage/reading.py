@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import smart_open
-
 from zstc_cli.errors import RecordError, ZstcError, one_line
 from zstc_cli.storage.files import CODECS, STDIO, compression_of, is_remote, zstd_module
 from zstc_cli.storage.s3 import error_code, remote_error, remote_failures
@@ -31,6 +29,8 @@ def open_input(uri: str) -> Iterator[BinaryIO]:
     if not is_remote(uri) and not Path(uri).is_file():
         raise ZstcError(f"{uri}: {'a folder, not a file' if Path(uri).is_dir() else 'no such file'}")
     try:
+        import smart_open  # here: it imports boto3, which only a run pays for (not `zstc --help`)
+
         handle = smart_open.open(uri, "rb", compression=compression_of(uri))
     except remote_failures() as exc:
         raise remote_error(uri, exc) from exc
