@@ -74,7 +74,7 @@ def per_token(x: torch.Tensor) -> torch.Tensor:
 
 def layer_linears(model: torch.nn.Module) -> list[torch.nn.Linear]:
     """The Linear layers ``--quantize int8`` makes int8: those inside the repeated layers (see
-    :func:`zstc_cli.quantize.outside_layers`)."""
+    :func:`zstc_cli.models.quantize.outside_layers`)."""
     return [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and in_layers(name)]
 
 

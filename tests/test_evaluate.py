@@ -1,4 +1,4 @@
-"""Reading gold labels, label maps and joining predictions (zstc_cli.evaluate), in process."""
+"""Reading gold labels, label maps and joining predictions (zstc_cli.evaluation.evaluate), in process."""
 
 from __future__ import annotations
 

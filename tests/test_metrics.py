@@ -1,4 +1,4 @@
-"""Every metric of zstc_cli.metrics against scikit-learn, and against answers worked out by hand."""
+"""Every metric of zstc_cli.evaluation.metrics against scikit-learn, and against answers worked out by hand."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def classify_file(
 
     With ``errors`` set, bad records go to that file and the run continues; otherwise the first bad record
     raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind. Local outputs are
-    checkpointed after every window; ``resume`` continues an interrupted run (see :mod:`zstc_cli.checkpoint`).
+    checkpointed after every window; ``resume`` continues an interrupted run (see :mod:`zstc_cli.storage.checkpoint`).
     ``tee``, if given, also receives each output line as it is written (evaluate scores them without reading
     stdout or S3 back).
     """
@@ -67,7 +67,7 @@ def classify_path(
     **options: Any,
 ) -> RunSummary:
     """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
-    ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.locations`)."""
+    ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.storage.jobs`)."""
     errors = options.pop("errors", None)
     jobs = plan_jobs(os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors))
     return classify_jobs(jobs, scorer, defaults, **options)

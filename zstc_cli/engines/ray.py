@@ -1,13 +1,13 @@
 """The Ray engine: the local engine's read → validate → score → assemble flow, spread over a Ray cluster.
 
-The run follows the local engine's plan (:func:`zstc_cli.locations.plan_jobs`): one file in gives one
+The run follows the local engine's plan (:func:`zstc_cli.storage.jobs.plan_jobs`): one file in gives one
 output; a folder or ``s3://`` prefix gives one ``NAME.out`` (and ``NAME.errors``) per input file, with the
 same names and refusals. Ray Data streams the planned input files as blocks of raw lines tagged with their
 file and line number. A pool of actors, each holding one copy of the model, validates, scores and
 assembles each block with the same functions the local engine calls (``records.parse_lines``,
-``Scorer.score_records``, ``rank``, ``records.result_line``), so results equal the local engine's.
+``Scorer.score_records``, ``results.assemble``), so results equal the local engine's.
 The driver receives the blocks back in input order (Ray Data's ``preserve_order``: no global sort or
-shuffle) and writes each file's lines to that file's outputs through :func:`zstc_cli.io.open_output`.
+shuffle) and writes each file's lines to that file's outputs through :func:`zstc_cli.storage.writer.open_output`.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def classify_on_ray(
 ) -> RunSummary:
     """Classify ``source`` (a file, folder or ``s3://`` prefix) into ``target`` on a Ray cluster.
 
-    Same contract as :func:`zstc_cli.api.classify_path`: one file gives one ``target``; a folder or prefix
+    Same contract as :func:`zstc_cli.engines.local.classify_path`: one file gives one ``target``; a folder or prefix
     gives ``target/NAME.out`` per input file (and ``errors/NAME.errors`` with ``errors``), each in input
     order. The first bad record raises its :class:`RecordError` unless ``errors`` is set, leaving the outputs
     of the files before it complete and none for its own; the summary counts every input record.
@@ -288,7 +288,7 @@ class _Outputs:
     """The planned jobs' outputs, opened in plan order as results reach each job's file.
 
     Results arrive in input order, so once a later file's rows arrive a job is complete: its outputs are
-    closed then (a local file appears only then, see :func:`~zstc_cli.io.open_output`), and a file with no
+    closed then (a local file appears only then, see :func:`~zstc_cli.storage.writer.open_output`), and a file with no
     rows (empty or blank lines only) still gets its empty outputs, as with the local engine. On a failure
     the outputs of the job being written are discarded, and later jobs' are never created.
     """

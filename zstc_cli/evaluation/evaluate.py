@@ -249,7 +249,7 @@ class Predictions:
         self.sequences.append(obj.get("sequence"))
 
     def add_output_line(self, raw: bytes) -> None:
-        """Keep a line as ``classify`` writes it (the ``tee`` of :func:`~zstc_cli.api.classify_file`)."""
+        """Keep a line as ``classify`` writes it (the ``tee`` of :func:`~zstc_cli.engines.local.classify_file`)."""
         self.add(raw, len(self.ranked) + 1)
 
 

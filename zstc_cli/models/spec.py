@@ -86,7 +86,7 @@ def load_scorer(
     """``ModelSpec(...).load(quiet)`` with keyword options: resolve ``name`` and load it in its scorer.
 
     ``scorer`` is ``auto`` (chosen from the model), ``nli`` or ``embedding``; ``quantize="int8"`` scores
-    with an int8 ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.quantize`); ``threads`` sets
+    with an int8 ONNX Runtime copy of the model (CPU only, see :mod:`zstc_cli.models.quantize`); ``threads`` sets
     torch's CPU threads (default: torch's own). ``max_tokens`` and ``batch_size`` default to the device's budget
     (2048 tokens and 64 pairs on the CPU, 8192 and 128 elsewhere).
     """

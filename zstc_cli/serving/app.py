@@ -5,7 +5,7 @@ hosted payload ``{"inputs": text | [texts], "parameters": {...}}`` as ``applicat
 pipeline's ``{sequence, labels, scores}`` (a list of them for a list of inputs), or ``application/jsonlines``
 with one record per line in any shape classify reads, answered by one line per record. So client code written
 for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so the rules are
-classify's, and scored through a :class:`~zstc_cli.microbatch.MicroBatcher`, which packs the pairs of concurrent
+classify's, and scored through a :class:`~zstc_cli.serving.microbatch.MicroBatcher`, which packs the pairs of concurrent
 requests into shared forward passes. The model loads after the port is open, so an orchestrator sees a live,
 loading server.
 """

@@ -1,7 +1,7 @@
 """Crash-safe outputs and ``--resume``: a partial file beside each local target, a checkpoint per window.
 
 A local OUTPUT (and ``--errors`` file) is written to ``.NAME.partial`` in the target's folder. After every
-window the new bytes (one compressed member per window, see :func:`~zstc_cli.io.encode_chunk`) are flushed
+window the new bytes (one compressed member per window, see :func:`~zstc_cli.storage.files.encode_chunk`) are flushed
 and fsync'ed, then ``.NAME.checkpoint`` records the last input line accounted for, the durable size of each
 partial, the counts so far, the input's identity and the settings that affect results. Only a complete run
 renames the partials onto the targets, so a killed run never leaves a finished-looking file. Before those

@@ -83,7 +83,7 @@ def numbered_lines(handle: Iterable[bytes], source: str | None = None) -> Iterat
     """Yield ``(line_number, raw_line)`` for each non-blank line of an open binary stream.
 
     With ``source`` named, a remote store failing mid-read, or a truncated or corrupt compressed input, is
-    one clear line naming the line being read (see :func:`~zstc_cli.io.read_error`), not a traceback.
+    one clear line naming the line being read (see :func:`~zstc_cli.storage.reading.read_error`), not a traceback.
     """
     read = 0  # lines read so far, blank ones included, so that a failure names the exact line
     try:
