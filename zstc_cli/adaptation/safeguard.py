@@ -1,0 +1,106 @@
+"""Deciding, without labels, whether the refined scorer is adopted.
+
+Refinement amplifies whatever structure zero-shot found. When zero-shot is weak, EM still converges, to
+the corpus' own clusters, which need not be the labels; when the corpus has no structure, the prototypes
+are noise. The safeguard measures both on the sample, with figures whose meaning does not depend on the
+data set, and adopts the refinement only when it passes both tests:
+
+- ``anchoring`` (drift): the share of labels whose refined class the zero-shot scorer still recognises as
+  that label: the records the refined scorer gives to label ``j`` have, on average, a higher zero-shot
+  logit for ``j`` than for any other label. A class that zero-shot itself would call something else has
+  drifted to another meaning; one such label is enough to decline (the threshold is "every label", not a
+  tuned share).
+- ``stability`` (noise): Cohen's kappa between the labels that two refinements fitted on disjoint random
+  halves of the sample give the whole sample. Structure in the corpus is found from either half. But the
+  halves share the hypotheses, which alone make them agree somewhat, so the figure is compared with the
+  same figure on structureless data: :data:`NULL_DRAWS` samples from one Gaussian with the sample's mean
+  and covariance (the gap statistic's reference, Tibshirani et al. 2001), normalised like embeddings and
+  scored with the same hypotheses. Adopting needs stability above the null's mean by two of its
+  standard deviations (the usual bar of significance) *and* at least :data:`STABILITY_BAR`, the lower
+  bound of "substantial" agreement (Landis and Koch, 1977). Both bars were fixed before measuring.
+
+``agreement`` and ``kappa`` (between zero-shot and refined labels on the sample) are reported to say how
+much the refinement changed, not used in the decision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import fit_temperature, softmax
+from .prototypes import Refinement, refine
+
+STABILITY_BAR = 0.6
+NULL_DRAWS = 5
+
+
+def cohen_kappa(first: np.ndarray, second: np.ndarray, labels: int) -> float:
+    """Agreement beyond chance of two labelings (1: identical, 0: as good as independent)."""
+    observed = float(np.mean(first == second))
+    chance = float(np.bincount(first, minlength=labels) @ np.bincount(second, minlength=labels)) / first.size**2
+    return 1.0 if chance >= 1.0 else (observed - chance) / (1.0 - chance)
+
+
+def anchoring(refinement: Refinement, zero_shot_logits: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    """Per label, whether the refined class is still nearest its own label in zero-shot terms."""
+    responsibilities = softmax(refinement.logits(texts))
+    mass = np.maximum(responsibilities.sum(axis=0), 1e-12)
+    class_means = responsibilities.T @ zero_shot_logits / mass[:, None]  # (label, zero-shot label)
+    return class_means.argmax(axis=1) == np.arange(zero_shot_logits.shape[1])
+
+
+def split_half_stability(texts: np.ndarray, hypotheses: np.ndarray, rng: np.random.Generator) -> float:
+    """Kappa between the labels of two refinements fitted on disjoint random halves of ``texts``."""
+    zero_shot_logits = zero_shot(texts, hypotheses)
+    order = rng.permutation(len(texts))
+    halves = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
+    fits = [refine(texts[half], zero_shot_logits[half]) for half in halves]
+    first, second = (fit.logits(texts).argmax(axis=1) for fit in fits)
+    return cohen_kappa(first, second, hypotheses.shape[0])
+
+
+def zero_shot(texts: np.ndarray, hypotheses: np.ndarray) -> np.ndarray:
+    """Calibrated zero-shot logits (see :mod:`.calibration`)."""
+    cosines = texts @ hypotheses.T
+    return cosines / fit_temperature(cosines)
+
+
+def structureless(texts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors drawn from one Gaussian with the mean and covariance of ``texts``: no clusters."""
+    centred = texts - texts.mean(axis=0)
+    draws = texts.mean(axis=0) + rng.standard_normal((len(texts), len(texts))) @ centred / np.sqrt(len(texts) - 1)
+    return draws / np.maximum(np.linalg.norm(draws, axis=1, keepdims=True), 1e-12)
+
+
+def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, seed: int) -> dict:
+    """The safeguard's decision on a refinement fitted to this sample (unit ``texts`` (n, d), unit
+    ``hypotheses`` (L, d)), with the figures behind it. Deterministic given ``seed``."""
+    texts, hypotheses = np.asarray(texts, np.float64), np.asarray(hypotheses, np.float64)
+    labels = hypotheses.shape[0]
+    zero_shot_logits = zero_shot(texts, hypotheses)
+    before = zero_shot_logits.argmax(axis=1)
+    after = refinement.logits(texts).argmax(axis=1)
+    anchored = anchoring(refinement, zero_shot_logits, texts)
+    rng = np.random.default_rng(seed)
+    stability = split_half_stability(texts, hypotheses, rng)
+    null = [split_half_stability(structureless(texts, rng), hypotheses, rng) for _ in range(NULL_DRAWS)]
+    null_bar = float(np.mean(null) + 2 * np.std(null, ddof=1))
+    reasons = []
+    if not anchored.all():
+        reasons.append(f"{int((~anchored).sum())} of {labels} refined labels drifted from their label")
+    if stability < max(STABILITY_BAR, null_bar):
+        reasons.append(
+            f"split-half stability {stability:.2f} below {max(STABILITY_BAR, null_bar):.2f} "
+            f"(substantial: {STABILITY_BAR}; structureless data: {null_bar:.2f}): no reproducible structure"
+        )
+    figures = {
+        "anchoring": float(anchored.mean()), "drifted": np.flatnonzero(~anchored).tolist(),
+        "stability": round(stability, 4), "null_stability": round(float(np.mean(null)), 4),
+        "null_bar": round(null_bar, 4), "agreement": round(float(np.mean(before == after)), 4),
+        "kappa": round(cohen_kappa(before, after, labels), 4), "records": len(texts),
+    }  # fmt: skip
+    return {
+        "adopted": not reasons,
+        "reasons": reasons or ["every label anchored and structure reproducible"],
+        "figures": figures,
+    }
