@@ -60,7 +60,8 @@ def fit_embedding(
     if decision is None:
         refinement = refine(texts, zero_shot)
         decision = judge(refinement, texts, hypotheses, seed)
-        decision["figures"]["drifted"] = [labels[i] for i in decision["figures"]["drifted"]]
+        for key in ("drifted", "impure"):
+            decision["figures"][key] = [labels[i] for i in decision["figures"][key]]
     return AdaptationState(
         model=model, scorer="embedding", templates=tuple(templates), labels=tuple(labels), calibration=calibration,
         priors=estimate_priors(softmax(zero_shot)), refinement=refinement, decision=decision,

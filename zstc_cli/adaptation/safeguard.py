@@ -3,7 +3,14 @@
 Refinement amplifies whatever structure zero-shot found. When zero-shot is weak, EM still converges, to
 the corpus' own clusters, which need not be the labels; when the corpus has no structure, the prototypes
 are noise. The safeguard measures both on the sample, with figures whose meaning does not depend on the
-data set, and adopts the refinement only when it passes both tests:
+data set, and adopts the refinement only when it passes all three tests:
+
+- ``purity`` (weak zero-shot): a prototype is the mean of the texts weighted by the zero-shot posteriors,
+  so it points at its label's texts only if most of its mass comes from them. Under the calibrated
+  posteriors (:mod:`.calibration`) the expected share of label ``j``'s mass that truly has label ``j`` is
+  ``sum_i p_ij^2 / sum_i p_ij``. Every label must expect a majority (more than half): otherwise the
+  prototype is mostly other labels' texts and refinement amplifies zero-shot's errors. This is the test
+  that tells weak zero-shot (10 labels at 20-40% accuracy) from strong (2 labels at 65-70%).
 
 - ``anchoring`` (drift): the share of labels whose refined class the zero-shot scorer still recognises as
   that label: the records the refined scorer gives to label ``j`` have, on average, a higher zero-shot
@@ -31,6 +38,7 @@ from .calibration import fit_temperature, softmax
 from .prototypes import Refinement, refine
 
 STABILITY_BAR = 0.6
+PURITY_BAR = 0.5  # a majority of each prototype's mass from its own label
 
 
 def cohen_kappa(first: np.ndarray, second: np.ndarray, labels: int) -> float:
@@ -38,6 +46,12 @@ def cohen_kappa(first: np.ndarray, second: np.ndarray, labels: int) -> float:
     observed = float(np.mean(first == second))
     chance = float(np.bincount(first, minlength=labels) @ np.bincount(second, minlength=labels)) / first.size**2
     return 1.0 if chance >= 1.0 else (observed - chance) / (1.0 - chance)
+
+
+def purity(zero_shot_logits: np.ndarray) -> np.ndarray:
+    """Per label, the expected share of its prototype's mass that comes from records of that label."""
+    posteriors = softmax(zero_shot_logits)
+    return (posteriors**2).sum(axis=0) / np.maximum(posteriors.sum(axis=0), 1e-12)
 
 
 def anchoring(refinement: Refinement, zero_shot_logits: np.ndarray, texts: np.ndarray) -> np.ndarray:
@@ -73,20 +87,25 @@ def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, see
     before = zero_shot_logits.argmax(axis=1)
     after = refinement.logits(texts).argmax(axis=1)
     anchored = anchoring(refinement, zero_shot_logits, texts)
+    pure = purity(zero_shot_logits)
     rng = np.random.default_rng(seed)
     stability = split_half_stability(texts, hypotheses, rng)
     reasons = []
+    if pure.min() <= PURITY_BAR:
+        impure = int((pure <= PURITY_BAR).sum())
+        reasons.append(f"{impure} of {labels} labels expect no majority of their own records (purity {pure.min():.2f})")
     if not anchored.all():
         reasons.append(f"{int((~anchored).sum())} of {labels} refined labels drifted from their label")
     if stability < STABILITY_BAR:
         reasons.append(f"split-half stability {stability:.2f} < {STABILITY_BAR}: no reproducible structure")
     figures = {
+        "purity": round(float(pure.min()), 4), "impure": np.flatnonzero(pure <= PURITY_BAR).tolist(),
         "anchoring": float(anchored.mean()), "drifted": np.flatnonzero(~anchored).tolist(),
         "stability": round(stability, 4), "agreement": round(float(np.mean(before == after)), 4),
         "kappa": round(cohen_kappa(before, after, labels), 4), "records": len(texts),
     }  # fmt: skip
     return {
         "adopted": not reasons,
-        "reasons": reasons or ["every label anchored and structure reproducible"],
+        "reasons": reasons or ["every label pure and anchored, structure reproducible"],
         "figures": figures,
     }
