@@ -9,9 +9,9 @@ data set, and adopts the refinement only when it passes all three tests:
   so it points at its label's texts only if most of its mass comes from them. Under the calibrated
   posteriors (:mod:`.calibration`) the expected share of label ``j``'s mass that truly has label ``j`` is
   ``sum_i p_ij^2 / sum_i p_ij``. Every label must expect a majority (more than half): otherwise the
-  prototype is mostly other labels' texts and refinement amplifies zero-shot's errors. This is the test
-  that tells weak zero-shot (10 labels at 20-40% accuracy) from strong (2 labels at 65-70%).
-
+  prototype is mostly other labels' texts and refinement amplifies zero-shot's errors. The posteriors
+  have unit-spread logits, which are rarely that sharp with many labels: in practice the refinement is
+  adopted for few labels with a clear zero-shot signal, and the rule errs towards plain zero-shot.
 - ``anchoring`` (drift): the share of labels whose refined class the zero-shot scorer still recognises as
   that label: the records the refined scorer gives to label ``j`` have, on average, a higher zero-shot
   logit for ``j`` than for any other label. A class that zero-shot itself would call something else has
