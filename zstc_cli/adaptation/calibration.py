@@ -1,0 +1,124 @@
+"""Turning cosines into scores with constants measured on the run's own (unlabeled) sample.
+
+A fixed softmax temperature or sigmoid centre only fits the model it was measured on: all-MiniLM-L6-v2
+spreads text-label cosines around 0.1-0.5, e5/gte/bge around 0.7-0.9 with a much narrower spread. Every
+constant here is instead a statistic of the sample's cosine matrix ``C`` (records x labels), so the scores
+do not change when a model's cosines are shifted or scaled (``a + b * C`` gives the same scores):
+
+- **temperature** (single-label): the pooled standard deviation of a record's cosines across its labels,
+  so the softmax logits ``C / T`` have unit spread whatever the model's range. The ranking is the
+  cosines' own: no per-label offset is subtracted. (Centring each label on its mean cosine over the
+  corpus removes hubness, but that mean also grows with the label's prevalence, so it penalises the
+  common labels of an unbalanced corpus.)
+- **multi-label**: per label, a two-component Gaussian mixture with a shared variance fitted by EM to the
+  label's cosines over the sample: records about the label and the rest. The score is the
+  posterior of the upper component, a logistic in the cosine (today's ``sigmoid((c - c0) / s)`` form) whose
+  centre and slope come from the data; 0.5 is where a record is as likely to be about the label as not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIXTURE_ITERATIONS = 200
+TINY = 1e-12
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning for large |x|
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One temperature for single-label, and per-label logistic (slope, intercept) for multi-label."""
+
+    temperature: float  # pooled across-label spread of the cosines
+    slopes: np.ndarray  # (L,) multi-label logit = slope * cos + intercept
+    intercepts: np.ndarray  # (L,)
+
+    def logits(self, cosines: np.ndarray) -> np.ndarray:
+        """Single-label logits: cosines over the temperature (add log-priors, then softmax)."""
+        return np.asarray(cosines, np.float64) / self.temperature
+
+    def single_label(self, cosines: np.ndarray) -> np.ndarray:
+        """Probabilities across each record's labels (rows sum to 1)."""
+        return softmax(self.logits(cosines))
+
+    def multi_label(self, cosines: np.ndarray) -> np.ndarray:
+        """Independent per-label probabilities in [0, 1]."""
+        return sigmoid(self.slopes * np.asarray(cosines, np.float64) + self.intercepts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "temperature": self.temperature,
+            "slopes": self.slopes.tolist(), "intercepts": self.intercepts.tolist(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        arrays = {key: np.asarray(data[key], np.float64) for key in ("slopes", "intercepts")}
+        return cls(temperature=float(data["temperature"]), **arrays)
+
+
+def fit_temperature(cosines: np.ndarray) -> float:
+    """The pooled across-label standard deviation of a sample's cosines (its spread over the records when
+    there is one label)."""
+    cosines = np.asarray(cosines, np.float64)
+    spread = np.sqrt(np.mean(cosines.var(axis=1, ddof=1))) if cosines.shape[1] > 1 else cosines.std()
+    return float(max(spread, TINY))
+
+
+def fit_calibration(cosines: np.ndarray) -> Calibration:
+    """Calibrate from a sample's cosine matrix (records x labels, at least 2 records)."""
+    cosines = np.asarray(cosines, np.float64)
+    if cosines.ndim != 2 or cosines.shape[0] < 2:
+        raise ValueError("calibration needs a (records x labels) cosine matrix with at least 2 records")
+    fits = [upper_component_logistic(column) for column in cosines.T]
+    slopes, intercepts = (np.array(values) for values in zip(*fits))
+    return Calibration(fit_temperature(cosines), slopes, intercepts)
+
+
+def upper_component_logistic(values: np.ndarray) -> tuple[float, float]:
+    """Fit two Gaussians with a shared variance to ``values`` by EM; return the (slope, intercept) of the
+    upper component's posterior, ``sigmoid(slope * v + intercept)``.
+
+    Started from a split at the mean (the data's own centre of mass, no tuned quantile). A shared variance
+    keeps the posterior monotone in the cosine: a higher cosine never makes a label less likely.
+    """
+    values = np.asarray(values, np.float64)
+    spread = values.std()
+    if spread < TINY:
+        return 0.0, -np.log(values.size)  # constant cosines: no evidence for any record
+    upper = values > values.mean()
+    weight = upper.mean()
+    low, high = values[~upper].mean(), values[upper].mean()
+    variance = np.mean(np.where(upper, values - high, values - low) ** 2)
+    for _ in range(MIXTURE_ITERATIONS):
+        slope = (high - low) / variance
+        intercept = np.log(weight / (1 - weight)) - (high**2 - low**2) / (2 * variance)
+        posterior = sigmoid(slope * values + intercept)
+        mass = posterior.sum()
+        if mass < TINY or mass > values.size - TINY:
+            break
+        new_weight = mass / values.size
+        new_high = (posterior * values).sum() / mass
+        new_low = ((1 - posterior) * values).sum() / (values.size - mass)
+        new_variance = (posterior * (values - new_high) ** 2 + (1 - posterior) * (values - new_low) ** 2).mean()
+        new_variance = max(new_variance, (spread * 1e-3) ** 2)
+        converged = abs(new_high - high) + abs(new_low - low) < 1e-9 * spread
+        weight, high, low, variance = new_weight, new_high, new_low, new_variance
+        if converged:
+            break
+    weight = float(np.clip(weight, 1e-6, 1 - 1e-6))
+    slope = (high - low) / variance
+    intercept = np.log(weight / (1 - weight)) - (high**2 - low**2) / (2 * variance)
+    return float(slope), float(intercept)
