@@ -5,12 +5,12 @@ numpy only: callers embed or score the sample and pass matrices in; :class:`Adap
 result, a small JSON-able dict once saved (``to_dict`` / ``from_dict``, ``check`` refuses a mismatch).
 """
 
-from .calibration import Calibration, fit_calibration
-from .fit import choose_sample, combine_hypotheses, fit_embedding, fit_scores
-from .priors import estimate_priors, reweight
-from .prototypes import Refinement, refine
-from .safeguard import judge
-from .state import AdaptationMismatch, AdaptationState
+from zstc_cli.adaptation.calibration import Calibration, fit_calibration
+from zstc_cli.adaptation.fit import choose_sample, combine_hypotheses, fit_embedding, fit_scores
+from zstc_cli.adaptation.priors import estimate_priors, reweight
+from zstc_cli.adaptation.prototypes import Refinement, refine
+from zstc_cli.adaptation.safeguard import judge
+from zstc_cli.adaptation.state import AdaptationMismatch, AdaptationState
 
 __all__ = [
     "AdaptationMismatch", "AdaptationState", "Calibration", "Refinement", "choose_sample", "combine_hypotheses",

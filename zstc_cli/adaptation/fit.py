@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .calibration import fit_calibration, softmax
-from .priors import estimate_priors
-from .prototypes import refine
-from .safeguard import judge
-from .state import AdaptationState
+from zstc_cli.adaptation.calibration import fit_calibration, softmax
+from zstc_cli.adaptation.priors import estimate_priors
+from zstc_cli.adaptation.prototypes import refine
+from zstc_cli.adaptation.safeguard import judge
+from zstc_cli.adaptation.state import AdaptationState
 
 MIN_RECORDS_PER_LABEL = 5  # fewer sample records than 5 per label: too few to estimate a prototype
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .calibration import fit_temperature, softmax
+from zstc_cli.adaptation.calibration import fit_temperature, softmax
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calibration import fit_temperature, softmax
-from .prototypes import Refinement, refine
+from zstc_cli.adaptation.calibration import fit_temperature, softmax
+from zstc_cli.adaptation.prototypes import Refinement, refine
 
 STABILITY_BAR = 0.6
 PURITY_BAR = 0.5  # a majority of each prototype's mass from its own label

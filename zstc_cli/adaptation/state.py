@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ZstcError
-from .calibration import Calibration, softmax
-from .priors import reweight
-from .prototypes import Refinement
+from zstc_cli.adaptation.calibration import Calibration, softmax
+from zstc_cli.adaptation.priors import reweight
+from zstc_cli.adaptation.prototypes import Refinement
+from zstc_cli.errors import ZstcError
 
 FORMAT = "zstc-adaptation"
 VERSION = 1
