@@ -68,14 +68,14 @@ def check_mode(mode: str, device: torch.device) -> None:
 class Formulation:
     """Which int8 product ONNX Runtime computes, and the CPU feature that chose it.
 
-    ``U8S8`` (uint8 activations x int8 weights) is ONNX Runtime's default. On an x86-64 CPU without VNNI its
-    kernels multiply with VPMADDUBSW, which adds each pair of uint8 x int8 products into a saturating 16-bit
-    sum: measured on an AVX2 EPYC, that changed the top label of 68% of a tiny BERT's records and 17% of
-    all-MiniLM-L6-v2's (README, Performance). VNNI (VPDPBUSD) and AMX accumulate in 32 bits, and ONNX
-    Runtime's arm64 kernels widen before they add, so U8S8 is exact there. ``U8U8`` (uint8 weights, one zero
-    point per output channel) runs through ONNX Runtime's u8u8 kernels, which widen to 16 bits and cannot
-    saturate; on the AVX2 EPYC it kept more top labels than ``reduce_range`` (7-bit weights), the other remedy
-    ONNX Runtime's documentation names, at a little less speed.
+    ``U8S8`` (uint8 activations x int8 weights) is ONNX Runtime's default and fastest. On an x86-64 CPU
+    without VNNI its kernels multiply with VPMADDUBSW, which adds each pair of uint8 x int8 products into a
+    saturating 16-bit sum, so large activations meeting large weights give wrong results and top labels
+    change far more often than int8 rounding explains. VNNI (VPDPBUSD) and AMX accumulate in 32 bits, and
+    ONNX Runtime's arm64 kernels widen before they add, so U8S8 is exact there. ``U8U8`` (uint8 weights, a
+    zero point per output channel) runs through kernels that widen to 16-bit operands and cannot saturate;
+    where U8S8 saturates, it kept more top labels than ``reduce_range`` (7-bit weights), the other remedy
+    ONNX Runtime's documentation names (measurements in the README's Performance).
     """
 
     name: str  # U8S8 or U8U8
