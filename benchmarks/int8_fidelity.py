@@ -16,10 +16,11 @@ float32, as with ``--quantize int8``), on the New Year's resolutions tweets:
   largest on calibration tweets that are not scored) kept in float32, weights included: an optimistic
   variant of LLM.int8(), which picks outlier channels per batch by a threshold.
 
-Two rows run real ONNX Runtime models on the same windows, timed in this process beside exact mode: the
-``--quantize int8`` model, as a check on the simulation, and ONNX Runtime's MatMulNBits with 8-bit weights
-in blocks of ``--block`` input channels and activations quantized per block at run time, the finest-grained
-int8 ONNX Runtime offers.
+Three rows run real ONNX Runtime models on the same windows, timed in this process beside exact mode: the
+``--quantize int8`` model (in the formulation detected for this CPU, see ``zstc_cli.models.quantize.Formulation``),
+as a check on the simulation; the same model in the other formulation (U8S8 or U8U8), which shows what the
+detection is worth on this CPU; and ONNX Runtime's MatMulNBits with 8-bit weights in blocks of ``--block``
+input channels and activations quantized per block at run time, the finest-grained int8 ONNX Runtime offers.
 
 Agreement is the share of records whose top label equals exact mode's; accuracy is against
 ``Resolution_Category``. Whole-process speed against the pipeline is ``vs_pipeline.py``'s and ``offline_nyr.py``'s.
@@ -43,7 +44,15 @@ import torch
 from vs_pipeline import CACHE, default_model  # benchmarks/ is on the path when this script runs
 
 from zstc_cli import classify_texts, load_scorer
-from zstc_cli.models.quantize import OnnxInt8Model, export_onnx, in_layers, outside_layers, silenced
+from zstc_cli.models.quantize import (
+    Formulation,
+    OnnxInt8Model,
+    export_int8,
+    export_onnx,
+    in_layers,
+    outside_layers,
+    silenced,
+)
 from zstc_cli.pipeline import DEFAULT_WINDOW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +183,15 @@ def blockwise_int8(float_model: torch.nn.Module, int8: OnnxInt8Model, block: int
                                          accuracy_level=4, nodes_to_exclude=outside_layers(fp32))  # fmt: skip
         quantizer.process()
         quantizer.model.save_model_to_file(str(path), False)
-    return OnnxInt8Model(path, int8.config, int8.input_names, int8.output)
+    return OnnxInt8Model(path, int8.config, int8.input_names, int8.output, int8.formulation)
+
+
+def other_formulation(float_model: torch.nn.Module, int8: OnnxInt8Model, work: Path) -> OnnxInt8Model:
+    """``--quantize int8``'s model ``int8`` exported again in the formulation this CPU did not get."""
+    formulation = Formulation("U8U8" if int8.formulation.name == "U8S8" else "U8S8", "comparison")
+    path = work / f"{formulation.name}.onnx"
+    export_int8(float_model, int8.input_names, int8.output, path, formulation)
+    return OnnxInt8Model(path, int8.config, int8.input_names, int8.output, formulation)
 
 
 def main() -> None:
@@ -238,9 +255,12 @@ def main() -> None:
         results.append(row(name, top_labels(scorer, texts)))
     quantized.restore()
     onnx = load_scorer(location, device="cpu", quantize="int8", quiet=True).scorer
-    results.append(row("--quantize int8 (ONNX Runtime, measured)", *timed(onnx)))
+    int8 = onnx.model
+    results.append(row(f"--quantize int8, {int8.formulation} (ONNX Runtime, measured)", *timed(onnx)))
     with tempfile.TemporaryDirectory() as work:
-        onnx.model = blockwise_int8(scorer.model, onnx.model, args.block, Path(work))
+        onnx.model = other_formulation(scorer.model, int8, Path(work))
+        results.append(row(f"{onnx.model.formulation.name} instead (ONNX Runtime, measured)", *timed(onnx)))
+        onnx.model = blockwise_int8(scorer.model, int8, args.block, Path(work))
         results.append(row(f"MatMulNBits 8-bit, blocks of {args.block} (ONNX Runtime, measured)", *timed(onnx)))
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ import torch
 from vs_pipeline import MODES, ort_version  # benchmarks/ is on the path when this script runs
 
 from zstc_cli.models.loading import cpu_has_native_bfloat16
+from zstc_cli.models.quantize import detect_formulation
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "new_years_resolutions.jsonl"
@@ -111,7 +112,8 @@ def main() -> None:
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     report: dict = {
         "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
-        f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {cpu_has_native_bfloat16()}), no GPU, "
+        f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {cpu_has_native_bfloat16()}, "
+        f"int8 {detect_formulation()}), no GPU, "
         f"torch {torch.__version__}, onnxruntime {ort_version()}, {torch.get_num_threads()} threads",
         "load_average_at_start": os.getloadavg(),
         "records": len(rows),

@@ -195,10 +195,11 @@ def machine() -> dict:
     import transformers
 
     from zstc_cli.models.loading import cpu_has_native_bfloat16
+    from zstc_cli.models.quantize import detect_formulation
 
     return {
         "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bfloat16": cpu_has_native_bfloat16(), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "native_bfloat16": cpu_has_native_bfloat16(), "int8_formulation": str(detect_formulation()), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "onnxruntime": ort_version(),
         "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -219,7 +220,7 @@ def _number(value: float | None, spec: str, suffix: str = "") -> str:
 def markdown(rows: list[dict], info: dict, command_line: str) -> str:
     lines = [
         f"Machine: {info['cpus']} CPU cores ({info['cpu']}, {info['cpu_capability']}, native bfloat16: "
-        f"{ {True: 'yes', False: 'no', None: 'unknown'}[info['native_bfloat16']] }), GPU: {info['gpu']}; torch {info['torch']}, "
+        f"{ {True: 'yes', False: 'no', None: 'unknown'}[info['native_bfloat16']] }, int8 {info['int8_formulation']}), GPU: {info['gpu']}; torch {info['torch']}, "
         f"transformers {info['transformers']}, onnxruntime {info['onnxruntime']}; load average at the end {info['load_average'][0]:.1f}.",
         "",
         "| data | tool | records/s (steady) | vs pipeline | process s | peak RSS MB | max abs score diff vs pipeline "

@@ -10,6 +10,8 @@ import orjson
 import pytest
 from conftest import ROOT
 
+from zstc_cli.models.quantize import detect_formulation
+
 
 @pytest.mark.slow
 def test_vs_pipeline_runs_end_to_end(bert_nli, tmp_path):
@@ -58,6 +60,10 @@ def test_an_unknown_dataset_is_refused_before_the_model_is_built(tmp_path):
 def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
     """Outlier channels kept float32 are not rounded: with none the scheme is per-token rounding exactly, with
     all of them nothing is rounded and every top label is exact mode's."""
+    formulation = detect_formulation()  # the other formulation is timed beside it
+    measured = [f"--quantize int8, {formulation} (ONNX Runtime, measured)",
+                f"{'U8U8' if formulation.name == 'U8S8' else 'U8S8'} instead (ONNX Runtime, measured)",
+                "MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"]  # fmt: skip
 
     def run(outliers: int) -> dict[str, float]:
         cmd = [sys.executable, str(ROOT / "benchmarks" / "int8_fidelity.py"), "--model", str(bert_nli),
@@ -68,15 +74,13 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
         result = orjson.loads((tmp_path / str(outliers) / f"int8_fidelity_{bert_nli.name}.json").read_bytes())
         assert result["outlier_ratio"] > 1 and all(0 <= row["accuracy"] <= 1 for row in result["results"])
         timed = [row["scheme"] for row in result["results"] if row["records_per_s"]]  # real models only
-        assert timed == ["exact (float32)", "--quantize int8 (ONNX Runtime, measured)",
-                         "MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"]  # fmt: skip
+        assert timed == ["exact (float32)", *measured]
         return {row["scheme"]: row["agreement"] for row in result["results"]}
 
     none, every = run(0), run(100_000)
     assert list(none) == ["exact (float32)", "weights", "per-tensor (what --quantize int8 computes)",
                           "per-tensor + SmoothQuant (alpha 0.75)", "per-token", "per-token + 0 float32 channels",
-                          "--quantize int8 (ONNX Runtime, measured)",
-                          "MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"]  # fmt: skip
+                          *measured]  # fmt: skip
     assert 0 < none["MatMulNBits 8-bit, blocks of 32 (ONNX Runtime, measured)"] <= 1.0
     assert none["per-token + 0 float32 channels"] == none["per-token"] < 1.0  # rounding really happens
     assert every["per-token + 100000 float32 channels"] == every["exact (float32)"] == 1.0

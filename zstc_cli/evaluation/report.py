@@ -36,6 +36,7 @@ def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> 
         "hypothesis_template": template,
         "device": str(loaded.device),
         "dtype": loaded.precision,
+        "int8_formulation": loaded.int8_formulation,
         "threads": loaded.threads,
         "seconds": round(summary.seconds, 3) if summary else None,
         "records_per_second": round(summary.rate, 2) if summary else None,
@@ -77,7 +78,11 @@ def _headline(report: dict[str, Any]) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     run = report["run"]
-    source = f"{run['model']} ({run['scorer']}, {run['device']})" if run else f"predictions {report['predictions']}"
+    if run:
+        formulation = f" {run['int8_formulation']}" if run["int8_formulation"] else ""
+        source = f"{run['model']} ({run['scorer']}, {run['device']} {run['dtype']}{formulation})"
+    else:
+        source = f"predictions {report['predictions']}"
     grid.add_row("records", f"{m['n']:,}  ({m['kind']}, {len(report['candidate_labels'])} candidate labels)")
     grid.add_row("predicted by", source)
     if m["kind"] == "single-label":

@@ -141,10 +141,20 @@ class LoadedModel:
         """What the weights compute in: ``int8`` when quantized, else the torch dtype (``float32``...)."""
         return self.quantize if self.quantize != "none" else str(self.dtype).removeprefix("torch.")
 
+    @property
+    def int8_formulation(self) -> str | None:
+        """With ``--quantize int8``, which int8 product runs and the CPU feature that chose it
+        (``U8U8 for x86-64 without VNNI``); see :class:`zstc_cli.models.quantize.Formulation`."""
+        formulation = getattr(self.scorer.model, "formulation", None)
+        return str(formulation) if formulation is not None else None
+
     def describe(self) -> str:
-        """One line for run summaries and reports; says so when bfloat16 is emulated, hence slow, on this CPU."""
+        """One line for run summaries and reports; says so when bfloat16 is emulated, hence slow, on this CPU,
+        and which int8 formulation this CPU got."""
         slow = self.precision == "bfloat16" and self.device.type == "cpu" and cpu_has_native_bfloat16() is False
         note = ", emulated on this CPU: slower than float32" if slow else ""
+        if self.int8_formulation:
+            note = f" {self.int8_formulation}"
         where = f"{self.resolved.source}, {self.scorer.name} scorer, {self.device} {self.precision}{note}"
         return f"{self.resolved.name} ({where})"
 

@@ -24,11 +24,13 @@ import contextlib
 import hashlib
 import logging
 import os
+import platform
 import re
 import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -62,6 +64,67 @@ def check_mode(mode: str, device: torch.device) -> None:
             raise ZstcError("--quantize int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
 
 
+@dataclass(frozen=True)
+class Formulation:
+    """Which int8 product ONNX Runtime computes, and the CPU feature that chose it.
+
+    ``U8S8`` (uint8 activations x int8 weights) is ONNX Runtime's default and fastest. On an x86-64 CPU
+    without VNNI its kernels multiply with VPMADDUBSW, which adds each pair of uint8 x int8 products into a
+    saturating 16-bit sum, so large activations meeting large weights give wrong results and top labels
+    change far more often than int8 rounding explains. VNNI (VPDPBUSD) and AMX accumulate in 32 bits, and
+    ONNX Runtime's arm64 kernels widen before they add, so U8S8 is exact there. ``U8U8`` (uint8 weights, a
+    zero point per output channel) runs through kernels that widen to 16-bit operands and cannot saturate;
+    where U8S8 saturates, it kept more top labels than ``reduce_range`` (7-bit weights), the other remedy
+    ONNX Runtime's documentation names (measurements in the README's Performance).
+    """
+
+    name: str  # U8S8 or U8U8
+    cpu: str  # what decided it, for the model line and reports
+
+    @property
+    def weight_type(self) -> str:
+        """The ``onnxruntime.quantization.QuantType`` member for the weights."""
+        return {"U8S8": "QInt8", "U8U8": "QUInt8"}[self.name]
+
+    def __str__(self) -> str:
+        return f"{self.name} for {self.cpu}"
+
+
+VNNI_FLAGS = {"avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "amx_int8": "AMX"}
+"""Linux ``/proc/cpuinfo`` flags of the x86 instructions that accumulate uint8 x int8 products in 32 bits."""
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature names of ``/proc/cpuinfo`` text: x86's ``flags`` line, arm64's ``Features`` line."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def choose_formulation(cpuinfo: str | None, machine: str) -> Formulation:
+    """The int8 formulation for a CPU described by ``cpuinfo`` (``/proc/cpuinfo`` text, ``None`` where there
+    is none: then x86 asks torch, which sees AVX-512 VNNI only) and ``machine`` (``platform.machine()``).
+    Anything not known to accumulate U8S8 in 32 bits gets U8U8, which is exact on every CPU."""
+    machine = machine.lower()
+    flags = cpu_flags(cpuinfo) if cpuinfo is not None else set()
+    if machine in ("aarch64", "arm64"):
+        return Formulation("U8S8", "arm64 with dot product" if "asimddp" in flags else "arm64")
+    if machine not in ("x86_64", "amd64", "i686", "x86"):
+        return Formulation("U8U8", f"{machine}, not measured")
+    found = [name for flag, name in VNNI_FLAGS.items() if flag in flags]
+    if cpuinfo is None and getattr(torch.cpu, "_is_vnni_supported", lambda: False)():
+        found = ["AVX-512 VNNI"]
+    return Formulation("U8S8", f"x86-64 with {found[0]}") if found else Formulation("U8U8", "x86-64 without VNNI")
+
+
+def detect_formulation() -> Formulation:
+    """This CPU's int8 formulation: detected, since few users know their CPU's int8 instructions."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return choose_formulation(cpuinfo.read_text(errors="replace") if cpuinfo.is_file() else None, platform.machine())
+
+
 RECIPE = 5
 """Bump when the export or what gets quantized changes (4: every MatMul int8; 5: the head stays float32),
 so cached exports made by an older zstc are not reused."""
@@ -75,13 +138,13 @@ def in_layers(module_path: str) -> bool:
     return _LAYER_PATH.search(module_path) is not None
 
 
-def model_key(location: str, input_names: list[str], output: str) -> str:
-    """A key that changes when the model's files, the input names, the output, the quantization recipe, the
-    exporting torch or the quantizing ONNX Runtime change."""
+def model_key(location: str, input_names: list[str], output: str, formulation: str) -> str:
+    """A key that changes when the model's files, the input names, the output, the int8 formulation
+    (``U8S8``, ``U8U8``), the quantization recipe, the exporting torch or the quantizing ONNX Runtime change."""
     from onnxruntime import __version__ as ort_version
 
     versions = f"{RECIPE}|{torch.__version__}|{ort_version}"
-    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{output}|{versions}".encode())
+    digest = hashlib.sha256(f"{location}|{','.join(input_names)}|{output}|{formulation}|{versions}".encode())
     root = Path(location)
     for path in sorted(root.rglob("*")) if root.is_dir() else ():
         if path.is_file():
@@ -143,10 +206,13 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], output: str, pat
     )  # fmt: skip
 
 
-def export_int8(model: torch.nn.Module, input_names: list[str], output: str, target: Path) -> None:
+def export_int8(
+    model: torch.nn.Module, input_names: list[str], output: str, target: Path, formulation: Formulation
+) -> None:
     """Export ``model``'s ``output`` to ONNX and write its dynamically int8-quantized version to ``target``.
 
-    Every MatMul with a constant weight inside the model's layers gets per-channel int8 weights, its
+    Every MatMul with a constant weight inside the model's layers gets per-channel 8-bit weights (int8 or
+    uint8, as ``formulation`` says), its
     activations are quantized per tensor at run time; the head (pooler, classifier) stays float32 (see
     :func:`outside_layers`; on the MiniLM NLI benchmark model it keeps 83.2% of exact mode's top labels on
     900 tweets against 82.0% with an int8 head). Keeping layers in float32 was measured and rejected: on
@@ -158,12 +224,14 @@ def export_int8(model: torch.nn.Module, input_names: list[str], output: str, tar
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    weight_type = getattr(QuantType, formulation.weight_type)
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp, silenced():
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "int8.onnx"
         export_onnx(model, input_names, output, fp32)
         quantize_dynamic(
-            fp32, int8, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+            fp32, int8, weight_type=weight_type, per_channel=True, op_types_to_quantize=["MatMul"],
             nodes_to_exclude=outside_layers(fp32),
         )  # fmt: skip
         os.replace(int8, target)  # atomic: a concurrent run sees the whole file or none
@@ -192,10 +260,12 @@ class OnnxInt8Model:
     """Stands in for the torch model in a scorer: same ``config``, called with the same tensors, and the
     result has the one attribute the scorer reads (``.logits`` or ``.last_hidden_state``)."""
 
-    dtype = "int8"  # what scorer.describe() records, so a resumed run cannot mix exact and int8 results
-
-    def __init__(self, path: Path, config, input_names: list[str], output: str):
+    def __init__(self, path: Path, config, input_names: list[str], output: str, formulation: Formulation):
         import onnxruntime
+
+        self.formulation = formulation
+        # what scorer.describe() records, so a resumed run mixes neither exact and int8 nor two formulations
+        self.dtype = f"int8 {formulation.name}"
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -218,11 +288,12 @@ def quantize(model: torch.nn.Module, input_names: list[str], location: str, mode
     whose result carries ``output`` (``logits`` for the NLI scorer, ``last_hidden_state`` for embedding)."""
     if mode == "none":
         return model
-    target = cache_root() / "int8" / model_key(location, input_names, output) / "model.onnx"
+    formulation = detect_formulation()
+    target = cache_root() / "int8" / model_key(location, input_names, output, formulation.name) / "model.onnx"
     if not target.exists():
-        try:
-            export_int8(model.float(), input_names, output, target)  # int8 weights come from float32, whatever --dtype
+        try:  # int8 weights come from float32, whatever --dtype
+            export_int8(model.float(), input_names, output, target, formulation)
         except Exception as exc:
             shutil.rmtree(target.parent, ignore_errors=True)
             raise ZstcError(f"--quantize int8: cannot export {location} to ONNX: {type(exc).__name__}: {exc}") from exc
-    return OnnxInt8Model(target, model.config, input_names, output)
+    return OnnxInt8Model(target, model.config, input_names, output, formulation)
