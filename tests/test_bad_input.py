@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import orjson
@@ -54,6 +55,10 @@ def test_skip_puts_every_record_in_exactly_one_file(tmp_path, bert_nli):
     assert [e["line"] for e in errors] == [3 * i + 2 for i in range(len(BAD))]
     for error, (raw, message) in zip(errors, BAD):
         assert message in error["error"] and error["raw"] == raw.decode("utf-8", errors="replace")
+        # the exact bytes are recoverable: raw itself when it is UTF-8, else raw_base64 (only then)
+        recovered = base64.b64decode(error["raw_base64"]) if "raw_base64" in error else error["raw"].encode()
+        assert recovered == raw and ("raw_base64" in error) == (b"\xe9" in raw)
+    assert any("raw_base64" in error for error in errors)  # BAD has an invalid-UTF-8 line
     good = [
         number for number, line in enumerate(lines, 1) if line.strip() and number not in {e["line"] for e in errors}
     ]

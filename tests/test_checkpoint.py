@@ -60,6 +60,36 @@ def test_unexpected_failure_keeps_the_partials_and_says_how_to_resume(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "in.jsonl", "out.jsonl"]
 
 
+@pytest.mark.parametrize(
+    "failure", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["full", "ctrl-c"]
+)
+def test_the_message_counts_what_the_checkpoint_holds_not_the_window_being_saved(
+    tmp_path, source, monkeypatch, failure
+):
+    """A disk filling up (or Ctrl-C) while the second window's checkpoint is saved: its lines are in the partial
+    but not checkpointed, so --resume redoes them and the message must not count them as saved."""
+    out = tmp_path / "out.jsonl"
+    replace, calls = os.replace, []
+
+    def replace_failing_the_third_time(src, dst):  # 1: the empty checkpoint, 2: window one, 3: window two
+        calls.append(dst)
+        if len(calls) == 3:
+            raise failure
+        replace(src, dst)
+
+    monkeypatch.setattr("zstc_cli.storage.checkpoint.os.replace", replace_failing_the_third_time)
+    with pytest.raises((RunFailed, Interrupted)) as stopped, open_run(str(source), str(out), None, {}) as run:
+        run.write(b"one\n")
+        run.commit(1)
+        run.write(b"two\n")
+        run.write(b"three\n")
+        run.commit(3)
+    assert " 1 record saved in " in str(stopped.value) and saved_state(out)["records"] == 1
+    monkeypatch.undo()
+    with open_run(str(source), str(out), None, {}, resume=True) as run:
+        assert (run.state.line, run.state.records) == (1, 1)
+
+
 def test_unexpected_failure_without_a_checkpoint_leaves_no_partial(tmp_path):
     out = tmp_path / "out.jsonl"  # stdin INPUT: no checkpoint, so nothing could be resumed
     with pytest.raises(OSError, match="No space left"), open_run("-", str(out), None, {}) as run:

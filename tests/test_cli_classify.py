@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import subprocess
 import sys
@@ -232,6 +233,42 @@ def test_outputs_that_would_destroy_data_are_refused_before_any_work(tmp_path, a
     assert all(
         (tmp_path / name).read_bytes() == original for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl")
     )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["in.jsonl", "hard.jsonl"], "OUTPUT hard.jsonl is also INPUT: it would be overwritten"),
+        (["in.jsonl", "soft.jsonl"], "OUTPUT soft.jsonl is also INPUT: it would be overwritten"),
+        (
+            ["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "hard.jsonl"],
+            "--errors hard.jsonl is also INPUT",
+        ),
+        (["in.jsonl", "ro.jsonl"], "OUTPUT ro.jsonl is read-only (mode 0444): zstc will not replace it"),
+        (["in.jsonl", "ro.jsonl", "--resume"], "OUTPUT ro.jsonl is read-only (mode 0444)"),
+        (["in.jsonl", "out.jsonl", "--on-error", "skip", "--errors", "ro.jsonl"], "--errors ro.jsonl is read-only"),
+        (["folder", "outs"], "OUTPUT outs/in.jsonl.out is read-only (mode 0444)"),
+        (["folder", "folder"], "OUTPUT folder/in.jsonl.out is also an input"),
+    ],
+)
+def test_links_to_the_input_and_read_only_outputs_are_refused(tmp_path, args, message):
+    """A hard link or symlink to INPUT is INPUT; a 0444 output stays as it is (a rename would replace it, even as root)."""
+    original = b'{"text": "keep me", "categories": ["a", "b"]}\n'
+    (tmp_path / "in.jsonl").write_bytes(original)
+    os.link(tmp_path / "in.jsonl", tmp_path / "hard.jsonl")
+    (tmp_path / "soft.jsonl").symlink_to(tmp_path / "in.jsonl")
+    for name in ("ro.jsonl", "outs/in.jsonl.out"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"precious\n")
+        (tmp_path / name).chmod(0o444)
+    (tmp_path / "folder").mkdir()
+    os.link(tmp_path / "in.jsonl", tmp_path / "folder" / "in.jsonl")
+    os.link(tmp_path / "in.jsonl", tmp_path / "folder" / "in.jsonl.out")  # an output hard-linked to an input
+    result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
+    (line,) = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and line.startswith(f"zstc: error: {message}"), line
+    assert (tmp_path / "in.jsonl").read_bytes() == original and (tmp_path / "ro.jsonl").read_bytes() == b"precious\n"
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_rows):

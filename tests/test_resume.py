@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -245,3 +246,73 @@ def test_resume_of_a_folder_leaves_complete_outputs_alone_and_does_the_rest(tmp_
 
     again = run_zstc(*args, "--resume", check=True).stderr.decode()
     assert again.count("nothing to resume") == 3 and "records" not in again  # all complete: no summary
+
+
+def refusal(process: subprocess.Popen) -> str:
+    """A refused run's stderr, checked to be one line with exit code 2."""
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    return stderr.strip()
+
+
+def wait_until_writing(process: subprocess.Popen, out: Path) -> None:
+    """Until ``process`` has checkpointed its first window of ``out``: it holds the lock and is mid-run."""
+    deadline = time.monotonic() + 300
+    while checkpoint(out) is None or checkpoint(out)["line"] < 8:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_and_the_first_finishes_untouched(tmp_path, messy_input, bert_nli, clean_runs):
+    out, bad, out2, bad2 = (tmp_path / name for name in ("out.jsonl", "bad.jsonl", "out2.jsonl", "bad2.jsonl"))
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(b"".join(messy_input.read_bytes().splitlines(keepends=True)[:300]))
+    first = zstc(*options(messy_input, out, bad, bert_nli))
+    wait_until_writing(first, out)
+
+    seconds = [  # started together, so that all are refused while the first runs, with the lock each must name
+        (out.with_name(".out.jsonl.lock"), zstc(*options(other, out, bad2, bert_nli))),  # another input
+        (out.with_name(".out.jsonl.lock"), zstc(*options(messy_input, out, bad, bert_nli), "--resume")),
+        (bad.with_name(".bad.jsonl.lock"), zstc(*options(other, out2, bad, bert_nli))),  # only --errors shared
+    ]
+    for lock, second in seconds:
+        message = refusal(second)
+        assert message == (
+            f"zstc: error: {lock.with_name(lock.name[1:-5])} is being written by another zstc run "
+            f"(pid {first.pid}, lock {lock}); wait for it to finish or choose another output"
+        )
+    assert first.poll() is None, "the first run ended before the others were refused: the test proves nothing"
+    assert first.wait(timeout=300) == 0, first.stderr.read().decode()
+    assert not out2.exists() and not bad2.exists()
+    other.unlink()
+    assert_same_files(out, bad, clean_runs["jsonl"])  # complete, equal to a solo run, no lock file left
+
+
+@pytest.mark.slow
+def test_a_lock_left_by_a_killed_run_does_not_block_resume(tmp_path, messy_input, bert_nli, clean_runs):
+    out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    args = options(messy_input, out, bad, bert_nli)
+    stop_after(zstc(*args), out, 100, signal.SIGKILL)
+    assert out.with_name(".out.jsonl.lock").exists()  # the file stays; the kernel dropped the lock itself
+
+    resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert_same_files(out, bad, clean_runs["jsonl"])
+
+
+@pytest.mark.slow
+def test_a_second_folder_run_on_the_same_output_folder_is_refused(tmp_path, messy_input, bert_nli):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(messy_input, inputs / name)
+    first = zstc(*options(inputs, outputs, tmp_path / "bad", bert_nli))
+    wait_until_writing(first, outputs / "a.jsonl.out")
+
+    message = refusal(zstc(*options(inputs, outputs, tmp_path / "bad-2", bert_nli)))
+    assert f"(pid {first.pid}, lock {outputs / '.zstc.lock'})" in message
+    assert first.poll() is None, "the first run ended before the second was refused: the test proves nothing"
+    assert first.wait(timeout=600) == 0, first.stderr.read().decode()
+    assert sorted(p.name for p in outputs.iterdir()) == ["a.jsonl.out", "b.jsonl.out"]

@@ -5,6 +5,7 @@ Torch-free (numpy is imported when ranking), so the CLI, the server and evaluati
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,15 @@ def result_line(result: dict[str, Any]) -> bytes:
 
 
 def error_line(error: RecordError) -> bytes:
-    """Serialise one entry of the ``--errors`` file: ``{line, error, raw}``."""
-    raw = error.raw.decode("utf-8", errors="replace") if error.raw is not None else None
-    return orjson.dumps({"line": error.line, "error": error.message, "raw": raw}, option=orjson.OPT_APPEND_NEWLINE)
+    """Serialise one entry of the ``--errors`` file: ``{line, error, raw}``.
+
+    JSON holds text only, so a line that is not valid UTF-8 gets ``raw`` with replacement characters (to read)
+    and ``raw_base64``, its exact bytes (to recover it: nothing skipped is lost)."""
+    entry: dict[str, object] = {"line": error.line, "error": error.message, "raw": None}
+    if error.raw is not None:
+        try:
+            entry["raw"] = error.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            entry["raw"] = error.raw.decode("utf-8", errors="replace")
+            entry["raw_base64"] = base64.b64encode(error.raw).decode("ascii")
+    return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)

@@ -84,7 +84,7 @@ def classify(
 
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from zstc_cli.engines.local import classify_jobs
+    from zstc_cli.engines.local import classify_jobs, lock_jobs
     from zstc_cli.storage.jobs import plan_jobs
 
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
@@ -110,14 +110,15 @@ def classify(
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
         else:
             jobs = plan_jobs(input, output, errors if on_error == OnError.skip else None)  # bad locations fail early
-            loaded = spec.load(quiet)
-            if not quiet:
-                print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
-            with Progress(input, quiet=quiet) as progress:
-                summary = classify_jobs(
-                    jobs, loaded.scorer, defaults,
-                    window=window, keep=keep_fields, resume=resume, progress=progress.update,
-                )  # fmt: skip
+            with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
+                loaded = spec.load(quiet)
+                if not quiet:
+                    print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
+                with Progress(input, quiet=quiet) as progress:
+                    summary = classify_jobs(
+                        jobs, loaded.scorer, defaults,
+                        window=window, keep=keep_fields, resume=resume, progress=progress.update,
+                    )  # fmt: skip
         if not quiet:
             print_summary(summary, output, errors)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, record_from_objec
 from zstc_cli.results import assemble
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
 from zstc_cli.storage.jobs import Job, plan_jobs
+from zstc_cli.storage.locks import lock_folders, lock_outputs
 
 if TYPE_CHECKING:  # a scorer is passed in; importing its module would import torch
     from zstc_cli.scorers.base import Scorer
@@ -78,16 +80,27 @@ def classify_jobs(
 ) -> RunSummary:
     """Run :func:`classify_file` for each planned job in turn; the summary adds them up."""
     total = RunSummary(outputs=0)
-    for job in jobs:
-        job.make_folders()
-        summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
-        total.records += summary.records
-        total.errors += summary.errors
-        total.seconds += summary.seconds
-        total.resumed += summary.resumed
-        total.complete += summary.complete
-        total.outputs += summary.outputs
+    with lock_jobs(jobs):
+        for job in jobs:
+            job.make_folders()
+            summary = classify_file(job.source, job.target, scorer, defaults, errors=job.errors, **options)
+            total.records += summary.records
+            total.errors += summary.errors
+            total.seconds += summary.seconds
+            total.resumed += summary.resumed
+            total.complete += summary.complete
+            total.outputs += summary.outputs
     return total
+
+
+def lock_jobs(jobs: Sequence[Job]) -> contextlib.AbstractContextManager[None]:
+    """Lock what the jobs write (see :mod:`zstc_cli.storage.locks`): a folder run's folders, or one job's files.
+
+    The CLI takes the locks before loading the model, so a second run on the same output is refused at once;
+    :func:`classify_file` takes them again (re-entrantly) for callers of the Python API."""
+    if jobs and jobs[0].in_folder:
+        return lock_folders(*jobs[0].folders)
+    return lock_outputs(*(path for job in jobs for path in (job.target, job.errors)))
 
 
 def classify_texts(

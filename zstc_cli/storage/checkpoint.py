@@ -28,6 +28,7 @@ import orjson
 
 from zstc_cli.errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
 from zstc_cli.storage.files import STDIO, checkpoint_path, is_remote, partial_path
+from zstc_cli.storage.locks import lock_outputs
 from zstc_cli.storage.s3 import s3_head
 from zstc_cli.storage.writer import Sink, fsync_dir, put_in_place
 
@@ -207,12 +208,20 @@ class Run:
                 partial_path(target).unlink(missing_ok=True)
         self._remove_checkpoint()
 
+    def durable(self) -> State:
+        """What the checkpoint on disk holds, which is what ``--resume`` will continue from. ``self.state`` may
+        be a window ahead of it: a run stopped (Ctrl-C, a full disk) between counting a window and saving it."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return State(**orjson.loads(self.checkpoint.read_bytes())["state"])  # type: ignore[union-attr]
+        return State()
+
     def resume_hint(self) -> str:
         if self.checkpoint is None:
             return "no output was written"
-        saved = f"{_count(self.state.records, 'record')} saved in {partial_path(self.targets[0])}"
-        if self.state.errors:
-            saved += f" and {_count(self.state.errors, 'bad record')} in {partial_path(self.targets[1])}"
+        state = self.durable()
+        saved = f"{_count(state.records, 'record')} saved in {partial_path(self.targets[0])}"
+        if state.errors:
+            saved += f" and {_count(state.errors, 'bad record')} in {partial_path(self.targets[1])}"
         return f"{saved}; rerun the same command with --resume to continue"
 
 
@@ -231,6 +240,14 @@ def open_run(
     one line (an unexpected exception becomes :class:`~zstc_cli.errors.RunFailed`). Without a checkpoint, or
     before the first window is durable, there is nothing to resume and the partials are removed.
     """
+    with lock_outputs(target, errors):  # before reading the checkpoint, until after the renames
+        yield from _opened_run(source, target, errors, settings, resume, log)
+
+
+def _opened_run(
+    source: str, target: str, errors: str | None, settings: dict[str, Any], resume: bool, log: Log
+) -> Iterator[Run]:
+    """:func:`open_run`'s body, once the outputs are locked."""
     run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
     if run.done:  # a completed output is left exactly as it is
         yield run
@@ -249,7 +266,7 @@ def open_run(
             run.discard()
         raise Interrupted(f"interrupted; {run.resume_hint()}", exit_code(stop)) from None
     except Exception as exc:  # a disk full, a model failure, a bug...
-        if run.checkpoint is None or run.state.line == 0:  # nothing to resume
+        if run.checkpoint is None or run.durable().line == 0:  # nothing to resume
             run.discard()
             raise
         if isinstance(exc, ZstcError):

@@ -10,6 +10,9 @@ still says how: ``logs/a.jsonl.gz`` -> ``logs/a.jsonl.out.gz``. ``--errors`` is 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ class Job:
     target: str
     errors: str | None = None
     in_folder: bool = False
+    folders: tuple[str, ...] = ()  # a folder run's OUTPUT and --errors folders, locked for the whole run
 
     def make_folders(self) -> None:
         """Create the local folders a folder job's outputs go to (subfolders that do not exist yet)."""
@@ -86,9 +90,28 @@ def list_inputs(source: str) -> list[str] | None:
 
 
 def _same_location(a: str | None, b: str | None) -> bool:
+    """Whether ``a`` and ``b`` name one object: the same path after symlinks, or one file by two hard links."""
     if a is None or b is None or STDIO in (a, b) or is_remote(a) != is_remote(b):
         return False
-    return a == b if is_remote(a) else Path(a).resolve() == Path(b).resolve()
+    if is_remote(a):
+        return a == b
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    with contextlib.suppress(OSError):  # either missing: not the same file
+        return os.path.samefile(a, b)
+    return False
+
+
+def check_replaceable(name: str, path: str) -> None:
+    """Refuse a local output that exists read-only (no write bit in its mode): replacing it by a rename
+    would succeed, even for root, and silently undo what the mode says."""
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(path).st_mode
+        if Path(path).is_file() and not mode & 0o222:
+            raise ZstcError(
+                f"{name} {path} is read-only (mode {stat.S_IMODE(mode):04o}): zstc will not replace it; "
+                "make it writable or remove it"
+            )
 
 
 def _written_paths(path: str) -> list[str]:
@@ -118,6 +141,7 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
                 raise ZstcError(f"{name} {path} is a folder: it must be a file path")
             if not Path(path).parent.is_dir():
                 raise ZstcError(f"{name} {path}: folder {str(Path(path).parent)!r} does not exist")
+            check_replaceable(name, path)
         earlier.append((name, path))
 
 
@@ -140,12 +164,20 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
     if errors is not None and (errors == STDIO or (not is_remote(errors) and Path(errors).is_file())):
         raise ZstcError(f"{source} is a folder or prefix, so --errors must be a folder or prefix too, not {errors!r}")
-    return [
+    jobs = [
         Job(
             _join(source, name),
             _join(target, output_name(name, "out")),
             None if errors is None else _join(errors, output_name(name, "errors")),
             in_folder=True,
+            folders=(target,) if errors is None else (target, errors),
         )
         for name in inputs
     ]
+    for job in jobs:  # an existing output may be a link to an input, or read-only, like a single file's
+        for name, path in (("OUTPUT", job.target), ("--errors", job.errors)):
+            if path is not None and not is_remote(path):
+                if any(_same_location(path, other.source) for other in jobs):
+                    raise ZstcError(f"{name} {path} is also an input: it would be overwritten; choose another folder")
+                check_replaceable(name, path)
+    return jobs

@@ -20,6 +20,7 @@ import smart_open
 
 from zstc_cli.errors import ZstcError
 from zstc_cli.storage.files import STDIO, compression_of, empty_stream, encode_chunk, is_remote, partial_path
+from zstc_cli.storage.locks import lock_outputs
 from zstc_cli.storage.s3 import remote_error, remote_failures
 
 T = TypeVar("T")
@@ -134,6 +135,12 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
         with smart_open.open(uri, "wb", compression=compression_of(uri)) as handle:
             yield handle
         return
+    with lock_outputs(uri):
+        yield from _written_in_place(uri)
+
+
+def _written_in_place(uri: str) -> Iterator[BinaryIO]:
+    """:func:`open_output` for a local file, once locked: a temporary file renamed onto ``uri`` at the end."""
     target = Path(uri)
     fd, tmp = in_folder_of(
         uri, lambda folder: tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder)
