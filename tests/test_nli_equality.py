@@ -89,15 +89,25 @@ def test_identical_pairs_in_a_window_are_computed_once(bert_nli, nyr_texts):
     assert not np.allclose(scores[0], scores[4]), "multi-label scores of the same pairs differ from single-label"
 
 
-def test_a_label_longer_than_the_model_limit_is_scored_without_changing_others(bert_nli, nyr_texts):
+def test_a_label_longer_than_the_model_limit_is_refused_and_a_long_one_that_fits_is_never_cut(bert_nli, nyr_texts):
+    """Only the premise may be truncated: a label that cannot fit beside a few premise tokens is the record's
+    error (it used to be cut from both sides, which can cut the label out), and one that fits is kept whole."""
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     long_label = " ".join(["exceptionally"] * 200)  # alone far beyond the 64-token limit
     forty_tokens = " ".join(["wellness"] * 38)  # fits beside a truncated premise; cutting it would change scores
     normal = Record(1, " ".join(nyr_texts[:20]), ("health", forty_tokens))  # a long premise, truncated as usual
-    window = scorer.prepare([normal, Record(2, nyr_texts[0], ("health", long_label))])
+    with pytest.raises(ValueError, match="the hypothesis is 204 tokens"):
+        scorer.check_record(Record(2, nyr_texts[0], ("health", long_label)))
+    scorer.check_record(normal)
+    window = scorer.prepare([normal, Record(2, nyr_texts[0], ("health", "money"))])
     assert all(batch["input_ids"].shape[1] <= scorer.max_length for _, batch in window.batches)
+    hypothesis = scorer.tokenizer(f"This example is {forty_tokens}.", add_special_tokens=False)["input_ids"]
+    assert any(
+        ids.tolist()[-len(hypothesis) - 1 : -1] == hypothesis
+        for _, batch in window.batches
+        for ids in batch["input_ids"]
+    )
     together = scorer.score(window)
-    assert np.isfinite(together[1]).all() and len(together[1]) == 2
     np.testing.assert_allclose(together[0], scorer.score(scorer.prepare([normal]))[0], atol=1e-6)
 
 

@@ -107,7 +107,8 @@ def scorer(bert_nli) -> NLIScorer:
 
 @pytest.fixture(scope="module")
 def server(scorer) -> Iterator[str]:
-    with serving(lambda: scorer, max_labels=8, max_chars=2000, max_body_bytes=64 * 1024, max_wait_ms=20) as ep:
+    limits = {"max_labels": 8, "max_chars": 2000, "max_pairs": 200, "max_body_bytes": 64 * 1024}
+    with serving(lambda: scorer, **limits, max_wait_ms=20) as ep:
         wait_ready(ep.url)
         yield ep.url
 
@@ -187,6 +188,27 @@ def test_answers_equal_classify_for_single_list_and_jsonlines(server, tmp_path, 
         (JSON, b'{"inputs": "a", "parameters": {"candidate_labels": "a,b,c,d,e,f,g,h,i"}}', 400, "--max-labels 8"),
         (JSON, orjson.dumps({"inputs": "a" * 2001, "parameters": {"candidate_labels": "x"}}), 400, "--max-chars 2000"),
         (JSON, orjson.dumps({"inputs": "a" * 70_000}), 413, "--max-body-bytes 65536"),
+        (
+            JSON,
+            orjson.dumps({"inputs": ["a"] * 26, "parameters": {"candidate_labels": "a,b,c,d,e,f,g,h"}}),
+            413,
+            "26 texts x their labels make 208 pairs, more than --max-pairs 200 per request: split it into requests of "
+            "at most 25 texts",
+        ),
+        (
+            JSONLINES,
+            b'{"text": "a", "categories": "a,b,c,d,e,f,g,h"}\n' * 30,
+            413,
+            "split it into requests of at most 25",
+        ),
+        (
+            JSON,
+            orjson.dumps(
+                {"inputs": "a", "parameters": {"candidate_labels": "x", "hypothesis_template": "x" * 2000 + "{}"}}
+            ),
+            413,
+            "hypothesis_template of 2002 characters, more than --max-chars 2000",
+        ),
         ({"Content-Type": "text/plain"}, b"hello", 415, "application/jsonlines"),
     ],
 )
@@ -377,16 +399,19 @@ def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
 
 @pytest.mark.parametrize(
     ("options", "ready"),
-    [((), "micro-batches of up to 8192 tokens, forward passes of up to 2048 tokens and 64 pairs"),
+    [((), "ready (micro-batches of up to 8192 tokens, forward passes of up to 2048 tokens and 64 pairs, at most 4096 pairs "
+          "per request"),
      (("--max-tokens", "512", "--batch-size", "8", "--max-batch-tokens", "1000"),
-      "micro-batches of up to 1000 tokens, forward passes of up to 512 tokens and 8 pairs")],
+      "ready (micro-batches of up to 1000 tokens, forward passes of up to 512 tokens and 8 pairs, at most 512 pairs per "
+      "request"),
+     (("--max-pairs", "100",), "and 64 pairs, at most 100 pairs per request")],
 )  # fmt: skip
 def test_zstc_serve_scores_with_classifys_budget(bert_nli, options, ready):
     """``--max-batch-tokens`` bounds a micro-batch of requests; each forward pass keeps the device's budget
     (the CPU's smaller one) unless ``--max-tokens`` / ``--batch-size`` say otherwise, as in classify."""
     with zstc_serve("--model", str(bert_nli), "--device", "cpu", "--threads", "1", *options) as served:
         pass
-    assert f"ready ({ready})".encode() in served.stderr
+    assert f"{ready})".encode() in served.stderr
 
 
 def test_zstc_serve_fails_in_one_line_for_a_missing_model_or_a_busy_port(tmp_path):

@@ -79,14 +79,21 @@ class RunSummary:
         return (self.records - self.resumed) / self.seconds if self.seconds > 0 else 0.0
 
 
-def iter_records(source: str, defaults: RecordDefaults, after_line: int = 0) -> Iterator[Record | RecordError]:
+def iter_records(
+    source: str, defaults: RecordDefaults, after_line: int = 0, scorer: Scorer | None = None
+) -> Iterator[Record | RecordError]:
     """Yield a :class:`Record` per valid line and a :class:`RecordError` per bad one, in input order.
 
     Errors are yielded rather than raised so the caller decides between stopping and skipping,
     and so that every input line ends up either in the output or in the error log. Lines up to
-    ``after_line`` are skipped unparsed (a resumed run has already accounted for them).
+    ``after_line`` are skipped unparsed (a resumed run has already accounted for them). With a ``scorer``,
+    a record it cannot score whole (:meth:`~zstc_cli.scorers.base.Scorer.check_record`) is a bad record too.
     """
-    yield from parse_lines(source, iter_lines(source, after_line), defaults)
+    lines = iter_lines(source, after_line)
+    if scorer is None:
+        yield from parse_lines(source, lines, defaults)
+    else:
+        yield from parse_lines(source, lines, defaults, scorer.check_record)
 
 
 def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:

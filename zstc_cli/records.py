@@ -7,7 +7,7 @@ with ten million lines needs to know exactly where to look.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,11 +173,17 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
 
 
 def parse_lines(
-    source: str, lines: Iterable[tuple[int, bytes]], defaults: RecordDefaults
+    source: str,
+    lines: Iterable[tuple[int, bytes]],
+    defaults: RecordDefaults,
+    check: Callable[[Record], object] = lambda record: None,
 ) -> Iterator[Record | RecordError]:
-    """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place."""
+    """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place;
+    ``check`` (the scorer's, which raises ``ValueError``) refuses records the model cannot score."""
     for number, raw in lines:
         try:
-            yield parse_line(raw, number, defaults)
+            record = parse_line(raw, number, defaults)
+            check(record)
+            yield record
         except ValueError as exc:
             yield RecordError(source, number, str(exc), raw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -47,6 +47,14 @@ def serve(
     ] = True,
     max_labels: Annotated[int, typer.Option(min=1, help="Most labels one record may have (else 400).")] = 100,
     max_chars: Annotated[int, typer.Option(min=1, help="Longest text, in characters (else 400).")] = 10_000,
+    max_pairs: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Most (text, label) pairs one request may ask for (else 413) "
+            "[default: 64 forward passes of --batch-size pairs: 4096 on the CPU, 8192 on a GPU].",
+        ),
+    ] = None,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (else 413).")] = 6 * 1024 * 1024,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
     debug: DebugOpt = False,
@@ -70,7 +78,7 @@ def serve(
             raise ZstcError(f"zstc serve needs FastAPI and uvicorn: pip install 'zstc-cli[serve]' ({exc})") from None
         settings = ServeSettings(
             record_defaults(labels, multi_label, hypothesis_template, None, None),
-            max_labels=max_labels, max_chars=max_chars, max_body_bytes=max_body_bytes,
+            max_labels=max_labels, max_chars=max_chars, max_pairs=max_pairs, max_body_bytes=max_body_bytes,
             max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
         )  # fmt: skip
         endpoint(lambda: spec.load(quiet=True).scorer, settings, host, port, quiet).run()

@@ -46,6 +46,7 @@ def classify_file(
         "records": dataclasses.asdict(defaults), "window": window, "keep": list(keep),
         "skip_errors": errors is not None, "scorer": scorer.describe(),
     }  # fmt: skip
+    scorer.check_defaults(defaults)  # a template that cannot fit fails here, before any output is opened
     with open_run(source, target, errors, settings, resume, log) as run:
         done = run.state.records
         if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
@@ -53,7 +54,7 @@ def classify_file(
         progress(done + run.state.errors)
         write = run.write if tee is None else lambda line: (run.write(line), tee(line))
         summary = classify_stream(
-            iter_records(source, defaults, after_line=run.state.line), scorer, write,
+            iter_records(source, defaults, after_line=run.state.line, scorer=scorer), scorer, write,
             window=window, keep=keep, write_error=None if errors is None else run.write_error,
             progress=progress, on_window=run.commit,
         )  # fmt: skip
@@ -122,7 +123,9 @@ def classify_texts(
     records = []
     for position, text in enumerate(texts, start=1):
         try:
-            records.append(record_from_object({"text": text, **fields}, position, RecordDefaults()))
+            record = record_from_object({"text": text, **fields}, position, RecordDefaults())
+            scorer.check_record(record)
+            records.append(record)
         except ValueError as exc:
             raise ValueError(f"text {position}: {exc}") from None
     return [assemble(record, scores) for record, scores in zip(records, scorer.score_records(records))]

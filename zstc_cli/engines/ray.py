@@ -111,7 +111,8 @@ class ScoreWorker:
         items: list[tuple[str, Record | RecordError]] = []
         for name, group in groupby(rows, key=lambda row: row[0]):  # a batch may span files
             lines = ((int(n), bytes(raw)) for _, n, raw in group)
-            items.extend((str(name), item) for item in parse_lines(str(name), lines, self.defaults))
+            parsed = parse_lines(str(name), lines, self.defaults, self.scorer.check_record)
+            items.extend((str(name), item) for item in parsed)
         records = [item for _, item in items if isinstance(item, Record)]
         scores = iter(self.scorer.score_records(records) if records else [])
         out: dict[str, list] = {"data": [], "file": [], "line": [], "error": []}

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from zstc_cli.records import Record
+from zstc_cli.errors import ZstcError
+from zstc_cli.records import Record, RecordDefaults
 from zstc_cli.scorers.batching import plan_batches
+
+HYPOTHESIS_CACHE_SIZE = 4096  # distinct hypotheses remembered by :meth:`Scorer.check_record`
 
 
 class Scorer(ABC):
@@ -30,6 +33,38 @@ class Scorer(ABC):
     def score(self, prepared: Any) -> list[np.ndarray]:
         """Return, for each record of the window, one score per label in the record's label order."""
 
+    def hypothesis_problem(self, hypothesis: str) -> str | None:
+        """Why ``hypothesis`` cannot be scored whole by this model (it would be cut, and with it the label), or
+        None. Scorers whose inputs are never truncated accept every hypothesis."""
+        return None
+
+    def check_record(self, record: Record) -> None:
+        """Raise ``ValueError`` if one of the record's hypotheses cannot be scored whole: the pipeline's
+        validate step calls this, so the record becomes that line's error instead of a silently wrong score."""
+        for label, hypothesis in zip(record.labels, record.hypotheses):
+            problem = self._checked_hypothesis(hypothesis)
+            if problem is not None:
+                raise ValueError(f"label {_short(label)!r} in template {_short(record.template)!r}: {problem}")
+
+    def check_defaults(self, defaults: RecordDefaults) -> None:
+        """Check the command line's template (with its labels, if given) once, before any record is read."""
+        labels = defaults.labels or ("",)
+        for label in labels:
+            problem = self._checked_hypothesis(defaults.template.format(label))
+            if problem is not None:
+                what = f"with label {_short(label)!r} " if label else ""
+                raise ZstcError(f"hypothesis template {_short(defaults.template)!r} {what}cannot be used: {problem}")
+
+    def _checked_hypothesis(self, hypothesis: str) -> str | None:
+        """:meth:`hypothesis_problem`, remembered: records mostly repeat the same few hypotheses."""
+        cache = self.__dict__.setdefault("_hypothesis_problems", {})
+        problem = cache.get(hypothesis, cache)  # the cache itself marks "not checked yet" (None means fine)
+        if problem is cache:
+            if len(cache) >= HYPOTHESIS_CACHE_SIZE:
+                cache.clear()
+            problem = cache[hypothesis] = self.hypothesis_problem(hypothesis)
+        return problem
+
     def describe(self) -> dict[str, Any]:
         """What determines this scorer's results; a resumed run must match it (see ``--resume``).
 
@@ -44,6 +79,11 @@ class Scorer(ABC):
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Prepare and score in one call (for library use and small inputs)."""
         return self.score(self.prepare(records))
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A long template or label, shortened for a one-line message."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-17:]} ({len(text)} characters)"
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

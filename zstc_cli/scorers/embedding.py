@@ -132,6 +132,16 @@ class EmbeddingScorer(Scorer):
         ready_to_pad(tokenizer)
         self.input_names = list(tokenizer.model_input_names)
 
+    def hypothesis_problem(self, hypothesis: str) -> str | None:
+        """The hypothesis is embedded alone, so beyond ``max_length`` it would be cut, and the label with it."""
+        tokens = len(self.tokenizer(hypothesis, add_special_tokens=True, verbose=False)["input_ids"])
+        if tokens <= self.max_length:
+            return None
+        return (
+            f"the hypothesis is {tokens} tokens, more than model {self.model.config.name_or_path!r} embeds "
+            f"({self.max_length} tokens); shorten the template or the label"
+        )
+
     def describe(self) -> dict[str, object]:
         """Adds the pooling and the constants that turn cosines into scores (model and dtype, ``int8`` under
         ``--quantize int8``, come from the base class), so a resumed run cannot mix settings."""

@@ -20,6 +20,9 @@ from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pa
 from zstc_cli.scorers.batching import budget
 
 VERY_LARGE = 1_000_000
+MIN_PREMISE_TOKENS = 8
+"""A hypothesis must leave the premise at least this many tokens within the model's limit: only the premise
+may be truncated, and a premise cut to a few tokens is no longer the text being classified."""
 # Models whose position ids start after the padding index, so fewer positions are usable than configured.
 POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer"}
 
@@ -52,11 +55,6 @@ class NLIWindow:
     multi_label: list[bool]
 
 
-def _hypothesis_too_long(exc: Exception) -> bool:
-    """The tokenizers' refusal to truncate only the premise when the hypothesis alone exceeds the limit."""
-    return "too short" in str(exc) or "not long enough" in str(exc).lower()
-
-
 class NLIScorer(Scorer):
     """Scores labels with a sequence-classification model trained on NLI (an entailment label required)."""
 
@@ -86,30 +84,26 @@ class NLIScorer(Scorer):
         self.input_names = list(tokenizer.model_input_names)
         self.forward_kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
 
+    def hypothesis_problem(self, hypothesis: str) -> str | None:
+        """A hypothesis must fit beside at least :data:`MIN_PREMISE_TOKENS` premise tokens, since only the
+        premise is truncated: cutting the hypothesis would cut the label, and every label would score alike."""
+        tokens = len(self.tokenizer(hypothesis, add_special_tokens=False, verbose=False)["input_ids"])
+        room = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - MIN_PREMISE_TOKENS
+        if tokens <= room:
+            return None
+        return (
+            f"the hypothesis is {tokens} tokens, more than the {room} that model "
+            f"{self.model.config.name_or_path!r} can take beside a premise of at least {MIN_PREMISE_TOKENS} tokens "
+            f"(its limit is {self.max_length} tokens per pair); shorten the template or the label"
+        )
+
     def _encode(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, list[int]]]:
         """Tokenize pairs, truncating only the premise so the hypothesis (the label) is never cut.
 
-        A hypothesis too long to fit beside any premise makes the tokenizer refuse the whole call; then each
-        pair is tokenized on its own and only the refused ones are cut from both sides, so one record's
-        over-long label never changes how the other records in its window are tokenized (and scored).
+        A hypothesis too long to fit beside a premise makes the tokenizer refuse the call, with a message that
+        names neither the template nor the model's limit: records reach here checked by :meth:`check_record`.
         """
-        try:
-            return self._tokenize(premises, hypotheses, "only_first")
-        except Exception as exc:
-            if not _hypothesis_too_long(exc):
-                raise
-        encoded = []
-        for premise, hypothesis in zip(premises, hypotheses):
-            try:
-                encoded += self._tokenize([premise], [hypothesis], "only_first")
-            except Exception as exc:
-                if not _hypothesis_too_long(exc):
-                    raise
-                encoded += self._tokenize([premise], [hypothesis], "longest_first")
-        return encoded
-
-    def _tokenize(self, premises: list[str], hypotheses: list[str], truncation: str) -> list[dict[str, list[int]]]:
-        batch = self.tokenizer(premises, hypotheses, truncation=truncation, max_length=self.max_length,
+        batch = self.tokenizer(premises, hypotheses, truncation="only_first", max_length=self.max_length,
                                add_special_tokens=True, return_attention_mask=False)  # fmt: skip
         names = [name for name in self.input_names if name in batch]
         return [{name: batch[name][i] for name in names} for i in range(len(premises))]

@@ -47,6 +47,10 @@ JSONLINES = "application/jsonlines"
 JSONLINES_TYPES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"}
 RETRY_AFTER_SECONDS = 1
 MIB = 1024 * 1024
+PASSES_PER_REQUEST = 64
+"""``--max-pairs`` defaults to this many full forward passes (of the scorer's ``--batch-size`` pairs): 4,096
+pairs on the CPU, 8,192 on an accelerator: bounded in forward passes, so in time for a given model. A larger
+request is refused with 413 (saying how to split it), so one client cannot hold the model for minutes."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ServeSettings:
     defaults: RecordDefaults = field(default_factory=RecordDefaults)
     max_labels: int = 100
     max_chars: int = 10_000
+    max_pairs: int | None = None  # None: PASSES_PER_REQUEST forward passes of the scorer's batch size
     max_body_bytes: int = 6 * MIB  # the hosted real-time endpoints' payload limit
     max_batch_tokens: int = DEFAULT_MAX_TOKENS
     max_wait_ms: float = 5.0
@@ -87,22 +92,49 @@ def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None
     return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, media_type=JSON)
 
 
-def _checked(where: str, build: Callable[[], Record], settings: ServeSettings) -> Record:
-    """Build one record with classify's rules, then apply the per-request limits."""
+Check = Callable[[Record], object]
+
+
+def _checked(where: str, build: Callable[[], Record], settings: ServeSettings, check: Check) -> Record:
+    """Build one record with classify's rules, apply the per-request limits, then the scorer's ``check``
+    (a hypothesis the model cannot take whole is refused, never cut)."""
     try:
         record = build()
     except ValueError as exc:
         raise HTTPProblem(400, f"{where}: {exc}") from None
+    if len(record.template) > settings.max_chars:
+        raise HTTPProblem(
+            413, f"{where}: hypothesis_template of {len(record.template)} characters, more than --max-chars "
+            f"{settings.max_chars}",
+        )  # fmt: skip
     if len(record.labels) > settings.max_labels:
         raise HTTPProblem(400, f"{where}: {len(record.labels)} labels, more than --max-labels {settings.max_labels}")
     if len(record.text) > settings.max_chars:
         raise HTTPProblem(
             400, f"{where}: text of {len(record.text)} characters, more than --max-chars {settings.max_chars}"
         )
+    try:
+        check(record)
+    except ValueError as exc:
+        raise HTTPProblem(400, f"{where}: {exc}") from None
     return record
 
 
-def records_from_json(body: bytes, settings: ServeSettings) -> tuple[list[Record], bool]:
+def check_pairs(records: list[Record], max_pairs: int) -> None:
+    """Refuse (413) a request asking for more than ``max_pairs`` (text, label) pairs, saying how to split it."""
+    pairs = sum(len(record.labels) for record in records)
+    if pairs <= max_pairs:
+        return
+    most_labels = max(len(record.labels) for record in records)
+    raise HTTPProblem(
+        413, f"{len(records)} texts x their labels make {pairs} pairs, more than --max-pairs {max_pairs} per "
+        f"request: split it into requests of at most {max(1, max_pairs // most_labels)} texts",
+    )  # fmt: skip
+
+
+def records_from_json(
+    body: bytes, settings: ServeSettings, check: Check = lambda record: None
+) -> tuple[list[Record], bool]:
     """The records of a hosted-endpoint payload, and whether it held one input (answered by one object)."""
     try:
         payload = orjson.loads(body)
@@ -111,21 +143,21 @@ def records_from_json(body: bytes, settings: ServeSettings) -> tuple[list[Record
     defaults = settings.defaults
     inputs = payload.get("inputs") if isinstance(payload, dict) else None
     if not isinstance(inputs, list):
-        return [_checked("body", lambda: record_from_object(payload, 1, defaults), settings)], True
+        return [_checked("body", lambda: record_from_object(payload, 1, defaults), settings, check)], True
     if not inputs:
         raise HTTPProblem(400, '"inputs" is an empty list')
     # Each input becomes a record of its own with the payload's parameters, exactly as a line would.
     records = [  # each lambda is called at once, inside _checked
-        _checked(f"inputs[{i}]", lambda: record_from_object({**payload, "inputs": text}, i + 1, defaults), settings)  # noqa: B023
-        for i, text in enumerate(inputs)
+        _checked(f"inputs[{i}]", lambda: record_from_object({**payload, "inputs": t}, i + 1, defaults), settings, check)  # noqa: B023
+        for i, t in enumerate(inputs)
     ]
     return records, False
 
 
-def records_from_jsonlines(body: bytes, settings: ServeSettings) -> list[Record]:
+def records_from_jsonlines(body: bytes, settings: ServeSettings, check: Check = lambda record: None) -> list[Record]:
     """One record per non-blank line, numbered as classify numbers the lines of a file."""
     records = [  # each lambda is called at once, inside _checked
-        _checked(f"line {number}", lambda: parse_line(raw.rstrip(b"\r"), number, settings.defaults), settings)  # noqa: B023
+        _checked(f"line {number}", lambda: parse_line(raw.rstrip(b"\r"), number, settings.defaults), settings, check)  # noqa: B023
         for number, raw in enumerate(body.split(b"\n"), start=1)
         if raw.strip()
     ]
@@ -195,8 +227,9 @@ INVOCATION_BODY = {
 PROBLEMS = {
     status: {"model": Problem, "description": description}
     for status, description in {
-        400: "malformed JSON or a bad record (which line or input), or a limit exceeded",
-        413: "body larger than --max-body-bytes",
+        400: "malformed JSON or a bad record (which line or input), a hypothesis the model cannot take whole, "
+        "or a limit exceeded",
+        413: "body larger than --max-body-bytes, more pairs than --max-pairs, or a template over --max-chars",
         415: "neither application/json nor application/jsonlines",
         500: "scoring failed; the server keeps serving",
         503: "the model is loading, or the queue is full (see Retry-After)",
@@ -215,6 +248,7 @@ def create_app(
         started = time.perf_counter()
         try:
             scorer = await _in_daemon_thread(load)
+            scorer.check_defaults(settings.defaults)  # a --hypothesis-template that cannot fit: refuse to start
         except Exception as exc:
             app.state.load_error = exc
             on_load_error(exc)
@@ -224,11 +258,13 @@ def create_app(
             max_queue=settings.max_queue, batching=settings.batching,
         )  # fmt: skip
         batcher.start()
+        app.state.max_pairs = settings.max_pairs or PASSES_PER_REQUEST * scorer.batch_size
         app.state.batcher = batcher
         budget = scorer.describe()
         log.info("model loaded in %.1f s; ready (micro-batches of up to %d tokens, forward passes of up to %d "
-                 "tokens and %d pairs)", time.perf_counter() - started, settings.max_batch_tokens,
-                 budget["max_tokens"], budget["batch_size"])  # fmt: skip
+                 "tokens and %d pairs, at most %d pairs per request)", time.perf_counter() - started,
+                 settings.max_batch_tokens, budget["max_tokens"], budget["batch_size"],
+                 app.state.max_pairs)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -244,7 +280,7 @@ def create_app(
         description="Zero-shot text classification with the hosted endpoints' container contract.",
         lifespan=lifespan,
     )
-    app.state.batcher, app.state.load_error = None, None
+    app.state.batcher, app.state.load_error, app.state.max_pairs = None, None, 0
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:
@@ -288,10 +324,12 @@ def create_app(
             raise HTTPProblem(415, f"content type {media!r}: send {JSON} or {JSONLINES}")
         body = await read_body(request, settings.max_body_bytes)
         lines = media in JSONLINES_TYPES
+        check = batcher.scorer.check_record
         if lines:
-            records, single = records_from_jsonlines(body, settings), False
+            records, single = records_from_jsonlines(body, settings, check), False
         else:
-            records, single = records_from_json(body, settings)
+            records, single = records_from_json(body, settings, check)
+        check_pairs(records, app.state.max_pairs)
         try:
             scores = await batcher.score(records)
         except Overloaded as exc:
