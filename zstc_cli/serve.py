@@ -6,9 +6,10 @@ pipeline's ``{sequence, labels, scores}`` (a list of them for a list of inputs),
 with one record per line in any shape classify reads, answered by one line per record (``Accept`` may ask for
 the other of the two). POST ``/endpoints/{name}/invocations`` is the runtime API's InvokeEndpoint, the request
 the AWS SDK sends for any endpoint name: the same answers, and errors in the runtime's ModelError shape. So
-client code written for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so the rules are
-classify's, and scored through a :class:`~zstc_cli.microbatch.MicroBatcher`, which packs the pairs of concurrent
-requests into shared forward passes. The model loads after the port is open, so an orchestrator sees a live, loading server.
+client code written for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so
+the rules are classify's, and scored through a :class:`~zstc_cli.microbatch.MicroBatcher`, which packs the
+pairs of concurrent requests into shared forward passes. The model loads after the port is open, so an
+orchestrator sees a live, loading server.
 """
 
 from __future__ import annotations
