@@ -316,6 +316,7 @@ def create_app(
         }
 
     async def invoke(request: Request) -> Response:
+        """One invocation's answer; a refusal is raised, for each route to report in its own shape."""
         batcher = ready()
         media = request.headers.get("content-type", "").split(";")[0].strip().lower() or JSON
         if media != JSON and media not in JSONLINES_TYPES:
