@@ -114,8 +114,7 @@ def test_json_lines_bodies_and_the_accept_header(runtime, tmp_path, bert_nli, ny
         ("text/csv", JSON, b"a,b\n", 415, "application/jsonlines"),
     ],
 )  # fmt: skip
-def test_refusals_are_model_errors_with_zstcs_message_and_status(runtime, content_type, accept, body, status,
-                                                                  message):
+def test_refusals_are_model_errors_with_zstcs_message_and_status(runtime, content_type, accept, body, status, message):
     with pytest.raises(runtime.exceptions.ModelError) as raised:
         invoke(runtime, body, content_type, accept)
     error = raised.value.response
