@@ -3,11 +3,13 @@
 GET ``/ping`` answers 200 once the model is loaded (503 while it loads). POST ``/invocations`` takes the
 hosted payload ``{"inputs": text | [texts], "parameters": {...}}`` as ``application/json``, answered by the
 pipeline's ``{sequence, labels, scores}`` (a list of them for a list of inputs), or ``application/jsonlines``
-with one record per line in any shape classify reads, answered by one line per record. So client code written
-for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so the rules are
-classify's, and scored through a :class:`~zstc_cli.serving.microbatch.MicroBatcher`, which packs the pairs of concurrent
-requests into shared forward passes. The model loads after the port is open, so an orchestrator sees a live,
-loading server.
+with one record per line in any shape classify reads, answered by one line per record (``Accept`` may ask for
+the other of the two). POST ``/endpoints/{name}/invocations`` is the runtime API's InvokeEndpoint, the request
+the AWS SDK sends for any endpoint name: the same answers, and errors in the runtime's ModelError shape. So
+client code written for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so
+the rules are classify's, and scored through a :class:`~zstc_cli.serving.microbatch.MicroBatcher`, which packs
+the pairs of concurrent requests into shared forward passes. The model loads after the port is open, so an
+orchestrator sees a live, loading server.
 """
 
 from __future__ import annotations
@@ -88,8 +90,44 @@ class Problem(BaseModel):
     error: str
 
 
+class ModelError(BaseModel):
+    """The runtime API's error for a model that refused or failed a request (what botocore parses)."""
+
+    Message: str
+    OriginalStatusCode: int
+    OriginalMessage: str
+
+
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, media_type=JSON)
+
+
+def model_error(problem: HTTPProblem) -> Response:
+    """A refused invocation as the runtime API reports the model's errors: 424 ``ModelError``.
+
+    botocore raises ``ModelError`` from the ``x-amzn-ErrorType`` header, its message from ``Message``, and
+    adds ``OriginalStatusCode`` and ``OriginalMessage`` (the body ``/invocations`` answers) to the response,
+    so SDK callers see zstc's message and status where the hosted endpoint puts the container's.
+    """
+    original = orjson.dumps({"error": problem.message}).decode()
+    kind = "client" if problem.status < 500 else "server"
+    body = {
+        "Message": f'Received {kind} error ({problem.status}) from primary with message "{original}".',
+        "OriginalStatusCode": problem.status,
+        "OriginalMessage": original,
+    }
+    return _json(body, 424, {**(problem.headers or {}), "x-amzn-ErrorType": "ModelError"})
+
+
+def answer_type(accept: str, body_type: str) -> str:
+    """The media type to answer in: the first that ``accept`` lists and zstc writes, else the body's own."""
+    for item in accept.split(","):
+        media = item.split(";")[0].strip().lower()
+        if media == JSON or media in JSONLINES_TYPES:
+            return media
+        if media in ("", "*/*", "application/*"):
+            return body_type
+    raise HTTPProblem(406, f"cannot answer in {accept!r}: accept {JSON} or {JSONLINES}")
 
 
 Check = Callable[[Record], object]
@@ -229,6 +267,7 @@ PROBLEMS = {
     for status, description in {
         400: "malformed JSON or a bad record (which line or input), a hypothesis the model cannot take whole, "
         "or a limit exceeded",
+        406: "Accept names neither application/json nor application/jsonlines",
         413: "body larger than --max-body-bytes, more pairs than --max-pairs, or a template over --max-chars",
         415: "neither application/json nor application/jsonlines",
         500: "scoring failed; the server keeps serving",
@@ -311,19 +350,15 @@ def create_app(
             "MaxPayloadInMB": max(1, settings.max_body_bytes // MIB),
         }
 
-    @app.post(
-        "/invocations",
-        openapi_extra={"requestBody": INVOCATION_BODY},
-        responses={200: {"model": Prediction | list[Prediction], "description": "ranked labels"}, **PROBLEMS},
-    )
-    async def invocations(request: Request) -> Response:
-        """Classify one text, a list of texts, or JSON lines; labels come back by descending score."""
+    async def invoke(request: Request) -> Response:
+        """One invocation's answer; a refusal is raised, for each route to report in its own shape."""
         batcher = ready()
         media = request.headers.get("content-type", "").split(";")[0].strip().lower() or JSON
         if media != JSON and media not in JSONLINES_TYPES:
             raise HTTPProblem(415, f"content type {media!r}: send {JSON} or {JSONLINES}")
-        body = await read_body(request, settings.max_body_bytes)
         lines = media in JSONLINES_TYPES
+        answer = answer_type(request.headers.get("accept", ""), JSONLINES if lines else JSON)
+        body = await read_body(request, settings.max_body_bytes)
         check = batcher.scorer.check_record
         if lines:
             records, single = records_from_jsonlines(body, settings, check), False
@@ -337,9 +372,32 @@ def create_app(
         except Exception as exc:
             raise HTTPProblem(500, f"scoring failed: {type(exc).__name__}: {exc}") from None
         results = [assemble(record, s) for record, s in zip(records, scores)]
-        if lines:
-            return Response(b"".join(map(result_line, results)), media_type=JSONLINES)
+        if answer != JSON:
+            return Response(b"".join(map(result_line, results)), media_type=answer)
         return _json(results[0] if single else results)
+
+    answered = {200: {"model": Prediction | list[Prediction], "description": "ranked labels"}}
+
+    @app.post("/invocations", openapi_extra={"requestBody": INVOCATION_BODY}, responses={**answered, **PROBLEMS})
+    async def invocations(request: Request) -> Response:
+        """Classify one text, a list of texts, or JSON lines; labels come back by descending score."""
+        return await invoke(request)
+
+    @app.post(
+        "/endpoints/{endpoint_name:path}/invocations",
+        openapi_extra={"requestBody": INVOCATION_BODY},
+        responses={**answered, 424: {"model": ModelError, "description": "any error of /invocations, wrapped"}},
+    )
+    async def invoke_endpoint(endpoint_name: str, request: Request) -> Response:
+        """The runtime API's InvokeEndpoint, as the AWS SDK sends it: ``/invocations`` for any endpoint name.
+
+        The SDK's signature headers are ignored; errors come back as 424 ``ModelError`` with zstc's status
+        and message in ``OriginalStatusCode`` and ``OriginalMessage``.
+        """
+        try:
+            return await invoke(request)
+        except HTTPProblem as problem:
+            return model_error(problem)
 
     return app
 

