@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from zstc_cli.records import Record
+from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults
 from zstc_cli.scorers.batching import plan_batches
 
 
@@ -21,6 +22,8 @@ class Scorer(ABC):
     """
 
     name: str
+    default_template: str = DEFAULT_TEMPLATE
+    """The hypothesis of records that name no template (each scorer's is chosen for it)."""
 
     @abstractmethod
     def prepare(self, records: Sequence[Record]) -> Any:
@@ -40,6 +43,11 @@ class Scorer(ABC):
             "scorer": self.name, "model": self.model.config.name_or_path, "dtype": str(self.model.dtype),
             "device": str(self.device), "max_tokens": self.max_tokens, "batch_size": self.batch_size,
         }  # fmt: skip
+
+    def with_default_template(self, defaults: RecordDefaults) -> RecordDefaults:
+        """``defaults`` with this scorer's template filled in where they name none, so that what a run
+        records (its checkpoint, evaluate's report) says which template scored it."""
+        return defaults if defaults.template is not None else replace(defaults, template=self.default_template)
 
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Prepare and score in one call (for library use and small inputs)."""
