@@ -52,17 +52,10 @@ def test_scores_are_cosines_of_sentence_transformers_embeddings(minilm, nyr_text
 
     reference = SentenceTransformer(str(bundled_minilm_dir()), device="cpu")
     records = mixed_records(nyr_texts)[::3] + mixed_records(nyr_texts)[-1:]  # 12 records and the long one
-    strings = list(
-        dict.fromkeys(s for record in records for s in (record.text, *record.hypothesis_grid(minilm.default_template)))
-    )
+    strings = list(dict.fromkeys(s for record in records for s in (record.text, *record.hypotheses)))
     reference_vectors = dict(zip(strings, reference.encode(strings, normalize_embeddings=True)))
     for record, scores in zip(records, minilm.score_records(records), strict=True):
-        cosines = np.array(
-            [
-                reference_vectors[h] @ reference_vectors[record.text]
-                for h in record.hypothesis_grid(minilm.default_template)
-            ]
-        )
+        cosines = np.array([reference_vectors[h] @ reference_vectors[record.text] for h in record.hypotheses])
         if record.multi_label or len(record.labels) == 1:
             expected = 1 / (1 + np.exp(-(cosines - MULTI_LABEL_CENTER) / MULTI_LABEL_TEMPERATURE))
         else:

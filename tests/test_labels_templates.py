@@ -155,7 +155,7 @@ def test_bad_templates_are_refused():
 
 
 def test_each_scorer_fills_in_its_own_default_template_and_a_record_template_wins(nli, minilm):
-    record = Record(1, "x", ("a",))
+    record = Record(1, "x", ("a",), template=None)
     assert record.hypothesis_grid(nli.default_template) == ["This example is a."]
     assert record.hypothesis_grid(minilm.default_template) == ["This text is about a."]
     assert (nli.default_template, minilm.default_template) == (DEFAULT_TEMPLATE, EMBEDDING_TEMPLATE)

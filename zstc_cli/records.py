@@ -60,7 +60,9 @@ class Record:
     text: str
     labels: tuple[str, ...]
     multi_label: bool = False
-    template: Templates = None
+    template: Templates = DEFAULT_TEMPLATE
+    """Built by hand, a record keeps the pipeline's default; None (what input lines naming no template and
+    no ``-t`` get) means the scorer's default."""
     fields: dict[str, Any] = field(default_factory=dict, repr=False)
     descriptions: Mapping[str, str] | None = field(default=None, repr=False)
 
