@@ -7,15 +7,18 @@ with ten million lines needs to know exactly where to look.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import orjson
 
 from zstc_cli.errors import RecordError
 
 DEFAULT_TEMPLATE = "This example is {}."
+"""The NLI scorer's default hypothesis (the transformers pipeline's); each scorer names its own default."""
+Templates = Union[str, tuple[str, ...], None]
+"""One template, several (their scores are combined, see the scorers), or None: the scorer's default."""
 TEXT_FIELDS = ("text", "inputs", "sequence")
 LABEL_FIELDS = ("categories", "candidate_labels")
 BOM = b"\xef\xbb\xbf"
@@ -27,19 +30,26 @@ class RecordDefaults:
 
     labels: tuple[str, ...] | None = None
     multi_label: bool = False
-    template: str = DEFAULT_TEMPLATE
+    template: Templates = None
     text_field: str | None = None
     labels_field: str | None = None
     override: bool = False
     """Score every record with ``labels``, ``multi_label`` and ``template`` whatever the record says, as
     evaluate must: a record's own label field could otherwise be (or leak) its gold answer."""
+    descriptions: Mapping[str, str] | None = None
+    """Label name -> the text its hypothesis reads instead of the name (output and metrics keep the name).
+    A description applies to every record scoring a label of that name, from ``labels`` or the record's own."""
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
-        would otherwise be taken as its characters), and duplicates or empty labels raise ``ValueError``."""
+        would otherwise be taken as its characters), and duplicates or empty labels raise ``ValueError``;
+        templates and descriptions are checked too."""
         if self.labels is not None:
             labels = self.labels if isinstance(self.labels, str) else list(self.labels)
             object.__setattr__(self, "labels", parse_labels(labels, "labels"))
+        object.__setattr__(self, "template", check_templates(self.template))
+        if self.descriptions is not None:
+            object.__setattr__(self, "descriptions", check_descriptions(self.descriptions))
 
 
 @dataclass
@@ -50,12 +60,29 @@ class Record:
     text: str
     labels: tuple[str, ...]
     multi_label: bool = False
-    template: str = DEFAULT_TEMPLATE
+    template: Templates = DEFAULT_TEMPLATE
+    """Built by hand, a record keeps the pipeline's default; None (what input lines naming no template and
+    no ``-t`` get) means the scorer's default."""
     fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    descriptions: Mapping[str, str] | None = field(default=None, repr=False)
+
+    def templates(self, default: str) -> tuple[str, ...]:
+        """The record's templates, or ``default`` (its scorer's) when it names none."""
+        if self.template is None:
+            return (default,)
+        return (self.template,) if isinstance(self.template, str) else self.template
+
+    def hypothesis_grid(self, default: str) -> list[str]:
+        """Every (label, template) hypothesis, label-major: label ``i``'s are ``[i*K, (i+1)*K)`` for K
+        templates. A label with a description is put into the template as its description."""
+        describe = self.descriptions or {}
+        templates = self.templates(default)
+        return [template.format(describe.get(label, label)) for label in self.labels for template in templates]
 
     @property
     def hypotheses(self) -> list[str]:
-        return [self.template.format(label) for label in self.labels]
+        """The hypotheses under the NLI default template when the record names none (for size estimates)."""
+        return self.hypothesis_grid(DEFAULT_TEMPLATE)
 
 
 def parse_labels(value: Any, what: str = "labels") -> tuple[str, ...]:
@@ -91,6 +118,28 @@ def check_template(template: Any) -> str:
     return template
 
 
+def check_templates(value: Any) -> Templates:
+    """None, one template, or a non-empty sequence of distinct templates (one is returned as a str)."""
+    if value is None or isinstance(value, str):
+        return value if value is None else check_template(value)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError("hypothesis templates must be a string or a non-empty list of strings")
+    templates = tuple(check_template(template) for template in value)
+    if len(set(templates)) < len(templates):
+        raise ValueError("hypothesis templates contain one template twice")
+    return templates[0] if len(templates) == 1 else templates
+
+
+def check_descriptions(value: Any) -> dict[str, str]:
+    """A mapping of label names to non-empty descriptions."""
+    if not isinstance(value, Mapping):
+        raise ValueError("descriptions must map label names to strings")
+    for name, text in value.items():
+        if not isinstance(name, str) or not isinstance(text, str) or not text.strip():
+            raise ValueError(f"description of {name!r} must be a non-empty string")
+    return dict(value)
+
+
 def _first(obj: dict[str, Any], names: Sequence[str]) -> tuple[str | None, Any]:
     for name in names:
         if name in obj:
@@ -119,7 +168,7 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     if defaults.override:
         if defaults.labels is None:
             raise ValueError("no labels to score with")
-        return Record(line, text, defaults.labels, defaults.multi_label, defaults.template, fields=obj)
+        return Record(line, text, defaults.labels, defaults.multi_label, defaults.template, obj, defaults.descriptions)
 
     label_names = (defaults.labels_field,) if defaults.labels_field else LABEL_FIELDS
     name, labels = _first(obj, label_names)
@@ -138,7 +187,7 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
 
     template = obj.get("hypothesis_template", params.get("hypothesis_template"))
     template = defaults.template if template is None else check_template(template)
-    return Record(line=line, text=text, labels=parsed, multi_label=multi_label, template=template, fields=obj)
+    return Record(line, text, parsed, multi_label, template, obj, defaults.descriptions)
 
 
 def decode_line(raw: bytes, line: int) -> Any:
@@ -187,3 +236,35 @@ def parse_lines(
             yield record
         except ValueError as exc:
             yield RecordError(source, number, str(exc), raw)
+
+
+def parse_label_lines(lines: Iterable[str], source: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Labels and their descriptions from a ``--labels @file``: one label a line, ``name`` or
+    ``name: description``. Only the first ``": "`` (colon and space) splits, so ``a:b`` is one name and a
+    description may contain ``": "``; a name containing ``": "`` cannot be given in a file. Blank lines are
+    skipped. A malformed line raises ``ValueError`` naming ``source:line``."""
+    labels: list[str] = []
+    descriptions: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        name, separator, description = line.partition(": ")
+        name, description = name.strip(), description.strip()
+        problem = None
+        if line.endswith(":") and not separator:
+            problem = f"{line!r} ends with ':' but has no description (write 'name: description', or just the name)"
+        elif separator and not name:
+            problem = f"{line!r} has a description but no label name before ': '"
+        elif separator and not description:
+            problem = f"{line!r} has an empty description after ': '"
+        elif name in labels:
+            problem = f"label {name!r} appears twice"
+        if problem:
+            raise ValueError(f"{source}:{number}: {problem}")
+        labels.append(name)
+        if separator:
+            descriptions[name] = description
+    if not labels:
+        raise ValueError(f"{source}: no labels in the file")
+    return tuple(labels), descriptions

@@ -103,3 +103,46 @@ def build_minilm_nli(target: Path, seed: int = 0) -> Path:
     )
     torch.nn.init.normal_(model.classifier.weight, std=HEAD_STD)
     return _save(model.eval(), AutoTokenizer.from_pretrained(bundled_minilm_dir()), target)
+
+
+def build_tiny_embedder(
+    target: Path,
+    pooling: str = "mean",
+    prompts: dict[str, str] | None = None,
+    default_prompt: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """A 2-layer random BertModel saved as a sentence-transformers model: ``modules.json`` (Transformer,
+    Pooling with ``pooling``, Normalize), ``1_Pooling/config.json`` and, when ``prompts`` is given,
+    ``config_sentence_transformers.json`` with them (and ``default_prompt_name``). ``pooling=None`` saves a
+    plain encoder without sentence-transformers files."""
+    import json
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir(), model_max_length=64)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, initializer_range=0.3,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    _save(BertModel(config).eval(), tokenizer, target)
+    if pooling is None:
+        return target
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (target / "modules.json").write_text(json.dumps(modules))
+    (target / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    (target / "1_Pooling").mkdir()
+    modes = {
+        f"pooling_mode_{mode}": mode == pooling for mode in ("cls_token", "mean_tokens", "max_tokens", "lasttoken")
+    }
+    (target / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **modes}))
+    (target / "2_Normalize").mkdir()
+    if prompts is not None:
+        st_config = {"prompts": prompts, "default_prompt_name": default_prompt, "similarity_fn_name": "cosine"}
+        (target / "config_sentence_transformers.json").write_text(json.dumps(st_config))
+    return target

@@ -27,7 +27,7 @@ from zstc_cli.cli.options import (
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults
+from zstc_cli.records import RecordDefaults
 from zstc_cli.results import parse_keep
 from zstc_cli.storage.files import STDIO
 
@@ -43,7 +43,7 @@ def classify(
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
-    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    hypothesis_template: TemplateOpt = None,
     text_field: TextFieldOpt = None,
     labels_field: LabelsFieldOpt = None,
     keep: Annotated[
@@ -112,6 +112,7 @@ def classify(
             jobs = plan_jobs(input, output, errors if on_error == OnError.skip else None)  # bad locations fail early
             with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
                 loaded = spec.load(quiet)
+                defaults = loaded.scorer.with_default_template(defaults)  # the checkpoint records the template used
                 if not quiet:
                     print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
                 with Progress(input, quiet=quiet) as progress:

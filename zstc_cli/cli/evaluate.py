@@ -21,7 +21,6 @@ from zstc_cli.cli.options import (
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.records import DEFAULT_TEMPLATE
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
 
@@ -68,7 +67,7 @@ def evaluate(
             "(multi-label gold always is); records' own settings are ignored.",
         ),
     ] = False,
-    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    hypothesis_template: TemplateOpt = None,
     text_field: TextFieldOpt = None,
     window: WindowOpt = DEFAULT_WINDOW,
     quiet: QuietOpt = False,
@@ -107,15 +106,17 @@ def evaluate(
             )
             if plot and gold.multi_label:
                 raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
-            candidates = read_labels_option(labels) or tuple(gold.distinct())
+            names, descriptions = read_labels_option(labels)
+            candidates = names or tuple(gold.distinct())
             for warning in ev.gold_warnings(gold, candidates):
                 print(f"zstc: warning: {warning}", file=sys.stderr)
             if from_ is not None:
                 evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
                 run = None
             else:
-                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None)
+                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions)
                 loaded = spec.load(quiet)
+                defaults = loaded.scorer.with_default_template(defaults)
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_model(
                         gold, loaded.scorer, candidates, predictions, defaults,
@@ -123,7 +124,7 @@ def evaluate(
                     )  # fmt: skip
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                run = rp.run_metadata(loaded, hypothesis_template, evaluation)
+                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
         result = rp.build_report(evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping)
         rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
         if report:

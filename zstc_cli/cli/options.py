@@ -20,7 +20,7 @@ import typer
 
 from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
 from zstc_cli.models.catalog import DEFAULT_MODEL
-from zstc_cli.records import RecordDefaults, check_template, parse_labels
+from zstc_cli.records import RecordDefaults, check_templates, parse_label_lines, parse_labels
 
 
 class OnError(str, Enum):
@@ -96,31 +96,41 @@ def terminate_as_interrupt(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def read_labels_option(value: str | None) -> tuple[str, ...] | None:
-    """``--labels a,b,c`` or ``--labels @file`` (one label per line)."""
+def read_labels_option(value: str | None) -> tuple[tuple[str, ...] | None, dict[str, str]]:
+    """``--labels a,b,c`` or ``--labels @file`` (one label a line, ``name`` or ``name: description``; see
+    :func:`~zstc_cli.records.parse_label_lines`): the label names and the descriptions given."""
     if value is None:
-        return None
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not a label
-        except OSError as exc:
-            raise ZstcError(f"--labels {value}: cannot read {path}: {exc.strerror}") from None
-        value = [line.strip() for line in lines if line.strip()]
+        return None, {}
     try:
-        return parse_labels(value, "--labels")
+        if value.startswith("@"):
+            path = Path(value[1:])
+            try:
+                lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not a label
+            except OSError as exc:
+                raise ZstcError(f"--labels {value}: cannot read {path}: {exc.strerror}") from None
+            return parse_label_lines(lines, str(path))
+        return parse_labels(value, "--labels"), {}
     except ValueError as exc:
         raise ZstcError(str(exc)) from None
 
 
 def record_defaults(
-    labels: str | None, multi_label: bool, template: str, text_field: str | None, labels_field: str | None
+    labels: str | None,
+    multi_label: bool,
+    templates: list[str] | None,
+    text_field: str | None,
+    labels_field: str | None,
+    descriptions: dict[str, str] | None = None,
 ) -> RecordDefaults:
+    """The defaults the options give; ``templates`` None (no ``-t``) leaves the scorer's default, and
+    ``descriptions`` adds to those of a ``--labels @file``."""
     try:
-        check_template(template)
+        template = check_templates(templates or None)
     except ValueError as exc:
         raise ZstcError(f"--hypothesis-template: {exc}") from None
-    return RecordDefaults(read_labels_option(labels), multi_label, template, text_field, labels_field)
+    names, described = read_labels_option(labels)
+    described = {**described, **(descriptions or {})}
+    return RecordDefaults(names, multi_label, template, text_field, labels_field, descriptions=described or None)
 
 
 # Options shared by the commands that classify (classify, evaluate, serve), each declared once.
@@ -134,7 +144,15 @@ MultiLabelOpt = Annotated[
     bool, typer.Option("--multi-label/--single-label", help="Default when a record does not say.")
 ]
 
-TemplateOpt = Annotated[str, typer.Option("--hypothesis-template", "-t", help="Hypothesis with {} for the label.")]
+TemplateOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--hypothesis-template",
+        "-t",
+        help="Hypothesis with {} for the label; repeat for several (scores combined) "
+        '[default: NLI "This example is {}.", embedding "This text is about {}."].',
+    ),
+]
 
 TextFieldOpt = Annotated[Optional[str], typer.Option(help="Field holding the text [default: text|inputs|sequence].")]
 

@@ -16,7 +16,6 @@ from zstc_cli.cli.options import (
     user_errors,
 )
 from zstc_cli.errors import ZstcError
-from zstc_cli.records import DEFAULT_TEMPLATE
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
-    hypothesis_template: TemplateOpt = DEFAULT_TEMPLATE,
+    hypothesis_template: TemplateOpt = None,
     max_batch_tokens: Annotated[
         int,
         typer.Option(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records
-from zstc_cli.records import DEFAULT_TEMPLATE, RecordDefaults, record_from_object
+from zstc_cli.records import RecordDefaults, Templates, record_from_object
 from zstc_cli.results import assemble
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
 from zstc_cli.storage.jobs import Job, plan_jobs
@@ -109,21 +109,24 @@ def classify_texts(
     texts: Sequence[str],
     labels: Sequence[str] | str,
     multi_label: bool = False,
-    template: str = DEFAULT_TEMPLATE,
+    template: Templates = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Classify texts in memory; returns the pipeline's ``{sequence, labels, scores}`` dicts.
 
-    Texts, labels and the template are validated as file records are; a problem raises ``ValueError``
-    naming the text's position (1-based).
+    ``template``: one, several (scores combined as the scorer documents) or None, the scorer's default.
+    ``descriptions``: label name -> what its hypothesis reads instead (results keep the name). Texts,
+    labels, templates and descriptions are validated as file records are; a problem raises ``ValueError``
+    (naming the text's position, 1-based, for a text).
     """
     if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
         raise TypeError("texts must be a list of strings; for one text, pass [text]")
-    fields = {"categories": labels if isinstance(labels, str) else list(labels), "multi_label": multi_label,
-              "hypothesis_template": template}  # fmt: skip
+    defaults = RecordDefaults(labels if isinstance(labels, str) else tuple(labels), multi_label, template,
+                              override=True, descriptions=descriptions)  # fmt: skip
     records = []
     for position, text in enumerate(texts, start=1):
         try:
-            record = record_from_object({"text": text, **fields}, position, RecordDefaults())
+            record = record_from_object({"text": text}, position, defaults)
             scorer.check_record(record)
             records.append(record)
         except ValueError as exc:

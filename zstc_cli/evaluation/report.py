@@ -25,15 +25,22 @@ if TYPE_CHECKING:  # models imports torch, which scoring a predictions file does
     from zstc_cli.models.loading import LoadedModel
 
 
-def run_metadata(loaded: LoadedModel, template: str, evaluation: Evaluation) -> dict[str, Any]:
-    """What produced the predictions: model (and where it resolved), scorer, template, device, speed."""
+def run_metadata(
+    loaded: LoadedModel,
+    template: str | tuple[str, ...] | None,
+    evaluation: Evaluation,
+    descriptions: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What produced the predictions: model (and where it resolved), scorer, template(s), label descriptions,
+    device, speed."""
     summary = evaluation.summary
     return {
         "model": loaded.resolved.name,
         "model_location": loaded.resolved.location,
         "model_source": loaded.resolved.source,
         "scorer": loaded.scorer.name,
-        "hypothesis_template": template,
+        "hypothesis_template": template if isinstance(template, str) else list(template or ()),
+        "label_descriptions": descriptions or {},
         "device": str(loaded.device),
         "dtype": loaded.precision,
         "int8_formulation": loaded.int8_formulation,

@@ -15,7 +15,7 @@ import torch
 from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.models.resolution import ResolvedModel, first_line, load_config, model_file, pooling_config, read_json
 from zstc_cli.scorers.base import Scorer
-from zstc_cli.scorers.embedding import EmbeddingScorer, pooling_mode
+from zstc_cli.scorers.embedding import EmbeddingScorer, embedding_prompt, pooling_mode
 from zstc_cli.scorers.nli import NLIScorer, entailment_id, max_input_length
 
 if TYPE_CHECKING:
@@ -120,9 +120,10 @@ def embedding_scorer(
     st_config = read_json(model_file(resolved, "sentence_bert_config.json")) or {}
     max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
     pooling = pooling_mode(pooling_config(resolved))
+    prompt = embedding_prompt(resolved.name, read_json(model_file(resolved, "config_sentence_transformers.json")))
     input_names = list(tokenizer.model_input_names)
     model = quantization.quantize(model, input_names, resolved.location, quantize, "last_hidden_state")
-    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, **batching)
+    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, prompt=prompt, **batching)
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from zstc_cli.errors import ZstcError
-from zstc_cli.records import Record, RecordDefaults
+from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults
 from zstc_cli.scorers.batching import plan_batches
 
 HYPOTHESIS_CACHE_SIZE = 4096  # distinct hypotheses remembered by :meth:`Scorer.check_record`
@@ -24,6 +25,8 @@ class Scorer(ABC):
     """
 
     name: str
+    default_template: str = DEFAULT_TEMPLATE
+    """The hypothesis of records that name no template (each scorer's is chosen for it)."""
 
     @abstractmethod
     def prepare(self, records: Sequence[Record]) -> Any:
@@ -41,19 +44,29 @@ class Scorer(ABC):
     def check_record(self, record: Record) -> None:
         """Raise ``ValueError`` if one of the record's hypotheses cannot be scored whole: the pipeline's
         validate step calls this, so the record becomes that line's error instead of a silently wrong score."""
-        for label, hypothesis in zip(record.labels, record.hypotheses):
-            problem = self._checked_hypothesis(hypothesis)
-            if problem is not None:
-                raise ValueError(f"label {_short(label)!r} in template {_short(record.template)!r}: {problem}")
+        found = self._grid_problem(record)
+        if found is not None:
+            label, template, problem = found
+            raise ValueError(f"label {_short(label)!r} in template {_short(template)!r}: {problem}")
 
     def check_defaults(self, defaults: RecordDefaults) -> None:
-        """Check the command line's template (with its labels, if given) once, before any record is read."""
-        labels = defaults.labels or ("",)
-        for label in labels:
-            problem = self._checked_hypothesis(defaults.template.format(label))
+        """Check the command line's templates (with its labels and descriptions, if given) once, before any
+        record is read."""
+        probe = Record(0, "", defaults.labels or ("",), template=defaults.template, descriptions=defaults.descriptions)
+        found = self._grid_problem(probe)
+        if found is not None:
+            label, template, problem = found
+            what = f"with label {_short(label)!r} " if label else ""
+            raise ZstcError(f"hypothesis template {_short(template)!r} {what}cannot be used: {problem}")
+
+    def _grid_problem(self, record: Record) -> tuple[str, str, str] | None:
+        """The first (label, template, problem) among the record's hypotheses that this model cannot score."""
+        templates = record.templates(self.default_template)
+        for index, hypothesis in enumerate(record.hypothesis_grid(self.default_template)):
+            problem = self._checked_hypothesis(hypothesis)
             if problem is not None:
-                what = f"with label {_short(label)!r} " if label else ""
-                raise ZstcError(f"hypothesis template {_short(defaults.template)!r} {what}cannot be used: {problem}")
+                return record.labels[index // len(templates)], templates[index % len(templates)], problem
+        return None
 
     def _checked_hypothesis(self, hypothesis: str) -> str | None:
         """:meth:`hypothesis_problem`, remembered: records mostly repeat the same few hypotheses."""
@@ -75,6 +88,11 @@ class Scorer(ABC):
             "scorer": self.name, "model": self.model.config.name_or_path, "dtype": str(self.model.dtype),
             "device": str(self.device), "max_tokens": self.max_tokens, "batch_size": self.batch_size,
         }  # fmt: skip
+
+    def with_default_template(self, defaults: RecordDefaults) -> RecordDefaults:
+        """``defaults`` with this scorer's template filled in where they name none, so that what a run
+        records (its checkpoint, evaluate's report) says which template scored it."""
+        return defaults if defaults.template is not None else replace(defaults, template=self.default_template)
 
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Prepare and score in one call (for library use and small inputs)."""

@@ -53,6 +53,7 @@ class NLIWindow:
     pair_count: int
     record_pairs: list[list[int]]
     multi_label: list[bool]
+    templates: list[int]
 
 
 class NLIScorer(Scorer):
@@ -112,11 +113,13 @@ class NLIScorer(Scorer):
         unique: dict[tuple[str, str], int] = {}
         record_pairs = []
         for record in records:
-            record_pairs.append([unique.setdefault((record.text, h), len(unique)) for h in record.hypotheses])
+            hypotheses = record.hypothesis_grid(self.default_template)
+            record_pairs.append([unique.setdefault((record.text, h), len(unique)) for h in hypotheses])
         pairs = list(unique)
         encoded = self._encode([p for p, _ in pairs], [h for _, h in pairs])
         batches = padded_batches(self.tokenizer, encoded, self.device, self.max_tokens, self.batch_size)
-        return NLIWindow(batches, len(pairs), record_pairs, [r.multi_label for r in records])
+        templates = [len(record.templates(self.default_template)) for record in records]
+        return NLIWindow(batches, len(pairs), record_pairs, [r.multi_label for r in records], templates)
 
     @torch.inference_mode()
     def logits(self, window: NLIWindow) -> np.ndarray:
@@ -129,10 +132,16 @@ class NLIScorer(Scorer):
 
     def score(self, prepared: NLIWindow) -> list[np.ndarray]:
         logits = self.logits(prepared)
-        return [
-            self.postprocess(logits[pairs], multi_label)
-            for pairs, multi_label in zip(prepared.record_pairs, prepared.multi_label)
-        ]
+        records = zip(prepared.record_pairs, prepared.multi_label, prepared.templates)
+        return [self.combine(logits[pairs], multi_label, templates) for pairs, multi_label, templates in records]
+
+    def combine(self, logits: np.ndarray, multi_label: bool, templates: int) -> np.ndarray:
+        """Several templates: each template's scores by :meth:`postprocess`, averaged per label (a mean of
+        probabilities, so single-label scores still sum to 1). One template: :meth:`postprocess` alone."""
+        if templates == 1:
+            return self.postprocess(logits, multi_label)
+        grid = logits.reshape(-1, templates, logits.shape[-1])  # (labels, templates, classes)
+        return np.mean([self.postprocess(grid[:, k], multi_label) for k in range(templates)], axis=0)
 
     def postprocess(self, logits: np.ndarray, multi_label: bool) -> np.ndarray:
         """The pipeline's rule: per-label (contradiction, entailment) softmax for multi-label or a single

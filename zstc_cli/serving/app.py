@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zstc_cli import __version__
 from zstc_cli.errors import ZstcError
-from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults, parse_line, record_from_object
+from zstc_cli.records import Record, RecordDefaults, parse_line, record_from_object
 from zstc_cli.results import assemble, result_line
 from zstc_cli.scorers.base import Scorer
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
@@ -249,7 +249,11 @@ INVOCATION_BODY = {
                                 "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]
                             },
                             "multi_label": {"type": "boolean", "default": False},
-                            "hypothesis_template": {"type": "string", "default": DEFAULT_TEMPLATE},
+                            "hypothesis_template": {
+                                "type": "string",
+                                "description": "Hypothesis with {} for the label [default: the server's -t, "
+                                'else the scorer\'s: NLI "This example is {}.", embedding "This text is about {}."]',
+                            },
                         },
                     },
                 },

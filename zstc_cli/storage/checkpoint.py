@@ -70,6 +70,7 @@ class State:
 # The settings a checkpoint records, by the options that set them (what a refused --resume names).
 OPTION_NAMES = {
     "records.labels": "--labels", "records.multi_label": "--multi-label", "records.template": "--hypothesis-template",
+    "records.descriptions": "--labels", "scorer.template": "--hypothesis-template",
     "records.text_field": "--text-field", "records.labels_field": "--labels-field", "window": "--window",
     "keep": "--keep", "skip_errors": "--on-error", "scorer.model": "--model", "scorer.scorer": "--scorer",
     "scorer.dtype": "--dtype/--quantize", "scorer.device": "--device", "scorer.max_tokens": "--max-tokens",
