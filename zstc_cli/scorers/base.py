@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from zstc_cli.records import Record
 from zstc_cli.scorers.batching import plan_batches
+
+
+class Raw(NamedTuple):
+    """One record's scores before they become probabilities (the corpus-adaptation hook, ``raw``).
+
+    ``full`` is what the scorer's ``postprocess`` takes; ``scores`` one raw score per label (cosines, or NLI
+    entailment logits); ``text`` and ``hypotheses`` the unit embeddings of an embedding scorer (else None).
+    """
+
+    full: np.ndarray
+    scores: np.ndarray
+    text: np.ndarray | None = None
+    hypotheses: np.ndarray | None = None
 
 
 class Scorer(ABC):
@@ -29,6 +42,15 @@ class Scorer(ABC):
     @abstractmethod
     def score(self, prepared: Any) -> list[np.ndarray]:
         """Return, for each record of the window, one score per label in the record's label order."""
+
+    def raw(self, prepared: Any) -> list[Raw]:
+        """Per record, its raw scores (what corpus adaptation fits and rescores); scorers that support
+        ``--adapt`` implement it."""
+        raise NotImplementedError(f"the {self.name} scorer has no raw scores to adapt")
+
+    def postprocess(self, full: np.ndarray, multi_label: bool) -> np.ndarray:
+        """Turn a record's ``Raw.full`` into its label scores."""
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """What determines this scorer's results; a resumed run must match it (see ``--resume``).

@@ -31,7 +31,7 @@ import torch
 
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
 from zstc_cli.scorers.batching import budget
 
 SINGLE_LABEL_TEMPERATURE = 0.07
@@ -188,11 +188,19 @@ class EmbeddingScorer(Scorer):
         return np.stack([found[i] if i in found else embedded[i] for i in range(len(window.strings))])
 
     def score(self, prepared: EmbeddingWindow) -> list[np.ndarray]:
+        raws = self.raw(prepared)
+        return [self.postprocess(raw.full, multi) for raw, multi in zip(raws, prepared.multi_label)]
+
+    def raw(self, prepared: EmbeddingWindow) -> list[Raw]:
+        """Each record's cosines with its hypotheses, and the embeddings behind them (for ``--adapt``)."""
         if not prepared.strings:
             return []
         vectors = self.vectors(prepared)
-        records = zip(prepared.record_text, prepared.record_hypotheses, prepared.multi_label)
-        return [self.postprocess(vectors[hypotheses] @ vectors[text], multi) for text, hypotheses, multi in records]
+        raws = []
+        for text, hypotheses in zip(prepared.record_text, prepared.record_hypotheses):
+            cosines = vectors[hypotheses] @ vectors[text]
+            raws.append(Raw(cosines, cosines, vectors[text], vectors[hypotheses]))
+        return raws
 
     def postprocess(self, cosines: np.ndarray, multi_label: bool) -> np.ndarray:
         """Single-label: a tempered softmax across labels; multi-label or one label: a per-label sigmoid."""

@@ -16,7 +16,7 @@ import torch
 
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
 from zstc_cli.scorers.batching import budget
 
 VERY_LARGE = 1_000_000
@@ -139,6 +139,11 @@ class NLIScorer(Scorer):
             self.postprocess(logits[pairs], multi_label)
             for pairs, multi_label in zip(prepared.record_pairs, prepared.multi_label)
         ]
+
+    def raw(self, prepared: NLIWindow) -> list[Raw]:
+        """Each record's pair logits, and its entailment logits as the raw scores ``--adapt`` calibrates."""
+        logits = self.logits(prepared)
+        return [Raw(logits[pairs], logits[pairs][:, self.entailment_id]) for pairs in prepared.record_pairs]
 
     def postprocess(self, logits: np.ndarray, multi_label: bool) -> np.ndarray:
         """The pipeline's rule: per-label (contradiction, entailment) softmax for multi-label or a single
