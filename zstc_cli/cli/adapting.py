@@ -29,7 +29,8 @@ def adapted(
     """``scorer`` itself, or wrapped with states fitted on ``source`` (``--adapt``) or read from a file."""
     if not adapt and adaptation is None:
         return scorer
-    from zstc_cli.engines.adapt import adapt as fit_on, load_states, note_line, save_states
+    from zstc_cli.engines.adapt import adapt as fit_on
+    from zstc_cli.engines.adapt import load_states, note_line, save_states
 
     if adaptation is not None:
         wrapped = load_states(adaptation, scorer, defaults.labels, defaults.template)

@@ -125,7 +125,10 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, w
             state = fit_embedding(texts, group[0].hypotheses, **common)
         else:
             state = fit_scores(scores, scorer=scorer.name, **common)
-        states.append(state)
+        state = AdaptationState.from_dict(
+            orjson.loads(orjson.dumps(state.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
+        )
+        states.append(state)  # as its saved file will hold it (rounded), so --adaptation FILE scores the same
         notes.append(describe_state(state))
     return AdaptedScorer(scorer, states, notes)
 
