@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
+    AdaptationOpt,
+    AdaptOpt,
+    AdaptSampleOpt,
     DebugOpt,
     EngineKind,
     LabelsFieldOpt,
@@ -16,6 +21,7 @@ from zstc_cli.cli.options import (
     MultiLabelOpt,
     OnError,
     QuietOpt,
+    SaveAdaptationOpt,
     TemplateOpt,
     TextFieldOpt,
     WindowOpt,
@@ -68,6 +74,10 @@ def classify(
         Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
     ] = None,
     gpus_per_worker: Annotated[float, typer.Option(min=0, help="With --engine ray: GPUs each worker takes.")] = 0,
+    adapt: AdaptOpt = False,
+    adapt_sample: AdaptSampleOpt = adapting.DEFAULT_SAMPLE,
+    save_adaptation: SaveAdaptationOpt = None,
+    adaptation: AdaptationOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -98,7 +108,11 @@ def classify(
             keep_fields = parse_keep(keep)
         except ValueError as exc:
             raise ZstcError(str(exc)) from None
+        adapting.check_options(adapt, adaptation, save_adaptation)
+        adapts = adapt or adaptation is not None
         if engine == EngineKind.ray:
+            if adapts:
+                raise ZstcError("--adapt and --adaptation work with the local engine only (for now)")
             if resume:
                 raise ZstcError("--resume works with the local engine only")
             summary = _classify_on_ray(
@@ -109,17 +123,27 @@ def classify(
         elif ray_address is not None or num_workers is not None or gpus_per_worker:
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
         else:
-            jobs = plan_jobs(input, output, errors if on_error == OnError.skip else None)  # bad locations fail early
-            with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
-                loaded = spec.load(quiet)
-                defaults = loaded.scorer.with_default_template(defaults)  # the checkpoint records the template used
-                if not quiet:
-                    print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
-                with Progress(input, quiet=quiet) as progress:
-                    summary = classify_jobs(
-                        jobs, loaded.scorer, defaults,
-                        window=window, keep=keep_fields, resume=resume, progress=progress.update,
+            from zstc_cli.evaluation.evaluate import replayable
+
+            with replayable(input) if adapt else contextlib.nullcontext(input) as source:  # stdin spooled
+                jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early
+                if adapt and len(jobs) != 1:
+                    raise ZstcError("--adapt fits on one input file; for a folder, fit on one file with "
+                                    "--save-adaptation and classify the folder with --adaptation")  # fmt: skip
+                with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
+                    loaded = spec.load(quiet)
+                    defaults = loaded.scorer.with_default_template(defaults)  # recorded in the checkpoint
+                    if not quiet:
+                        print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
+                    scorer = adapting.adapted(
+                        loaded.scorer, source, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
+                        save_adaptation=save_adaptation, window=window, quiet=quiet,
                     )  # fmt: skip
+                    with Progress(source, quiet=quiet) as progress:
+                        summary = classify_jobs(
+                            jobs, scorer, defaults,
+                            window=window, keep=keep_fields, resume=resume, progress=progress.update,
+                        )  # fmt: skip
         if not quiet:
             print_summary(summary, output, errors)
 

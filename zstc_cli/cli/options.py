@@ -180,6 +180,26 @@ ScorerOpt = Annotated[
     typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L)."),
 ]
 
+AdaptOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Fit the scorer to a seeded sample of the input (no labels) before classifying it all; read twice."
+    ),
+]
+
+AdaptSampleOpt = Annotated[
+    int,
+    typer.Option(
+        min=2, help="With --adapt: records sampled to fit on (accuracy is stable from ~1000; fitting 2000 takes ~3 s)."
+    ),
+]
+
+SaveAdaptationOpt = Annotated[Optional[str], typer.Option(help="With --adapt: write the fitted state (JSON) here.")]
+
+AdaptationOpt = Annotated[
+    Optional[str], typer.Option(help="Score with a state saved by --save-adaptation (same model, labels, template).")
+]
+
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]

@@ -353,13 +353,50 @@ def evaluate_model(
     defaults = replace(
         defaults, labels=tuple(candidates), multi_label=defaults.multi_label or gold.multi_label, override=True
     )
-    collected = Predictions(predictions or "predictions")
     keep = tuple(name for name in (gold.id_field, gold.field) if name)
+    collected, summary = predict(gold.source, scorer, defaults, predictions, keep, window, progress)
+    return score(gold, collected.ranked, candidates, threshold, summary)
+
+
+def predict(
+    source: str, scorer: Scorer, defaults: RecordDefaults, predictions: str | None, keep: tuple[str, ...],
+    window: int, progress: Callable[[int], object], id_field: str | None = None,
+) -> tuple[Predictions, RunSummary]:  # fmt: skip
+    """Classify ``source`` into ``predictions`` (a temporary file when None), collecting every output line."""
+    collected = Predictions(predictions or "predictions", id_field)
     with contextlib.ExitStack() as stack:
         if predictions is None:
             predictions = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "predictions.jsonl")
         summary = classify_file(
-            gold.source, predictions, scorer, defaults,
+            source, predictions, scorer, defaults,
             window=window, keep=keep, progress=progress, tee=collected.add_output_line,
         )  # fmt: skip
-    return score(gold, collected.ranked, candidates, threshold, summary)
+    return collected, summary
+
+
+def evaluate_blind(
+    source: str,
+    read: Callable[[], Gold],
+    scorer: Scorer,
+    candidates: Sequence[str],
+    predictions: str | None = None,
+    defaults: RecordDefaults = RecordDefaults(),
+    *,
+    threshold: float = 0.5,
+    id_field: str | None = None,
+    window: int = DEFAULT_WINDOW,
+    progress: Callable[[int], object] = lambda n: None,
+) -> Evaluation:
+    """Classify first, read the gold labels (``read``) only once every prediction is final, then score.
+
+    What ``--adapt`` needs: it fits on the data itself, so the gold field must not be read, not even to
+    know the candidates or whether it is multi-label, before the predictions exist (``candidates`` and
+    ``defaults.multi_label`` come from the options). Multi-label gold scored single-label is refused.
+    """
+    defaults = replace(defaults, labels=tuple(candidates), override=True)
+    keep = (id_field,) if id_field else ()
+    collected, summary = predict(source, scorer, defaults, predictions, keep, window, progress, id_field)
+    gold = read()
+    if gold.multi_label and not defaults.multi_label:
+        raise ZstcError(f"{source}: the gold labels are multi-label; with --adapt, pass --multi-label")
+    return score(gold, align(gold, collected), candidates, threshold, summary)

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from zstc_cli import __version__
+from zstc_cli.engines.adapt import note_line
 from zstc_cli.errors import ZstcError
 from zstc_cli.evaluation.evaluate import Evaluation
 from zstc_cli.storage.writer import open_output
@@ -108,6 +109,8 @@ def _headline(report: dict[str, Any]) -> Table:
         grid.add_row("Hamming loss", f"{m['hamming_loss']:.4f}")
     if run and run["records_per_second"] is not None:
         grid.add_row("speed", f"{run['records_per_second']:.1f} records/s")
+    for note in (run or {}).get("adaptation", []):
+        grid.add_row("adaptation", note_line(note).removeprefix("adapt "))
     return grid
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +15,20 @@ from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults
 from zstc_cli.scorers.batching import plan_batches
 
 HYPOTHESIS_CACHE_SIZE = 4096  # distinct hypotheses remembered by :meth:`Scorer.check_record`
+
+
+class Raw(NamedTuple):
+    """One record's scores before they become probabilities (the corpus-adaptation hook, ``raw``).
+
+    ``plain`` is what :meth:`Scorer.score` returns for the record (its unadapted label scores); ``scores`` one
+    raw score per label (cosines, or NLI entailment logits, averaged over the templates); ``text`` and
+    ``hypotheses`` the unit embeddings of an embedding scorer, one per label (else None).
+    """
+
+    plain: np.ndarray
+    scores: np.ndarray
+    text: np.ndarray | None = None
+    hypotheses: np.ndarray | None = None
 
 
 class Scorer(ABC):
@@ -77,6 +91,11 @@ class Scorer(ABC):
                 cache.clear()
             problem = cache[hypothesis] = self.hypothesis_problem(hypothesis)
         return problem
+
+    def raw(self, prepared: Any) -> list[Raw]:
+        """Per record, its raw scores (what corpus adaptation fits and rescores); scorers that support
+        ``--adapt`` implement it."""
+        raise NotImplementedError(f"the {self.name} scorer has no raw scores to adapt")
 
     def describe(self) -> dict[str, Any]:
         """What determines this scorer's results; a resumed run must match it (see ``--resume``).

@@ -32,7 +32,7 @@ import torch
 
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
 from zstc_cli.scorers.batching import budget
 
 SINGLE_LABEL_TEMPERATURE = 0.07
@@ -263,14 +263,20 @@ class EmbeddingScorer(Scorer):
         return np.stack([found[i] if i in found else embedded[i] for i in range(len(window.strings))])
 
     def score(self, prepared: EmbeddingWindow) -> list[np.ndarray]:
+        return [raw.plain for raw in self.raw(prepared)]
+
+    def raw(self, prepared: EmbeddingWindow) -> list[Raw]:
+        """Each record's cosines with its hypotheses, and the embeddings behind them (for ``--adapt``)."""
         if not prepared.strings:
             return []
         vectors = self.vectors(prepared)
         records = zip(prepared.record_text, prepared.record_hypotheses, prepared.multi_label, prepared.templates)
-        return [
-            self.postprocess(label_vectors(vectors[hypotheses], templates) @ vectors[text], multi)
-            for text, hypotheses, multi, templates in records
-        ]
+        raws = []
+        for text, hypotheses, multi, templates in records:
+            labels = label_vectors(vectors[hypotheses], templates)
+            cosines = labels @ vectors[text]
+            raws.append(Raw(self.postprocess(cosines, multi), cosines, vectors[text], labels))
+        return raws
 
     def postprocess(self, cosines: np.ndarray, multi_label: bool) -> np.ndarray:
         """Single-label: a tempered softmax across labels; multi-label or one label: a per-label sigmoid."""

@@ -16,7 +16,7 @@ import torch
 
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
 from zstc_cli.scorers.batching import budget
 
 VERY_LARGE = 1_000_000
@@ -142,6 +142,16 @@ class NLIScorer(Scorer):
             return self.postprocess(logits, multi_label)
         grid = logits.reshape(-1, templates, logits.shape[-1])  # (labels, templates, classes)
         return np.mean([self.postprocess(grid[:, k], multi_label) for k in range(templates)], axis=0)
+
+    def raw(self, prepared: NLIWindow) -> list[Raw]:
+        """Each record's scores, and its entailment logits (averaged over templates) as the raw scores
+        ``--adapt`` calibrates."""
+        logits = self.logits(prepared)
+        records = zip(prepared.record_pairs, prepared.multi_label, prepared.templates)
+        return [
+            Raw(self.combine(logits[pairs], multi, k), logits[pairs][:, self.entailment_id].reshape(-1, k).mean(axis=1))
+            for pairs, multi, k in records
+        ]
 
     def postprocess(self, logits: np.ndarray, multi_label: bool) -> np.ndarray:
         """The pipeline's rule: per-label (contradiction, entailment) softmax for multi-label or a single

@@ -140,9 +140,10 @@ def _checked(where: str, build: Callable[[], Record], settings: ServeSettings, c
         record = build()
     except ValueError as exc:
         raise HTTPProblem(400, f"{where}: {exc}") from None
-    if len(record.template) > settings.max_chars:
+    template_chars = sum(map(len, record.templates("")))  # None (the scorer's default) counts nothing
+    if template_chars > settings.max_chars:
         raise HTTPProblem(
-            413, f"{where}: hypothesis_template of {len(record.template)} characters, more than --max-chars "
+            413, f"{where}: hypothesis_template of {template_chars} characters, more than --max-chars "
             f"{settings.max_chars}",
         )  # fmt: skip
     if len(record.labels) > settings.max_labels:

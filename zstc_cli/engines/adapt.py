@@ -1,0 +1,205 @@
+"""``--adapt``: fit corpus adaptation on a seeded sample of the input, then score with :class:`AdaptedScorer`.
+
+The glue between a scorer and the numpy-only :mod:`zstc_cli.adaptation`: one place, whatever the engine.
+The sample is drawn in one pass over the input (a seeded reservoir: bounded memory, the same records on
+every rerun), scored with the scorer's ``raw`` hook, and one state is fitted per distinct (labels,
+template). The embedding scorer's cache keeps the sample's embeddings, so the main pass does not embed
+them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from zstc_cli.adaptation import AdaptationMismatch, AdaptationState, fit_embedding, fit_scores
+from zstc_cli.adaptation.fit import MIN_RECORDS_PER_LABEL
+from zstc_cli.errors import ZstcError
+from zstc_cli.pipeline import DEFAULT_WINDOW, iter_records, windows
+from zstc_cli.records import Record, RecordDefaults
+
+if TYPE_CHECKING:
+    from zstc_cli.scorers.base import Raw, Scorer
+
+DEFAULT_SAMPLE = 2000
+DEFAULT_SEED = 0
+Key = tuple[tuple[str, ...], tuple[str, ...]]  # (labels, templates): what one fitted state is valid for
+
+
+def key_of(record: Record, default_template: str) -> Key:
+    return record.labels, record.templates(default_template)
+
+
+def sample_records(items: Iterable[Any], size: int, seed: int = DEFAULT_SEED) -> list[Record]:
+    """A uniform sample of at most ``size`` valid records (reservoir sampling, seeded), in input order."""
+    rng = np.random.default_rng(seed)
+    reservoir: list[Record] = []
+    seen = 0
+    for item in items:
+        if not isinstance(item, Record):
+            continue
+        if len(reservoir) < size:
+            reservoir.append(item)
+        else:
+            slot = int(rng.integers(0, seen + 1))
+            if slot < size:
+                reservoir[slot] = item
+        seen += 1
+    return sorted(reservoir, key=lambda record: record.line)
+
+
+class AdaptedScorer:
+    """A scorer that rescores with a fitted state per label set; label sets without one get plain scores.
+
+    It has the :class:`~zstc_cli.scorers.base.Scorer` interface (``prepare``/``score``/``describe``), so
+    every engine runs it as it runs the scorer it wraps.
+    """
+
+    def __init__(self, base: Scorer, states: Sequence[AdaptationState], notes: Sequence[dict] = ()):
+        self.base, self.name = base, base.name
+        self.states = {(state.labels, state.templates): state for state in states}
+        self.notes = list(notes) or [describe_state(state) for state in states]
+
+    def __getattr__(self, name: str) -> Any:  # model, device, batch_size...: the base scorer's
+        return getattr(self.base, name)
+
+    def describe(self) -> dict[str, Any]:
+        """The base scorer's settings plus a digest of the fitted states (``--resume`` refuses another fit)."""
+        dumped = orjson.dumps([state.to_dict() for state in self.states.values()], option=orjson.OPT_SORT_KEYS)
+        return {**self.base.describe(), "adaptation": hashlib.sha256(dumped).hexdigest()[:16]}
+
+    def prepare(self, records: Sequence[Record]) -> tuple[list[Key], list[bool], Any]:
+        keys = [key_of(r, self.base.default_template) for r in records]
+        return keys, [r.multi_label for r in records], self.base.prepare(records)
+
+    def score(self, prepared: tuple[list[Key], list[bool], Any]) -> list[np.ndarray]:
+        keys, multi, inner = prepared
+        return [self.rescore(raw, key, m) for raw, key, m in zip(self.base.raw(inner), keys, multi)]
+
+    def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
+        return self.score(self.prepare(records))
+
+    def rescore(self, raw: Raw, key: Key, multi_label: bool) -> np.ndarray:
+        state = self.states.get(key)
+        if state is None:
+            return raw.plain
+        if multi_label or len(raw.scores) == 1:
+            return state.multi_label(raw.scores[None])[0]
+        texts = None if raw.text is None else raw.text[None]
+        return state.single_label(raw.scores[None], texts=texts)[0]
+
+
+def raw_scores(scorer: Scorer, records: Sequence[Record], window: int) -> list[Raw]:
+    """The sample's raw scores, window by window (as the main pass batches them)."""
+    return [raw for chunk in windows(records, window) for raw in scorer.raw(scorer.prepare(chunk))]
+
+
+def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, window: int = DEFAULT_WINDOW):
+    """Fit one state per label set of ``sample``; a set with fewer than
+    :data:`~zstc_cli.adaptation.fit.MIN_RECORDS_PER_LABEL` sample records per label is left plain (noted)."""
+    groups: dict[Key, list[int]] = defaultdict(list)
+    for position, record in enumerate(sample):
+        groups[key_of(record, scorer.default_template)].append(position)
+    raws = raw_scores(scorer, sample, window) if sample else []
+    model = scorer.describe()["model"]
+    states, notes = [], []
+    for (labels, templates), positions in groups.items():
+        if len(positions) < MIN_RECORDS_PER_LABEL * len(labels):
+            notes.append({
+                "labels": list(labels), "templates": list(templates), "adapted": False, "adopted": False,
+                "reasons": [f"{len(positions)} sample records for {len(labels)} labels: fewer than "
+                            f"{MIN_RECORDS_PER_LABEL} per label, not adapted"],
+                "figures": {"records": len(positions)},
+            })  # fmt: skip
+            continue
+        group = [raws[p] for p in positions]
+        scores = np.stack([raw.scores for raw in group])
+        common = {"model": model, "templates": templates, "labels": labels, "seed": seed}
+        if group[0].text is not None:
+            texts = np.stack([raw.text for raw in group])
+            state = fit_embedding(texts, group[0].hypotheses, **common)
+        else:
+            state = fit_scores(scores, scorer=scorer.name, **common)
+        state = AdaptationState.from_dict(
+            orjson.loads(orjson.dumps(state.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
+        )
+        states.append(state)  # as its saved file will hold it (rounded), so --adaptation FILE scores the same
+        notes.append(describe_state(state))
+    return AdaptedScorer(scorer, states, notes)
+
+
+def adapt(
+    source: str, scorer: Scorer, defaults: RecordDefaults, *, sample_size: int = DEFAULT_SAMPLE,
+    seed: int = DEFAULT_SEED, window: int = DEFAULT_WINDOW,
+) -> AdaptedScorer:  # fmt: skip
+    """Read a seeded sample of ``source`` (one extra pass) and fit ``scorer`` to it."""
+    return fit(scorer, sample_records(iter_records(source, defaults), sample_size, seed), seed=seed, window=window)
+
+
+def describe_state(state: AdaptationState) -> dict[str, Any]:
+    """What the summary and evaluate's report say about one label set's adaptation."""
+    return {
+        "labels": list(state.labels), "templates": list(state.templates), "adapted": True, "adopted": state.adopted,
+        "reasons": list(state.decision.get("reasons", [])),
+        "figures": {"records": state.sample_size, **state.decision.get("figures", {})},
+    }  # fmt: skip
+
+
+def note_line(note: dict[str, Any]) -> str:
+    """One summary line: the label set, whether the refinement was adopted, why, and the figures."""
+    labels = ",".join(note["labels"])
+    labels = labels if len(labels) <= 60 else labels[:57] + "..."
+    figures = note["figures"]
+    shown = ", ".join(
+        f"{name} {figures[name]}" for name in ("records", "purity", "anchoring", "stability", "agreement")
+        if name in figures
+    )  # fmt: skip
+    if not note["adapted"]:
+        verdict = "not adapted"
+    elif note["adopted"]:
+        verdict = "calibrated, refinement adopted"
+    else:
+        verdict = "calibrated, refinement declined"
+    return f"adapt [{labels}]: {verdict} ({'; '.join(note['reasons'])}) [{shown}]"
+
+
+def save_states(scorer: AdaptedScorer, path: str) -> None:
+    """Write the fitted states: one state's dict, or ``{"states": [...]}`` for several label sets."""
+    states = [state.to_dict() for state in scorer.states.values()]
+    if not states:
+        raise ZstcError(f"--save-adaptation {path}: no label set had enough sample records to adapt")
+    data = states[0] if len(states) == 1 else {"states": states}
+    Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def load_states(
+    path: str, scorer: Scorer, labels: tuple[str, ...] | None = None, templates: tuple[str, ...] | None = None
+) -> AdaptedScorer:
+    """Read a saved state (or several) for ``scorer``; refuse, in one line, one made for another model,
+    scorer, or (when the run has fixed ``labels``) label set or template."""
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ZstcError(f"--adaptation {path}: cannot read it: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ZstcError(f"--adaptation {path}: invalid JSON: {exc}") from None
+    items = data["states"] if isinstance(data, dict) and isinstance(data.get("states"), list) else [data]
+    model = scorer.describe()["model"]
+    states = []
+    for item in items:
+        try:
+            state = AdaptationState.from_dict(item)
+            if labels is not None and len(items) == 1:
+                state.check(model, scorer.name, templates or (scorer.default_template,), labels)
+            else:
+                state.check(model, scorer.name, state.templates, state.labels)
+        except AdaptationMismatch as exc:
+            raise AdaptationMismatch(f"--adaptation {path}: {exc}") from None
+        states.append(state)
+    return AdaptedScorer(scorer, states)
