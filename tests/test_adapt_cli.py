@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import orjson
 import pytest
 from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from support.interrupt import checkpoint, stop_after, zstc
 
 MODEL = ("--model", "all-MiniLM-L6-v2", "--device", "cpu")
 LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance"
@@ -131,3 +134,19 @@ def test_evaluate_adapt_reports_the_decision(tmp_path):
     assert adaptation[0]["adapted"] and isinstance(adaptation[0]["adopted"], bool) and adaptation[0]["reasons"]
     refused = run_zstc("evaluate", data, "--label-field", "topic", *MODEL, "--adapt")
     assert refused.returncode == 2 and "pass --labels" in refused.stderr.decode()
+
+
+@pytest.mark.slow
+def test_resume_with_adapt_reuses_the_checkpointed_state_and_equals_a_clean_run(tmp_path):
+    rows = [{"text": row["text"], "id": i} for i, row in enumerate(read_jsonl(NYR)[:300])]
+    src = write_jsonl(tmp_path / "tweets.jsonl", rows)
+    clean, out = tmp_path / "clean.jsonl", tmp_path / "out.jsonl"
+    common = (*MODEL, "--labels", LABELS, "--adapt", "--window", "8")
+    run_zstc("classify", src, clean, *common, "--adapt-sample", "100", env={"OMP_NUM_THREADS": "1"}, check=True)
+    stop_after(zstc("classify", str(src), str(out), *common, "--adapt-sample", "100"), out, 60, signal.SIGKILL)
+    assert not out.exists() and checkpoint(out)["line"] >= 60
+    # Another sample size would fit another state; the resumed run must keep the interrupted run's.
+    resumed = run_zstc("classify", src, out, *common, "--adapt-sample", "30", "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert "from its checkpoint" in resumed.stderr.decode() and "records 100" in resumed.stderr.decode()
+    assert out.read_bytes() == clean.read_bytes()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import signal
 import subprocess
@@ -14,11 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
+from support.interrupt import ENV, checkpoint, stop_after, zstc
 
 LABELS = (
     "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
 )
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread: fast and steady on a shared CPU
 
 
 @pytest.fixture(scope="module")
@@ -37,37 +36,6 @@ def messy_input(tmp_path_factory, nyr_rows) -> Path:
 def options(src, out, bad, model, *extra):
     return ["classify", str(src), str(out), "--model", str(model), "--labels", LABELS, "--keep", "tweet_id",
             "--on-error", "skip", "--errors", str(bad), "--window", "8", *map(str, extra)]  # fmt: skip
-
-
-def zstc(*args: str) -> subprocess.Popen:
-    exe = Path(sys.executable).with_name("zstc")
-    return subprocess.Popen(
-        [str(exe), *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if pytest runs with SIGINT ignored
-    )  # fmt: skip
-
-
-def checkpoint(out: Path) -> dict | None:
-    path = out.with_name(f".{out.name}.checkpoint")
-    try:
-        return orjson.loads(path.read_bytes())["state"]
-    except (FileNotFoundError, orjson.JSONDecodeError, KeyError):
-        return None
-
-
-def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dict:
-    """Send ``sig`` once the checkpoint says input line ``line`` is durable; return that checkpoint."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state = checkpoint(out)
-        if state is not None and state["line"] >= line:
-            process.send_signal(sig)
-            process.wait(timeout=120)
-            return checkpoint(out)
-        assert process.poll() is None, f"zstc ended before it could be stopped: {process.stderr.read().decode()}"
-        time.sleep(0.02)
-    process.kill()
-    raise AssertionError("no checkpoint progress within 300 s")
 
 
 @pytest.fixture(scope="module")

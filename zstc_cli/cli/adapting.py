@@ -24,15 +24,22 @@ def check_options(adapt: bool, adaptation: str | None, save_adaptation: str | No
 
 def adapted(
     scorer: Scorer, source: str, defaults: RecordDefaults, *, adapt: bool, sample: int, adaptation: str | None,
-    save_adaptation: str | None, window: int, quiet: bool,
+    save_adaptation: str | None, window: int, quiet: bool, checkpointed: dict | None = None,
 ) -> Scorer:  # fmt: skip
-    """``scorer`` itself, or wrapped with states fitted on ``source`` (``--adapt``) or read from a file."""
+    """``scorer`` itself, or wrapped with states fitted on ``source`` (``--adapt``) or read from a file.
+
+    ``checkpointed``: the settings of the unfinished run that ``--resume`` continues; with ``--adapt`` its
+    fitted states are reused instead of fitted again, so the resumed output is the one the run would have made."""
     if not adapt and adaptation is None:
         return scorer
     from zstc_cli.engines.adapt import adapt as fit_on
-    from zstc_cli.engines.adapt import load_states, note_line, save_states
+    from zstc_cli.engines.adapt import load_states, note_line, resumed, save_states
 
-    if adaptation is not None:
+    wrapped = resumed(source, scorer, defaults, checkpointed, window) if adapt else None
+    if wrapped is not None:
+        if save_adaptation is not None:
+            save_states(wrapped, save_adaptation)
+    elif adaptation is not None:
         probe = Record(0, "", ("",), template=defaults.template)
         wrapped = load_states(adaptation, scorer, defaults.labels, probe.templates(scorer.default_template))
     else:

@@ -95,6 +95,7 @@ def classify(
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
     from zstc_cli.engines.local import classify_jobs, lock_jobs
+    from zstc_cli.storage.checkpoint import saved_settings
     from zstc_cli.storage.jobs import plan_jobs
 
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
@@ -138,6 +139,7 @@ def classify(
                     scorer = adapting.adapted(
                         loaded.scorer, source, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
                         save_adaptation=save_adaptation, window=window, quiet=quiet,
+                        checkpointed=saved_settings(jobs[0].target) if resume else None,
                     )  # fmt: skip
                     with Progress(source, quiet=quiet) as progress:
                         summary = classify_jobs(

@@ -9,7 +9,6 @@ them again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,8 +31,15 @@ DEFAULT_SEED = 0
 Key = tuple[tuple[str, ...], tuple[str, ...]]  # (labels, templates): what one fitted state is valid for
 
 
+Known = tuple[int, str, tuple[str, ...]]  # (line, text, labels): a sample record met again in the main pass
+
+
 def key_of(record: Record, default_template: str) -> Key:
     return record.labels, record.templates(default_template)
+
+
+def known_of(record: Record) -> Known:
+    return record.line, record.text, record.labels
 
 
 def sample_records(items: Iterable[Any], size: int, seed: int = DEFAULT_SEED) -> list[Record]:
@@ -58,11 +64,17 @@ class AdaptedScorer:
     """A scorer that rescores with a fitted state per label set; label sets without one get plain scores.
 
     It has the :class:`~zstc_cli.scorers.base.Scorer` interface (``prepare``/``score``/``describe``), so
-    every engine runs it as it runs the scorer it wraps.
+    every engine runs it as it runs the scorer it wraps. The sample's records are not scored twice: their raw
+    scores from the fit are used (once each) when the main pass reaches them.
     """
 
-    def __init__(self, base: Scorer, states: Sequence[AdaptationState], notes: Sequence[dict] = ()):
-        self.base, self.name = base, base.name
+    def __init__(
+        self, base: Scorer, states: Sequence[AdaptationState], notes: Sequence[dict] = (),
+        sample: tuple[int, int] | None = None, known: dict[Known, Raw] | None = None,
+    ):  # fmt: skip
+        """``sample``: the (size, seed) of the sample drawn to fit ``states``, None for states read from a file;
+        ``known``: the sample's raw scores by (line, text, labels)."""
+        self.base, self.name, self.sample, self.known = base, base.name, sample, dict(known or {})
         self.states = {(state.labels, state.templates): state for state in states}
         self.notes = list(notes) or [describe_state(state) for state in states]
 
@@ -70,17 +82,23 @@ class AdaptedScorer:
         return getattr(self.base, name)
 
     def describe(self) -> dict[str, Any]:
-        """The base scorer's settings plus a digest of the fitted states (``--resume`` refuses another fit)."""
-        dumped = orjson.dumps([state.to_dict() for state in self.states.values()], option=orjson.OPT_SORT_KEYS)
-        return {**self.base.describe(), "adaptation": hashlib.sha256(dumped).hexdigest()[:16]}
+        """The base scorer's settings plus the fitted states themselves: the checkpoint records them, so
+        ``--resume`` scores the rest of the input with exactly the states the interrupted run used."""
+        dumped = orjson.dumps([state.to_dict() for state in self.states.values()], option=orjson.OPT_SERIALIZE_NUMPY)
+        fitted = {} if self.sample is None else {"adapt_sample": list(self.sample)}
+        return {**self.base.describe(), "adaptation": orjson.loads(dumped), **fitted}
 
-    def prepare(self, records: Sequence[Record]) -> tuple[list[Key], list[bool], Any]:
+    def prepare(self, records: Sequence[Record]) -> tuple[list[Key], list[bool], list[Raw | None], Any]:
         keys = [key_of(r, self.base.default_template) for r in records]
-        return keys, [r.multi_label for r in records], self.base.prepare(records)
+        known = [self.known.pop(known_of(r), None) for r in records]
+        rest = [r for r, raw in zip(records, known) if raw is None]
+        return keys, [r.multi_label for r in records], known, self.base.prepare(rest) if rest else None
 
-    def score(self, prepared: tuple[list[Key], list[bool], Any]) -> list[np.ndarray]:
-        keys, multi, inner = prepared
-        return [self.rescore(raw, key, m) for raw, key, m in zip(self.base.raw(inner), keys, multi)]
+    def score(self, prepared: tuple[list[Key], list[bool], list[Raw | None], Any]) -> list[np.ndarray]:
+        keys, multi, known, inner = prepared
+        computed = iter(self.base.raw(inner) if inner is not None else [])
+        raws = [raw if raw is not None else next(computed) for raw in known]
+        return [self.rescore(raw, key, m) for raw, key, m in zip(raws, keys, multi)]
 
     def score_records(self, records: Sequence[Record]) -> list[np.ndarray]:
         return self.score(self.prepare(records))
@@ -131,7 +149,8 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, w
         )
         states.append(state)  # as its saved file will hold it (rounded), so --adaptation FILE scores the same
         notes.append(describe_state(state))
-    return AdaptedScorer(scorer, states, notes)
+    known = {known_of(record): raw for record, raw in zip(sample, raws)}
+    return AdaptedScorer(scorer, states, notes, sample=(len(sample), seed), known=known)
 
 
 def adapt(
@@ -140,6 +159,26 @@ def adapt(
 ) -> AdaptedScorer:  # fmt: skip
     """Read a seeded sample of ``source`` (one extra pass) and fit ``scorer`` to it."""
     return fit(scorer, sample_records(iter_records(source, defaults), sample_size, seed), seed=seed, window=window)
+
+
+def resumed(
+    source: str, scorer: Scorer, defaults: RecordDefaults, settings: dict[str, Any] | None, window: int = DEFAULT_WINDOW
+) -> AdaptedScorer | None:  # fmt: skip
+    """The scorer adapted with the states an interrupted run's checkpoint recorded (its ``settings``), or None
+    when it recorded none (nothing to resume, or a run without ``--adapt``).
+
+    The interrupted run scored its sample's records from the fit's raw scores; the sample is scored again
+    (not fitted) so that the resumed output is byte-identical."""
+    saved = ((settings or {}).get("scorer") or {}).get("adaptation")
+    if not isinstance(saved, list) or not saved:
+        return None
+    states = [AdaptationState.from_dict(item) for item in saved]
+    size, seed = settings["scorer"]["adapt_sample"]  # type: ignore[index]
+    sample = sample_records(iter_records(source, defaults), size, seed)
+    known = {known_of(record): raw for record, raw in zip(sample, raw_scores(scorer, sample, window))}
+    notes = [{**describe_state(state), "reasons": ["the interrupted run's fitted state, from its checkpoint"]}
+             for state in states]  # fmt: skip
+    return AdaptedScorer(scorer, states, notes, sample=(size, seed), known=known)
 
 
 def describe_state(state: AdaptationState) -> dict[str, Any]:

@@ -226,6 +226,16 @@ class Run:
         return f"{saved}; rerun the same command with --resume to continue"
 
 
+def saved_settings(target: str) -> dict[str, Any] | None:
+    """The settings an unfinished run writing ``target`` recorded in its checkpoint, or None if there is none
+    (what ``--resume`` will continue, read before the run opens: ``--adapt`` reuses the fitted state)."""
+    try:
+        settings = orjson.loads(checkpoint_path(target).read_bytes())["settings"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 

@@ -1,0 +1,46 @@
+"""Stopping a real ``zstc`` process part-way: start it, wait until its checkpoint says a line is durable,
+then signal it (the crash-safety and ``--resume`` tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread: fast and steady on a shared CPU
+
+
+def zstc(*args: str) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("zstc")
+    return subprocess.Popen(
+        [str(exe), *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if pytest runs with SIGINT ignored
+    )  # fmt: skip
+
+
+def checkpoint(out: Path) -> dict | None:
+    path = out.with_name(f".{out.name}.checkpoint")
+    try:
+        return orjson.loads(path.read_bytes())["state"]
+    except (FileNotFoundError, orjson.JSONDecodeError, KeyError):
+        return None
+
+
+def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dict:
+    """Send ``sig`` once the checkpoint says input line ``line`` is durable; return that checkpoint."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = checkpoint(out)
+        if state is not None and state["line"] >= line:
+            process.send_signal(sig)
+            process.wait(timeout=120)
+            return checkpoint(out)
+        assert process.poll() is None, f"zstc ended before it could be stopped: {process.stderr.read().decode()}"
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError("no checkpoint progress within 300 s")
