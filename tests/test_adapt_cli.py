@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import signal
 
+import httpx
 import orjson
 import pytest
 from conftest import NYR, read_jsonl, run_zstc, write_jsonl
 from support.interrupt import checkpoint, stop_after, zstc
+from support.serving import zstc_serve
 
 MODEL = ("--model", "all-MiniLM-L6-v2", "--device", "cpu")
 LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance"
@@ -150,3 +152,18 @@ def test_resume_with_adapt_reuses_the_checkpointed_state_and_equals_a_clean_run(
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert "from its checkpoint" in resumed.stderr.decode() and "records 100" in resumed.stderr.decode()
     assert out.read_bytes() == clean.read_bytes()
+
+
+def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweets, adapted_run):
+    out, state, _ = adapted_run
+    first = read_jsonl(tweets)[0]["text"]
+    with zstc_serve(*MODEL, "--labels", LABELS, "--adaptation", str(state), "--threads", "1") as served:
+        answer = httpx.post(f"{served.url}/invocations", json={"inputs": first})
+        other = httpx.post(
+            f"{served.url}/invocations", json={"inputs": first, "parameters": {"candidate_labels": "a,b"}}
+        )
+    assert answer.status_code == 200 and answer.json() == read_jsonl(out)[0]  # classify --adapt's own answer
+    assert other.status_code == 200 and sorted(other.json()["labels"]) == ["a", "b"]  # no state: plain scores
+    assert served.returncode == 0 and "zstc: adapt [Health & Fitness" in served.stderr.decode()
+    refused = run_zstc("serve", *MODEL, "--labels", "Humor,Career", "--adaptation", state, "--port", "0")
+    assert refused.returncode == 2 and "fitted for labels" in refused.stderr.decode().strip().splitlines()[-1]

@@ -408,3 +408,42 @@ def test_cli_refuses_stdin_and_ray_options_without_the_ray_engine(tmp_path):
     assert stdin.returncode == 2 and b"not stdin" in stdin.stderr
     local = run_zstc("classify", src, "--num-workers", "2")
     assert local.returncode == 2 and b"need --engine ray" in local.stderr
+
+
+def adapt_input(tmp_path, rows) -> Path:
+    return write_jsonl(tmp_path / "in.jsonl", [{"id": row["id"], "text": row["text"]} for row in rows])
+
+
+def test_adapted_states_score_on_the_workers_as_on_the_local_engine(tmp_path, cluster, bert_nli, rows):
+    """The driver fits (``--adapt``); every worker wraps its scorer with the same states."""
+    from zstc_cli.engines.adapt import adapt
+    from zstc_cli.records import RecordDefaults
+
+    src, labels = adapt_input(tmp_path, rows), RecordDefaults(labels=tuple(LABELS[:4]))
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    fitted = adapt(str(src), scorer, labels, sample_size=60)
+    assert fitted.states, fitted.notes
+    states = [state.to_dict() for state in fitted.states.values()]
+    classify_path(str(src), str(tmp_path / "local.jsonl"), fitted, labels)
+    plain = tmp_path / "plain.jsonl"
+    classify_path(str(src), str(plain), scorer, labels)
+    ray_run(bert_nli, src, tmp_path / "ray.jsonl", defaults=labels, adaptation=states)
+    assert_same(read_jsonl(tmp_path / "ray.jsonl"), read_jsonl(tmp_path / "local.jsonl"))
+    assert read_jsonl(tmp_path / "ray.jsonl") != read_jsonl(plain)  # the states did change the scores
+
+
+@pytest.mark.slow
+def test_cli_adapt_on_ray_equals_the_local_engine_and_refuses_a_folder(tmp_path, ray_head, bert_nli, rows):
+    src = adapt_input(tmp_path, rows)
+    args = ("--model", bert_nli, "--labels", ",".join(LABELS[:4]), "--adapt", "--adapt-sample", "60")
+    local = run_zstc("classify", src, tmp_path / "local.jsonl", *args)
+    assert local.returncode == 0, local.stderr.decode()
+    on_ray = run_zstc("classify", src, "-", "--engine", "ray", "--ray-address", ray_head, *args, env=NO_TOKEN_AUTH)
+    assert on_ray.returncode == 0, on_ray.stderr.decode()
+    assert "zstc: adapt [" in on_ray.stderr.decode()
+    assert_same([orjson.loads(line) for line in on_ray.stdout.splitlines()], read_jsonl(tmp_path / "local.jsonl"))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(src, folder / "a.jsonl")
+    refused = run_zstc("classify", folder, tmp_path / "out", "--engine", "ray", *args)
+    assert refused.returncode == 2 and "--adapt fits on one input file" in refused.stderr.decode()

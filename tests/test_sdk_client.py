@@ -17,7 +17,8 @@ import orjson
 import pytest
 from botocore.config import Config
 from conftest import read_jsonl, run_zstc, write_jsonl
-from test_serve import LABELS, Served, assert_close, zstc_serve
+from support.serving import Served, zstc_serve
+from test_serve import LABELS, assert_close
 
 JSON, JSONLINES = "application/json", "application/jsonlines"
 MAX_BODY = 64 * 1024

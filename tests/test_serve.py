@@ -5,22 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
+from support.serving import zstc_serve
 
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.records import Record
@@ -348,45 +344,6 @@ def test_close_fails_the_group_being_collected(scorer):
             await asyncio.wait_for(answer, 10)
 
     asyncio.run(close_while_collecting())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Served:
-    """A `zstc serve` run: where it listened, then (once stopped) its exit code and output."""
-
-    url: str
-    returncode: int | None = None
-    stdout: bytes = b""
-    stderr: bytes = b""
-
-
-@contextlib.contextmanager
-def zstc_serve(*options: str) -> Iterator[Served]:
-    """The real `zstc serve` command on a free loopback port, until it is ready; Ctrl-C when the block ends."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("zstc")
-    process = subprocess.Popen([str(exe), "serve", "--port", str(port), *options],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    served = Served(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "zstc serve did not come up"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{served.url}/ping").status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield served
-    finally:
-        process.send_signal(signal.SIGINT)
-        served.stdout, served.stderr = process.communicate(timeout=60)  # reads both pipes: no deadlock
-        served.returncode = process.returncode
 
 
 def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):

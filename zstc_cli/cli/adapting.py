@@ -33,19 +33,31 @@ def adapted(
     if not adapt and adaptation is None:
         return scorer
     from zstc_cli.engines.adapt import adapt as fit_on
-    from zstc_cli.engines.adapt import load_states, note_line, resumed, save_states
+    from zstc_cli.engines.adapt import note_line, resumed, save_states
 
     wrapped = resumed(source, scorer, defaults, checkpointed, window) if adapt else None
     if wrapped is not None:
         if save_adaptation is not None:
             save_states(wrapped, save_adaptation)
     elif adaptation is not None:
-        probe = Record(0, "", ("",), template=defaults.template)
-        wrapped = load_states(adaptation, scorer, defaults.labels, probe.templates(scorer.default_template))
+        return loaded_states(scorer, adaptation, defaults, quiet)
     else:
         wrapped = fit_on(source, scorer, defaults, sample_size=sample, window=window)
         if save_adaptation is not None:
             save_states(wrapped, save_adaptation)
+    if not quiet:
+        for note in wrapped.notes:
+            print(f"zstc: {note_line(note)}", file=sys.stderr)
+    return wrapped  # type: ignore[return-value]  # the Scorer interface, by delegation
+
+
+def loaded_states(scorer: Scorer, adaptation: str, defaults: RecordDefaults, quiet: bool) -> Scorer:
+    """``scorer`` with the states of an ``--adaptation`` file; one made for another model or scorer, or for
+    another label set or template than the fixed ``--labels`` and ``-t``, is refused in one line."""
+    from zstc_cli.engines.adapt import load_states, note_line
+
+    probe = Record(0, "", ("",), template=defaults.template)
+    wrapped = load_states(adaptation, scorer, defaults.labels, probe.templates(scorer.default_template))
     if not quiet:
         for note in wrapped.notes:
             print(f"zstc: {note_line(note)}", file=sys.stderr)

@@ -39,6 +39,7 @@ from zstc_cli.storage.files import STDIO
 
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
+    from zstc_cli.storage.jobs import Job
 
 
 @model_options
@@ -112,14 +113,23 @@ def classify(
         adapting.check_options(adapt, adaptation, save_adaptation)
         adapts = adapt or adaptation is not None
         if engine == EngineKind.ray:
-            if adapts:
-                raise ZstcError("--adapt and --adaptation work with the local engine only (for now)")
             if resume:
                 raise ZstcError("--resume works with the local engine only")
+            states: list[dict] = []
+            if adapts:  # fitted (or read) here, on the driver; every worker scores with the same states
+                if adapt:
+                    check_one_file(plan_jobs(input, output, None))
+                loaded = spec.load(quiet)
+                defaults = loaded.scorer.with_default_template(defaults)
+                fitted = adapting.adapted(
+                    loaded.scorer, input, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
+                    save_adaptation=save_adaptation, window=window, quiet=quiet,
+                )  # fmt: skip
+                states = [state.to_dict() for state in fitted.states.values()]  # type: ignore[attr-defined]
             summary = _classify_on_ray(
                 input, output, spec, defaults, window,
                 keep_fields, errors if on_error == OnError.skip else None,
-                ray_address, num_workers, gpus_per_worker, quiet,
+                ray_address, num_workers, gpus_per_worker, quiet, states,
             )  # fmt: skip
         elif ray_address is not None or num_workers is not None or gpus_per_worker:
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
@@ -128,9 +138,8 @@ def classify(
 
             with replayable(input) if adapt else contextlib.nullcontext(input) as source:  # stdin spooled
                 jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early
-                if adapt and len(jobs) != 1:
-                    raise ZstcError("--adapt fits on one input file; for a folder, fit on one file with "
-                                    "--save-adaptation and classify the folder with --adaptation")  # fmt: skip
+                if adapt:
+                    check_one_file(jobs)
                 with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
                     loaded = spec.load(quiet)
                     defaults = loaded.scorer.with_default_template(defaults)  # recorded in the checkpoint
@@ -150,10 +159,17 @@ def classify(
             print_summary(summary, output, errors)
 
 
+def check_one_file(jobs: list[Job]) -> None:
+    """``--adapt`` samples one input: a folder (or prefix) is refused before the model loads."""
+    if len(jobs) != 1 or jobs[0].in_folder:
+        raise ZstcError("--adapt fits on one input file; for a folder, fit on one file with --save-adaptation "
+                        "and classify the folder with --adaptation")  # fmt: skip
+
+
 def _classify_on_ray(
     input: str, output: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: tuple[str, ...],
     errors: str | None,
-    address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool,
+    address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool, adaptation: list[dict],
 ):  # fmt: skip
     """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers)."""
     try:
@@ -164,5 +180,5 @@ def _classify_on_ray(
         return classify_on_ray(
             input, output, model, defaults,
             options=RayOptions(address, num_workers, gpus_per_worker),
-            window=window, keep=keep, errors=errors, progress=progress.update,
+            window=window, keep=keep, errors=errors, progress=progress.update, adaptation=adaptation,
         )  # fmt: skip

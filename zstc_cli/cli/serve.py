@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
+    AdaptationOpt,
     DebugOpt,
     LabelsOpt,
     MultiLabelOpt,
@@ -20,6 +22,7 @@ from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
+    from zstc_cli.scorers.base import Scorer
 
 
 @model_options
@@ -55,6 +58,7 @@ def serve(
         ),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (else 413).")] = 6 * 1024 * 1024,
+    adaptation: AdaptationOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -66,6 +70,7 @@ def serve(
     OpenAPI docs at `/docs`.
 
         zstc serve --model ./my-nli-model --port 8080
+        zstc serve --adaptation state.json   # answers with a state fitted by classify --adapt --save-adaptation
 
         curl -H 'Content-Type: application/json' localhost:8080/invocations
             -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
@@ -80,4 +85,9 @@ def serve(
             max_labels=max_labels, max_chars=max_chars, max_pairs=max_pairs, max_body_bytes=max_body_bytes,
             max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
         )  # fmt: skip
-        endpoint(lambda: spec.load(quiet=True).scorer, settings, host, port, quiet).run()
+
+        def load() -> Scorer:  # a state for another model, scorer, label set or template stops the server
+            scorer = spec.load(quiet=True).scorer
+            return adapting.loaded_states(scorer, adaptation, settings.defaults, quiet) if adaptation else scorer
+
+        endpoint(load, settings, host, port, quiet).run()

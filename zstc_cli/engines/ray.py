@@ -28,6 +28,8 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
+from zstc_cli.adaptation import AdaptationState
+from zstc_cli.engines.adapt import AdaptedScorer
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.models.spec import ModelSpec
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write
@@ -102,8 +104,13 @@ class ScoreWorker:
     the input file it came from (the driver writes it to that file's outputs).
     """
 
-    def __init__(self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str]):
-        self.scorer = model.load(quiet=True).scorer
+    def __init__(
+        self, model: ModelSpec, defaults: RecordDefaults, keep: Sequence[str], adaptation: Sequence[dict] = ()
+    ):  # fmt: skip
+        """``adaptation``: the states the driver fitted (``--adapt``) or read (``--adaptation``), as dicts."""
+        scorer = model.load(quiet=True).scorer
+        states = [AdaptationState.from_dict(state) for state in adaptation]
+        self.scorer = AdaptedScorer(scorer, states) if states else scorer
         self.defaults, self.keep = defaults, keep
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -203,12 +210,18 @@ def _results(
     window: int,
     keep: Sequence[str],
     options: RayOptions,
+    adaptation: Sequence[dict],
 ) -> Iterator[pa.Table]:
     """Batches of assembled lines from the cluster, in input order (the jobs' order: sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
     cpus = worker_cpus(model)
-    worker = {"model": replace(model, threads=cpus), "defaults": defaults, "keep": tuple(keep)}
+    worker = {
+        "model": replace(model, threads=cpus),
+        "defaults": defaults,
+        "keep": tuple(keep),
+        "adaptation": adaptation,
+    }
     dataset = ray.data.read_datasource(_reader(source, [job.source for job in jobs], window), num_cpus=0).map_batches(
         ScoreWorker, fn_constructor_kwargs=worker, batch_size=window, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool_size(options, cpus)), num_cpus=cpus,
@@ -248,6 +261,7 @@ def classify_on_ray(
     keep: Sequence[str] = (),
     errors: str | None = None,
     progress: Callable[[int], object] = lambda n: None,
+    adaptation: Sequence[dict] = (),
 ) -> RunSummary:
     """Classify ``source`` (a file, folder or ``s3://`` prefix) into ``target`` on a Ray cluster.
 
@@ -255,6 +269,7 @@ def classify_on_ray(
     gives ``target/NAME.out`` per input file (and ``errors/NAME.errors`` with ``errors``), each in input
     order. The first bad record raises its :class:`RecordError` unless ``errors`` is set, leaving the outputs
     of the files before it complete and none for its own; the summary counts every input record.
+    ``adaptation``: fitted states (``AdaptationState.to_dict()``) every worker scores with (``--adapt``).
     """
     jobs = plan(source, target, errors)
     if options.address is None and not ray.is_initialized():
@@ -265,7 +280,9 @@ def classify_on_ray(
     ):  # the first outputs open before Ray starts
         # Closed while Ray is up: a run stopped by a bad record would otherwise leave Ray Data's iterator to be
         # finalized by the garbage collector after ray.shutdown(), where its cleanup fails with a traceback.
-        with closing_without_masking(_results(source, jobs, model, defaults, window, keep, options)) as batches:
+        with closing_without_masking(
+            _results(source, jobs, model, defaults, window, keep, options, adaptation)
+        ) as batches:
             return _write(batches, outputs, progress)
 
 
