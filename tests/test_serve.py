@@ -245,13 +245,13 @@ def test_a_model_failure_is_500_for_that_request_only_and_the_server_keeps_servi
 def test_full_queue_is_503_with_retry_after(scorer):
     gated = GatedScorer(scorer.model, scorer.tokenizer)
     payload = {"inputs": "I will run a marathon", "parameters": {"candidate_labels": LABELS}}
-    with serving(lambda: gated, max_queue=1, max_wait_ms=0) as ep, ThreadPoolExecutor(2) as pool:
+    with serving(lambda: gated, max_queue=2, max_wait_ms=0) as ep, ThreadPoolExecutor(2) as pool:
         wait_ready(ep.url)
         first = pool.submit(httpx.post, f"{ep.url}/invocations", json=payload, timeout=60)
-        assert gated.entered.wait(30)  # the worker holds the first request; the queue is empty
+        assert gated.entered.wait(30)  # the worker holds the first request: one unanswered
         second = pool.submit(httpx.post, f"{ep.url}/invocations", json=payload, timeout=60)
         deadline = time.monotonic() + 30
-        while ep.app.state.batcher.queue.qsize() < 1:
+        while ep.app.state.batcher.unanswered < 2:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         refused = httpx.post(f"{ep.url}/invocations", json=payload)
@@ -313,6 +313,76 @@ def test_concurrent_requests_share_scorer_calls_within_the_token_budget(scorer):
     assert sum(recording.calls) == 8 and len(recording.calls) > 1 and max(recording.calls) < 8
 
 
+class EnteredScorer(NLIScorer):
+    """Records each scorer call's size and signals the first, so a test can send a request mid-way."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[int] = []
+        self.entered = threading.Event()
+
+    def prepare(self, records):
+        self.calls.append(len(records))
+        self.entered.set()
+        return super().prepare(records)
+
+
+def test_a_small_request_behind_a_large_one_is_answered_first(scorer, nyr_texts):
+    entering = EnteredScorer(scorer.model, scorer.tokenizer)
+    large = [Record(i + 1, text, tuple(LABELS)) for i, text in enumerate(nyr_texts[:60])]
+    small = [Record(1, "I will run a marathon", tuple(LABELS[:2]))]
+    finished: list[str] = []
+
+    async def large_then_small() -> tuple[list, list]:
+        batcher = MicroBatcher(entering, max_batch_tokens=400, max_wait_ms=0)
+        batcher.start()
+
+        async def score(name: str, records: list[Record]) -> list:
+            scores = await batcher.score(records)
+            finished.append(name)
+            return scores
+
+        try:
+            big = asyncio.ensure_future(score("large", large))
+            assert await asyncio.to_thread(entering.entered.wait, 30)  # the large request's first slice
+            return await asyncio.gather(big, score("small", small))
+        finally:
+            await batcher.close()
+
+    big, little = asyncio.run(large_then_small())
+    assert finished == ["small", "large"]
+    assert len(entering.calls) > 3 and sum(entering.calls) == len(large) + 1  # sliced, every record once
+    for got, want in zip(big + little, scorer.score_records(large) + scorer.score_records(small)):
+        assert abs(got - want).max() < 1e-5
+
+
+def test_requests_take_turns_and_a_stream_of_small_ones_cannot_starve_a_large_one(scorer, nyr_texts):
+    recording = RecordingScorer(scorer.model, scorer.tokenizer)
+    large = [Record(i + 1, text, tuple(LABELS)) for i, text in enumerate(nyr_texts[:12])]
+    finished: list[str] = []
+
+    async def crowd() -> None:
+        batcher = MicroBatcher(recording, max_batch_tokens=1, max_wait_ms=0)  # one record per scorer call
+        batcher.start()
+
+        async def score(name: str, records: list[Record]) -> None:
+            await batcher.score(records)
+            finished.append(name)
+
+        async def stream() -> None:  # a new one-record request before every scorer call
+            for i in range(30):
+                await score(f"small {i}", [Record(1, nyr_texts[i], tuple(LABELS))])
+
+        try:
+            await asyncio.gather(score("large", large), stream(), stream())
+        finally:
+            await batcher.close()
+
+    asyncio.run(crowd())
+    # Two waiting small requests per round besides the large one: it gets every third call.
+    assert finished.index("large") < 3 * len(large) + 2 < len(finished)
+
+
 def test_close_fails_the_group_being_scored_instead_of_leaving_it_waiting(scorer):
     gated = GatedScorer(scorer.model, scorer.tokenizer)
 
@@ -336,9 +406,7 @@ def test_close_fails_the_group_being_collected(scorer):
         batcher = MicroBatcher(scorer, max_wait_ms=60_000)  # the worker waits for company for a minute
         batcher.start()
         answer = asyncio.ensure_future(batcher.score([Record(1, "I will run a marathon", tuple(LABELS))]))
-        await asyncio.sleep(0)  # the request is queued
-        while batcher.queue.qsize():  # until the worker takes it into the group it is collecting
-            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the worker has the request and waits for company
         await batcher.close()
         with pytest.raises(Overloaded, match="shutting down"):
             await asyncio.wait_for(answer, 10)

@@ -1,22 +1,27 @@
-"""Micro-batching for the server: requests that arrive within a few milliseconds share one scorer call.
+"""Micro-batching for the server: concurrent requests share scorer calls, and a large request is scored in
+slices taken in turn with the others, so a small request is not stuck behind it.
 
 Packing the pairs of many small requests into full, length-sorted batches is what an accelerator needs to
 be kept busy (on 2 CPU cores a request with 10 labels already fills them, and batching measured no faster
-than one by one, see the README's Serving). A single worker collects queued requests for at most
-``max_wait_ms`` (or until an estimated token budget is reached),
-scores all their records with one ``prepare`` + ``score`` in a model thread (the event loop keeps accepting
-requests meanwhile) and hands each request its own slice of the scores. The queue is bounded so an
-overloaded server refuses work (:class:`Overloaded`) instead of growing latency without limit.
+than one by one, see the README's Serving). A single worker forms each scorer call from the waiting
+requests, up to an estimated token budget, and runs it in a model thread (the event loop keeps accepting
+requests meanwhile). A request over the budget is cut into slices of whole records, and requests take
+turns in rounds: each round gives every waiting request one slice, and a request that arrives joins the
+next round ahead of those already being served. So a small request behind a large one waits for about
+one slice, and a stream of small requests cannot starve a large one either (it gets a slice every round).
+A lone request waits at most ``max_wait_ms`` for company. The number of unanswered requests is bounded
+so an overloaded server refuses work (:class:`Overloaded`) instead of growing latency without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,21 +41,40 @@ def estimated_tokens(record: Record) -> int:
 
 
 class Overloaded(Exception):
-    """The request queue is full: the client should retry later (HTTP 503 with Retry-After)."""
+    """Too many requests are unanswered: the client should retry later (HTTP 503 with Retry-After)."""
+
+
+@dataclass(eq=False)
+class _Request:
+    """An admitted request: its records, how far its slices have been handed to the scorer, its scores."""
+
+    records: Sequence[Record]
+    costs: list[int]  # estimated tokens per record
+    future: asyncio.Future
+    arrived: float  # event-loop time
+    order: int  # arrival order, the tie-break within a round
+    turn: int  # the round of its next slice
+    taken: int = 0  # records handed to the scorer so far
+    scores: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
-class _Request:
-    records: Sequence[Record]
-    cost: int
-    future: asyncio.Future
+class _Slice:
+    request: _Request
+    start: int
+    end: int
+
+    @property
+    def records(self) -> Sequence[Record]:
+        return self.request.records[self.start : self.end]
 
 
 class MicroBatcher:
-    """Scores requests through one worker that groups concurrent requests into shared scorer calls.
+    """Scores requests through one worker that forms shared scorer calls from slices of waiting requests.
 
-    With ``batching=False`` every request is scored alone, in arrival order (the one-by-one baseline).
-    A failure while scoring a group is retried request by request, so one bad request fails alone.
+    With ``batching=False`` every scorer call holds one slice of one request (the one-by-one baseline);
+    requests still take turns. A failure while scoring several slices is retried slice by slice, so one
+    bad request fails alone.
     """
 
     def __init__(
@@ -65,96 +89,132 @@ class MicroBatcher:
         if max_batch_tokens < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_tokens and max_queue must be at least 1, max_wait_ms at least 0")
         self.scorer, self.max_batch_tokens, self.batching = scorer, max_batch_tokens, batching
-        self.max_wait = max_wait_ms / 1000
-        self.queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=max_queue)
-        self._carry: _Request | None = None  # taken from the queue but over budget: first in the next group
-        self._group: list[_Request] = []  # taken from the queue and not answered yet
+        self.max_wait, self.max_queue = max_wait_ms / 1000, max_queue
+        self._requests: list[_Request] = []  # admitted and not answered: waiting or being scored
+        self._arrived = asyncio.Event()
+        self._order = itertools.count()
+        self._round = 0  # the round of the latest slice taken; arrivals join the next one
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-model")
         self._worker: asyncio.Task | None = None
+
+    @property
+    def unanswered(self) -> int:
+        """Requests admitted and not answered yet (the ones ``max_queue`` bounds)."""
+        return len(self._requests)
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="zstc-microbatch")
 
     async def close(self) -> None:
-        """Stop the worker; requests still queued or being scored fail with :class:`Overloaded`.
-
-        Cancelling the worker abandons the group it was collecting or scoring, so that group is failed here
-        too: otherwise its handlers would wait for answers that never come.
-        """
+        """Stop the worker; requests not answered yet (waiting or being scored) fail with :class:`Overloaded`."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        waiting = [*self._group, *([self._carry] if self._carry else [])]
-        while not self.queue.empty():
-            waiting.append(self.queue.get_nowait())
-        for request in waiting:
+        for request in self._requests:
             _fail(request, Overloaded("the server is shutting down"))
+        self._requests.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def score(self, records: Sequence[Record]) -> list[np.ndarray]:
         """Scores for ``records`` (one array per record, in label order); raises :class:`Overloaded`."""
-        request = _Request(records, sum(map(estimated_tokens, records)), asyncio.get_running_loop().create_future())
-        try:
-            self.queue.put_nowait(request)
-        except asyncio.QueueFull:
-            raise Overloaded(f"{self.queue.maxsize} requests are already waiting") from None
+        if not records:
+            return []
+        if len(self._requests) >= self.max_queue:
+            raise Overloaded(f"{self.max_queue} requests are already waiting")
+        loop = asyncio.get_running_loop()
+        costs = [estimated_tokens(record) for record in records]
+        request = _Request(records, costs, loop.create_future(), loop.time(), next(self._order), self._round + 1)
+        self._requests.append(request)
+        self._arrived.set()
         return await request.future
 
     async def _run(self) -> None:
         while True:
-            self._group = group = []
-            await self._collect(group)
+            await self._gather()
+            batch = self._next_batch()
+            if not batch:  # every waiting request was abandoned by its client
+                continue
             try:
-                await self._score_group(group)
-            except Exception as exc:  # never let one group stop the worker
+                await self._score(batch)
+            except Exception as exc:  # never let one scorer call stop the worker
                 log.exception("scoring failed")
-                for request in group:
-                    _fail(request, exc)
+                for piece in batch:
+                    self._finish(piece.request, exc)
 
-    async def _collect(self, group: list[_Request]) -> None:
-        """Fill ``group``: the first waiting request, then whatever arrives within ``max_wait`` and fits."""
-        first, self._carry = self._carry or await self.queue.get(), None
-        group.append(first)
-        tokens = first.cost
+    async def _gather(self) -> None:
+        """Wait for a request, then (batching) for company until the budget is full or the oldest waiting
+        request has waited ``max_wait``: only the first scorer call of a request can wait at all."""
+        loop = asyncio.get_running_loop()
+        while not self._requests:
+            self._arrived.clear()
+            await self._arrived.wait()
         if not self.batching:
             return
-        deadline = asyncio.get_running_loop().time() + self.max_wait
-        while tokens < self.max_batch_tokens:
-            remaining = deadline - asyncio.get_running_loop().time()
-            try:  # after the deadline, still take what is already queued: only waiting costs latency
-                if remaining <= 0:
-                    request = self.queue.get_nowait()
-                else:
-                    request = await asyncio.wait_for(self.queue.get(), remaining)
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                break
-            if tokens + request.cost > self.max_batch_tokens:
-                self._carry = request
-                break
-            group.append(request)
-            tokens += request.cost
+        deadline = min(request.arrived for request in self._requests) + self.max_wait
+        while self._waiting_tokens() < self.max_batch_tokens and loop.time() < deadline:
+            self._arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
 
-    async def _score_group(self, group: list[_Request]) -> None:
-        records = [record for request in group for record in request.records]
+    def _waiting_tokens(self) -> int:
+        return sum(sum(request.costs[request.taken :]) for request in self._requests)
+
+    def _next_batch(self) -> list[_Slice]:
+        """One slice from each request in round order (a round's newcomers first), within the token budget.
+
+        The first slice always holds at least one record, even one over the budget, so every request
+        progresses; a slice is cut between records, never within one (a record's labels are scored together).
+        """
+        self._requests = [request for request in self._requests if not request.future.done()]
+        batch: list[_Slice] = []
+        room = self.max_batch_tokens
+        for request in sorted(self._requests, key=lambda r: (r.turn, r.taken > 0, r.order)):
+            end = request.taken
+            if not batch:  # the batch's first slice takes its record even over the budget
+                room -= request.costs[end]
+                end += 1
+            while end < len(request.records) and request.costs[end] <= room:
+                room -= request.costs[end]
+                end += 1
+            if end > request.taken:
+                batch.append(_Slice(request, request.taken, end))
+                self._round = request.turn
+                request.taken, request.turn = end, request.turn + 1
+            if room <= 0 or not self.batching:
+                break
+        return batch
+
+    async def _score(self, batch: list[_Slice]) -> None:
+        records = [record for piece in batch for record in piece.records]
         loop = asyncio.get_running_loop()
         try:
             scores = await loop.run_in_executor(self._executor, self.scorer.score_records, records)
         except Exception as exc:
-            if len(group) == 1:
-                log.error("scoring a request of %d records failed: %s: %s", len(records), type(exc).__name__, exc)
-                _fail(group[0], exc)
+            if len(batch) == 1:
+                log.error("scoring %d records of a request failed: %s: %s", len(records), type(exc).__name__, exc)
+                self._finish(batch[0].request, exc)
                 return
-            for request in group:  # find the request that fails, and serve the others
-                await self._score_group([request])
+            for piece in batch:  # find the request that fails, and serve the others
+                await self._score([piece])
             return
         start = 0
-        for request in group:
-            end = start + len(request.records)
-            if not request.future.done():  # the client may have gone away
-                request.future.set_result(scores[start:end])
+        for piece in batch:
+            request, end = piece.request, start + len(piece.records)
+            request.scores.extend(scores[start:end])
             start = end
+            if len(request.scores) == len(request.records):
+                self._finish(request)
+
+    def _finish(self, request: _Request, exc: BaseException | None = None) -> None:
+        """Answer ``request`` (its scores, or ``exc``) and forget it; its slices not yet taken are dropped."""
+        if request in self._requests:
+            self._requests.remove(request)
+        if exc is not None:
+            _fail(request, exc)
+        elif not request.future.done():  # the client may have gone away
+            request.future.set_result(request.scores)
 
 
 def _fail(request: _Request, exc: BaseException) -> None:
