@@ -110,6 +110,10 @@ def test_json_lines_bodies_and_the_accept_header(runtime, tmp_path, bert_nli, ny
         (JSON, JSON, b'{"inputs": "a", "parameters": {"candidate_labels": "a,b,c,d,e,f,g,h,i"}}', 400, "labels, more"),
         (JSON, JSON, orjson.dumps({"inputs": "a" * (MAX_BODY + 1)}), 413, f"--max-body-bytes {MAX_BODY}"),
         (JSON, JSON, b"a" * (7 << 20), 413, f"--max-body-bytes {MAX_BODY}"),  # refused while the SDK still sends
+        (JSON, JSON, orjson.dumps({"inputs": ["a"] * 600, "parameters": {"candidate_labels": "a,b,c,d,e,f,g,h"}}),
+         413, "4800 pairs, more than --max-pairs"),
+        (JSON, JSON, orjson.dumps({"inputs": "a", "parameters": {"candidate_labels": "x",
+         "hypothesis_template": "x" * 10_000 + "{}"}}), 413, "10002 characters, more than --max-chars"),
         (JSON, "text/csv", b'{"inputs": "a", "parameters": {"candidate_labels": "x"}}', 406, "'text/csv'"),
         ("text/csv", JSON, b"a,b\n", 415, "application/jsonlines"),
     ],
