@@ -35,7 +35,13 @@ DATA_SETS = (
     ("emotion", "emotion_yin2019_test.jsonl", "label"),
     ("situation", "situation_yin2019_test.jsonl", "labels"),
 )
-CONFIGURATIONS = {"plain": (), "--adapt": ("--adapt",)}
+CONFIGURATIONS = {
+    "0.1.0 template": ("-t", "This example is {}."),  # the embedding scorer's default before issue 14
+    "plain": (),  # today's defaults: "This text is about {}."
+    "two templates": ("-t", "This text is about {}.", "-t", "This example is {}."),
+    "--adapt": ("--adapt",),
+}
+"""Configuration -> extra ``zstc evaluate`` options; every row is one whole process."""
 
 
 def cpu_name() -> str:
