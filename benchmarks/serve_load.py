@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import random
@@ -55,8 +56,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 T = TypeVar("T")
 
 
-def rows() -> list[dict]:
-    return [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
+@functools.cache
+def rows() -> tuple[dict, ...]:
+    return tuple(orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip())
 
 
 def categories() -> list[str]:
@@ -65,13 +67,14 @@ def categories() -> list[str]:
 
 def payloads() -> list[dict]:
     """Small requests: one tweet each, with the data set's 10 categories."""
-    return [{"inputs": row["text"], "parameters": {"candidate_labels": categories()}} for row in rows()]
+    labels = categories()
+    return [{"inputs": row["text"], "parameters": {"candidate_labels": labels}} for row in rows()]
 
 
 def large_payload(texts: int, labels: int) -> dict:
     """One request of ``texts`` tweets x ``labels`` labels (the categories, then resolution topics)."""
-    data = rows()
-    names = categories() + sorted({row["resolution_topics"] for row in data} - set(categories()))
+    data, names = rows(), categories()
+    names += sorted({row["resolution_topics"] for row in data} - set(names))
     return {"inputs": [data[i % len(data)]["text"] for i in range(texts)],
             "parameters": {"candidate_labels": names[:labels]}}  # fmt: skip
 

@@ -334,7 +334,7 @@ def test_a_small_request_behind_a_large_one_is_answered_first(scorer, nyr_texts)
     finished: list[str] = []
 
     async def large_then_small() -> tuple[list, list]:
-        batcher = MicroBatcher(entering, max_batch_tokens=400, max_wait_ms=0)
+        batcher = MicroBatcher(entering, slice_tokens=400, max_wait_ms=0)  # slices of a few records
         batcher.start()
 
         async def score(name: str, records: list[Record]) -> list:

@@ -5,12 +5,13 @@ Packing the pairs of many small requests into full, length-sorted batches is wha
 be kept busy (on 2 CPU cores a request with 10 labels already fills them, and batching measured no faster
 than one by one, see the README's Serving). A single worker forms each scorer call from the waiting
 requests, up to an estimated token budget, and runs it in a model thread (the event loop keeps accepting
-requests meanwhile). A request over the budget is cut into slices of whole records, and requests take
-turns in rounds: each round gives every waiting request one slice, and a request that arrives joins the
-next round ahead of those already being served. So a small request behind a large one waits for about
-one slice, and a stream of small requests cannot starve a large one either (it gets a slice every round).
-A lone request waits at most ``max_wait_ms`` for company. The number of unanswered requests is bounded
-so an overloaded server refuses work (:class:`Overloaded`) instead of growing latency without limit.
+requests meanwhile). A request is cut into slices of whole records (the server makes a slice one forward
+pass's budget), and requests take turns in rounds: each round gives every waiting request one slice, and a
+request that arrives joins the next round ahead of those already being served. So a small request behind
+a large one waits for about two slices (the scorer call in progress, then its own), and a stream of small
+requests cannot starve a large one either (it gets a slice every round). A lone request waits at most
+``max_wait_ms`` for company. The number of unanswered requests is bounded so an overloaded server refuses
+work (:class:`Overloaded`) instead of growing latency without limit.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ class _Slice:
 class MicroBatcher:
     """Scores requests through one worker that forms shared scorer calls from slices of waiting requests.
 
-    With ``batching=False`` every scorer call holds one slice of one request (the one-by-one baseline);
-    requests still take turns. A failure while scoring several slices is retried slice by slice, so one
-    bad request fails alone.
+    A slice holds at most ``slice_tokens`` estimated tokens (default: the whole ``max_batch_tokens``): the
+    server gives one forward pass's budget, so that a newcomer waits for about two forward passes, the one
+    in progress and its own, whatever the other requests' sizes. With ``batching=False`` every scorer call
+    holds one slice of one request (the one-by-one baseline); requests still take turns. A failure while
+    scoring several slices is retried slice by slice, so one bad request fails alone.
     """
 
     def __init__(
@@ -85,10 +88,12 @@ class MicroBatcher:
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
         batching: bool = True,
+        slice_tokens: int | None = None,
     ):
-        if max_batch_tokens < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_tokens and max_queue must be at least 1, max_wait_ms at least 0")
+        if max_batch_tokens < 1 or max_queue < 1 or max_wait_ms < 0 or (slice_tokens or 1) < 1:
+            raise ValueError("max_batch_tokens, max_queue and slice_tokens must be at least 1, max_wait_ms at least 0")
         self.scorer, self.max_batch_tokens, self.batching = scorer, max_batch_tokens, batching
+        self.slice_tokens = min(slice_tokens or max_batch_tokens, max_batch_tokens)
         self.max_wait, self.max_queue = max_wait_ms / 1000, max_queue
         self._requests: list[_Request] = []  # admitted and not answered: waiting or being scored
         self._arrived = asyncio.Event()
@@ -171,15 +176,16 @@ class MicroBatcher:
         batch: list[_Slice] = []
         room = self.max_batch_tokens
         for request in sorted(self._requests, key=lambda r: (r.turn, r.taken > 0, r.order)):
-            end = request.taken
+            end, allowance = request.taken, min(room, self.slice_tokens)
             if not batch:  # the batch's first slice takes its record even over the budget
-                room -= request.costs[end]
+                allowance -= request.costs[end]
                 end += 1
-            while end < len(request.records) and request.costs[end] <= room:
-                room -= request.costs[end]
+            while end < len(request.records) and request.costs[end] <= allowance:
+                allowance -= request.costs[end]
                 end += 1
             if end > request.taken:
                 batch.append(_Slice(request, request.taken, end))
+                room -= sum(request.costs[request.taken : end])
                 self._round = request.turn
                 request.taken, request.turn = end, request.turn + 1
             if room <= 0 or not self.batching:
