@@ -7,7 +7,8 @@ built from examples/new_years_resolutions.jsonl (a small request: one tweet and 
 - throughput: requests/s and latency at 1, 8 and 32 concurrent clients, with and without micro-batching;
   each level stops after --requests requests or --max-seconds, whichever comes first.
 - fairness: one client sends large requests (--large-texts tweets x 10 categories) back to back while another
-  sends small requests one at a time (a random pause of up to 200 ms between them) for --fairness-seconds;
+  sends small requests one at a time (a random pause of up to 200 ms between them) from 2 s after the first
+  large request for --fairness-seconds, or until the first large request is answered if that is later;
   p50/p99 of the small requests, and of small requests alone for reference.
 - memory: the server's resident set size (psutil) after warm-up, its peak while scoring each large request
   of --memory-sizes (TEXTSxLABELS, sent twice each; --max-pairs raised to fit), and 2 s after each answer.
@@ -173,9 +174,9 @@ async def fairness(url: str, smalls: list[dict], large: dict, seconds: float, se
                 larges.append(time.perf_counter() - started)
 
         sender = asyncio.create_task(large_client())
-        await asyncio.sleep(0.5)  # the first large request is being scored
+        await asyncio.sleep(2)  # the first large request is being scored
         behind, deadline = [], time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline or not larges:  # at least the whole first large request
             started = time.perf_counter()
             failures += (await http.post("/invocations", json=rng.choice(smalls))).status_code != 200
             behind.append(time.perf_counter() - started)

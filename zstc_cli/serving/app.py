@@ -297,14 +297,14 @@ def create_app(
             app.state.load_error = exc
             on_load_error(exc)
             return
-        budget = scorer.describe()
         batcher = MicroBatcher(
             scorer, max_batch_tokens=settings.max_batch_tokens, max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue, batching=settings.batching, slice_tokens=budget["max_tokens"],
+            max_queue=settings.max_queue, batching=settings.batching, slice_tokens=scorer.max_tokens,
         )  # fmt: skip
         batcher.start()
         app.state.max_pairs = settings.max_pairs or PASSES_PER_REQUEST * scorer.batch_size
         app.state.batcher = batcher
+        budget = scorer.describe()
         log.info("model loaded in %.1f s; ready (micro-batches of up to %d tokens, forward passes of up to %d "
                  "tokens and %d pairs, at most %d pairs per request)", time.perf_counter() - started,
                  settings.max_batch_tokens, budget["max_tokens"], budget["batch_size"],
