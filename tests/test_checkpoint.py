@@ -121,7 +121,7 @@ def test_resume_completes_a_run_killed_between_its_renames(tmp_path, source):
 
     logged: list[str] = []
     with open_run(str(source), str(out), str(bad), {}, resume=True, log=logged.append) as run:
-        assert run.done
+        assert run.already_finished
     assert out.read_bytes() == b"one\n" and bad.read_bytes() == b"bad two\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "in.jsonl", "out.jsonl"]
     assert logged == [f"the interrupted run had finished; renamed its partial output onto {out}"]

@@ -49,8 +49,8 @@ def classify_file(
     scorer.check_defaults(defaults)  # a template that cannot fit fails here, before any output is opened
     with open_run(source, target, errors, settings, resume, log) as run:
         done = run.state.records
-        if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
-            return RunSummary(done, run.state.errors, resumed=done, complete=int(run.complete))
+        if run.already_finished:  # nothing left to compute; open_run said why (already complete, or renames completed)
+            return RunSummary(done, run.state.errors, resumed=done, existing_outputs=int(run.output_existed))
         progress(done + run.state.errors)
         write = run.write if tee is None else lambda line: (run.write(line), tee(line))
         summary = classify_stream(
@@ -89,7 +89,7 @@ def classify_jobs(
             total.errors += summary.errors
             total.seconds += summary.seconds
             total.resumed += summary.resumed
-            total.complete += summary.complete
+            total.existing_outputs += summary.existing_outputs
             total.outputs += summary.outputs
     return total
 

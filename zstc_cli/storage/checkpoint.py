@@ -105,7 +105,9 @@ class Run:
         resumable = self.identity["input"] is not None and all(t != STDIO and not is_remote(t) for t in targets)
         self.checkpoint = checkpoint_path(targets[0]) if resumable else None
         self.state = State()
-        self.resumed = self.done = self.complete = False  # complete: OUTPUT existed, nothing was resumed
+        # already_finished: nothing is left to compute (OUTPUT existed, or the interrupted run's renames were done);
+        # output_existed: the former, so nothing was resumed
+        self.resumed = self.already_finished = self.output_existed = False
         self.sinks: list[Sink] = []
         if resume:
             self._load(source, log)
@@ -117,8 +119,8 @@ class Run:
         if self.checkpoint is None or self.identity["input"] is None:
             raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
         if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
-            self.done = self.complete = all(Path(target).exists() for target in self.targets)
-            if self.done:
+            self.already_finished = self.output_existed = all(Path(target).exists() for target in self.targets)
+            if self.already_finished:
                 log(f"{self.targets[0]} already exists and no unfinished run was found: nothing to resume")
             return
         saved = orjson.loads(self.checkpoint.read_bytes())
@@ -134,7 +136,7 @@ class Run:
         if state.finishing:  # killed while renaming the partials: complete the renames
             self._rename_partials()
             log(f"the interrupted run had finished; renamed its partial output onto {self.targets[0]}")
-            self.state, self.done = state, True  # its counts: what the summary reports as resumed
+            self.state, self.already_finished = state, True  # its counts: what the summary reports as resumed
             return
         for target, size in zip(self.targets, state.sizes):
             partial = partial_path(target)
@@ -260,7 +262,7 @@ def _opened_run(
 ) -> Iterator[Run]:
     """:func:`open_run`'s body, once the outputs are locked."""
     run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
-    if run.done:  # a completed output is left exactly as it is
+    if run.already_finished:  # a completed output is left exactly as it is
         yield run
         return
     try:
