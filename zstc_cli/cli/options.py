@@ -61,6 +61,19 @@ class Quantize(str, Enum):
     int8 = "int8"
 
 
+# Library settings the CLI names otherwise than by the parameter's name with dashes.
+FLAGS = {
+    "template": "--hypothesis-template", "skip_errors": "--on-error",
+    "source": "INPUT", "target": "OUTPUT", "address": "--ray-address",
+}  # fmt: skip
+
+
+def flag(setting: str) -> str:
+    """What sets a library setting in the CLI (``dtype/quantize``: both), the name a
+    :class:`~zstc_cli.errors.ZstcError` gives it for CLI users (see ``ZstcError.naming``)."""
+    return "/".join(FLAGS.get(name, "--" + name.replace("_", "-")) for name in setting.split("/"))
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback.
@@ -70,12 +83,12 @@ def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
     try:
         yield
     except Interrupted as exc:
-        print(f"zstc: {exc}", file=sys.stderr)
+        print(f"zstc: {exc.naming(flag)}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
     except ZstcError as exc:
         if debug:
             traceback.print_exc()
-        print(f"zstc: error: {exc}", file=sys.stderr)
+        print(f"zstc: error: {exc.naming(flag)}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt as stop:
         print("zstc: interrupted; no output file was written", file=sys.stderr)

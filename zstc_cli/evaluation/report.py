@@ -157,7 +157,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ZstcError("--plot needs matplotlib: pip install 'zstc-cli[plot]'") from None
+        raise ZstcError.about_settings("{plot} needs matplotlib: pip install 'zstc-cli[plot]'") from None
 
 
 def plot_confusion(report: dict[str, Any], target: str) -> None:

@@ -59,10 +59,13 @@ def _probe_hub(model_id: str) -> None:
     try:
         response = httpx.head(url, timeout=HUB_PROBE_TIMEOUT, follow_redirects=True)
     except httpx.HTTPError as exc:
-        raise ModelError(
-            f"model {model_id!r} is not a local directory, not in the hub cache, and the hub "
-            f"({constants.ENDPOINT}) cannot be reached ({type(exc).__name__}). Download it on a connected "
-            f"machine (`hf download {model_id}`) and copy the cache, or pass --model /path/to/model"
+        raise ModelError.about_settings(
+            "model {model_id!r} is not a local directory, not in the hub cache, and the hub "
+            "({endpoint}) cannot be reached ({kind}). Download it on a connected "
+            "machine (`hf download {model_id}`) and copy the cache, or pass {model} /path/to/model",
+            model_id=model_id,
+            endpoint=constants.ENDPOINT,
+            kind=type(exc).__name__,
         ) from exc
     if response.status_code == 404:
         raise ModelError(f"model {model_id!r} does not exist on the hub ({constants.ENDPOINT})")
@@ -74,7 +77,7 @@ def resolve_model(name: str) -> ResolvedModel:
     if path.is_dir():
         return ResolvedModel(name, str(path.resolve()), "local")
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelError(f"--model {name}: no such directory")
+        raise ModelError.about_settings("{model} {value}: no such directory", value=name)
     known = find_known(name)
     hub_id = known.name if known else name
     bundled = bundled_model_dir() if known and known.bundled else None
