@@ -128,16 +128,16 @@ def evaluate(
                 )
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_blind(
-                        source, read, scorer, candidates, predictions, defaults,
+                        source, read, scorer, candidates or (), predictions, defaults,
                         threshold=threshold, id_field=id_field, window=window, progress=progress.update,
                     )  # fmt: skip
                 for warning in evaluation.warnings:
                     print(f"zstc: warning: {warning}", file=sys.stderr)
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
-                run["adaptation"] = scorer.notes
-                result = rp.build_report(evaluation, data=data, predictions=predictions, run=run, label_map=mapping)
+                blind = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
+                blind["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
+                result = rp.build_report(evaluation, data=data, predictions=predictions, run=blind, label_map=mapping)
                 rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
                 if report:
                     rp.write_json(result, report)

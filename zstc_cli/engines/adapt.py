@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
@@ -140,8 +140,8 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, w
         scores = np.stack([raw.scores for raw in group])
         common = {"model": model, "templates": templates, "labels": labels, "seed": seed}
         if group[0].text is not None:
-            texts = np.stack([raw.text for raw in group])
-            state = fit_embedding(texts, group[0].hypotheses, **common)
+            texts = np.stack([cast(np.ndarray, raw.text) for raw in group])  # an embedding scorer's: all set
+            state = fit_embedding(texts, cast(np.ndarray, group[0].hypotheses), **common)
         else:
             state = fit_scores(scores, scorer=scorer.name, **common)
         state = AdaptationState.from_dict(

@@ -64,7 +64,7 @@ class JsonLinesDatasource(FileBasedDatasource):
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         name = f"{self.scheme}://{path}" if self.scheme else path
         lines, raws = [], []
-        for number, raw in numbered_lines(io.BufferedReader(f), name):  # type: ignore[arg-type]
+        for number, raw in numbered_lines(io.BufferedReader(f), name):
             lines.append(number)
             raws.append(raw)
             if len(lines) == self.rows:
@@ -172,7 +172,7 @@ def _started(options: RayOptions, cpus_per_worker: int) -> Iterator[None]:
     ``log_to_driver`` says. From ``ray.init`` until ``ray.shutdown`` has stopped that thread, ``sys.stdout``
     is stderr; an OUTPUT of ``-`` keeps the real stdout, which it took before.
     """
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     with contextlib.redirect_stdout(sys.stderr):
         if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
             wanted = (options.num_workers or 1) * cpus_per_worker
@@ -221,7 +221,7 @@ def _results(
     keep: Sequence[str],
     options: RayOptions,
     adaptation: Sequence[dict],
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table, None, None]:
     """Batches of assembled lines from the cluster, in input order (the jobs' order: sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
@@ -307,7 +307,8 @@ def closing_without_masking(generator: Generator) -> Iterator[Generator]:
         try:
             generator.close()
         except Exception as cleanup:
-            failure.add_note(f"while stopping, closing the results iterator failed too: {cleanup!r}")
+            if hasattr(failure, "add_note"):  # Python 3.11+; on 3.10 the original error stands alone
+                failure.add_note(f"while stopping, closing the results iterator failed too: {cleanup!r}")
         raise
     generator.close()
 

@@ -61,7 +61,7 @@ def cpu_has_native_bfloat16() -> bool | None:
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:
         return None  # torch's probes are private: an older torch may not have them
-    return any(probe() for probe in probes)
+    return any(probe() for probe in probes if probe is not None)
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:

@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zstc_cli.errors import ModelError
 from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
@@ -139,7 +140,7 @@ def model_file(resolved: ResolvedModel, filename: str) -> Path | None:
         return None
 
 
-def read_json(path: Path | None) -> dict | list | None:
+def read_json(path: Path | None) -> Any:
     return None if path is None else json.loads(path.read_text(encoding="utf-8"))
 
 

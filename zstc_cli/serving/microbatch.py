@@ -104,7 +104,7 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         while True:
-            self._group = group = []
+            self._group = group = list[_Request]()
             await self._collect(group)
             try:
                 await self._score_group(group)
