@@ -164,8 +164,12 @@ def test_refusals_are_the_local_engines_and_come_before_ray_starts(tmp_path):
     (folder / "b.jsonl.xz").write_bytes(lzma.compress(b'{"text": "b", "categories": ["x"]}\n'))
     with pytest.raises(ZstcError) as refused:
         classify_on_ray(str(folder), str(tmp_path / "out"), missing)
+    # the library names its parameter (engine); the CLI, the flag
     assert (
-        str(refused.value)
+        str(refused.value) == f"{folder / 'b.jsonl.xz'}: engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
+    )
+    assert (
+        refused.value.naming(flag)
         == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.jsonl", "in"]
