@@ -43,6 +43,9 @@ lint: $(VENV)/.installed-dev
 	@if { grep -q '^\[tool\.importlinter' pyproject.toml || [ -f .importlinter ]; } && [ -x $(BIN)/lint-imports ]; \
 	then set -x; $(BIN)/lint-imports; \
 	else echo "lint: import-linter is not configured and installed here, skipped"; fi
+	@if grep -q '^\[tool\.mypy' pyproject.toml && [ -x $(BIN)/mypy ]; \
+	then set -x; $(BIN)/mypy; \
+	else echo "lint: mypy is not configured and installed here, skipped"; fi
 
 $(VENV)/.installed-offline: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -e ".[offline]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import pickle
 import re
 
 import orjson
@@ -11,7 +12,8 @@ import torch
 from conftest import read_jsonl, run_zstc
 
 from zstc_cli import load_scorer
-from zstc_cli.errors import scoring_failure
+from zstc_cli.cli.options import flag
+from zstc_cli.errors import ZstcError, scoring_failure
 from zstc_cli.pipeline import PAIRS_PER_RECORD, classify_stream
 from zstc_cli.records import Record
 from zstc_cli.storage.files import encode_chunk
@@ -270,4 +272,22 @@ def test_model_failures_are_not_record_errors(tmp_path, bert_nli):
 def test_out_of_memory_suggests_smaller_batches():
     error = scoring_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), 1001, 1512)
     assert str(error).startswith("out of memory while scoring input lines 1001-1512 (CUDA out of memory.")
-    assert "lower --max-tokens or --batch-size" in str(error)
+    # the library names its parameters; the CLI names the flags that set them, also after pickling (Ray)
+    assert "lower max_tokens or batch_size (or window for records" in str(error)
+    for copy in (error, pickle.loads(pickle.dumps(error))):
+        assert "lower --max-tokens or --batch-size (or --window for records" in copy.naming(flag)
+        assert str(copy) == str(error)
+
+
+def test_a_settings_error_never_reads_a_value_as_a_template():
+    from zstc_cli.models.spec import ModelSpec
+
+    with pytest.raises(ZstcError) as caught:
+        ModelSpec(scorer="{max_tokens}").check()
+    assert str(caught.value) == "scorer '{max_tokens}': expected auto, nli, embedding"
+    assert caught.value.naming(flag) == "--scorer '{max_tokens}': expected auto, nli, embedding"
+    resumed = caught.value.with_suffix("; {resume} {{x}}")
+    assert (str(resumed), resumed.naming(flag)) == (
+        f"{caught.value}; resume {{x}}",
+        "--scorer '{max_tokens}': expected auto, nli, embedding; --resume {x}",
+    )

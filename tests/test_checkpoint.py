@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import orjson
 import pytest
 import smart_open
 
+from zstc_cli.cli.options import flag
 from zstc_cli.errors import Interrupted, RunFailed, ZstcError
 from zstc_cli.storage.checkpoint import open_run
 from zstc_cli.storage.files import checkpoint_path, partial_path
@@ -29,13 +31,17 @@ def saved_state(out: Path) -> dict:
 
 def test_interrupt_counts_only_the_committed_records(tmp_path, source):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(Interrupted, match=r"^interrupted; 3 records saved in .*--resume"):
+    with pytest.raises(Interrupted, match=r"^interrupted; 3 records saved in .* with resume to continue$") as stop:
         with open_run(str(source), str(out), None, {}) as run:
             for i in range(3):
                 run.write(b"done %d\n" % i)
             run.commit(3)
             run.write(b"not yet durable\n")
             raise KeyboardInterrupt
+    assert stop.value.naming(flag).endswith("; rerun the same command with --resume to continue")
+    assert stop.value.exit_code == 130 and pickle.loads(pickle.dumps(stop.value)).naming(flag) == stop.value.naming(
+        flag
+    )
     assert saved_state(out)["records"] == 3
     assert partial_path(str(out)).read_bytes().count(b"\n") == 3
 
@@ -47,7 +53,7 @@ def test_unexpected_failure_keeps_the_partials_and_says_how_to_resume(tmp_path, 
         run.write_error(b"bad two\n")
         run.commit(2)
         raise OSError(28, "No space left on device")
-    message = str(failure.value)
+    message = failure.value.naming(flag)  # as the CLI says it: "resume" is --resume
     assert message == (f"OSError: [Errno 28] No space left on device; 1 record saved in {partial_path(str(out))} "
                        f"and 1 bad record in {partial_path(str(bad))}; rerun the same command with --resume to continue")  # fmt: skip
     assert "\n" not in message and isinstance(failure.value.__cause__, OSError)
@@ -121,7 +127,7 @@ def test_resume_completes_a_run_killed_between_its_renames(tmp_path, source):
 
     logged: list[str] = []
     with open_run(str(source), str(out), str(bad), {}, resume=True, log=logged.append) as run:
-        assert run.done
+        assert run.already_finished
     assert out.read_bytes() == b"one\n" and bad.read_bytes() == b"bad two\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "in.jsonl", "out.jsonl"]
     assert logged == [f"the interrupted run had finished; renamed its partial output onto {out}"]
@@ -155,10 +161,10 @@ SETTINGS = {"records": {"labels": ["a", "b"], "multi_label": False}, "window": 5
 @pytest.mark.parametrize(
     "settings, changed",
     [
-        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "--labels"),
-        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": True}}, "--labels, --multi-label"),
-        ({**SETTINGS, "window": 64, "scorer": {"model": "m", "pooling": "cls"}}, "--window, scorer.pooling"),
-        ({**SETTINGS, "scorer": {"model": "other", "pooling": "cls"}}, "--model"),  # pooling comes with the model
+        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": False}}, "labels"),
+        ({**SETTINGS, "records": {"labels": ["a", "c"], "multi_label": True}}, "labels, multi_label"),
+        ({**SETTINGS, "window": 64, "scorer": {"model": "m", "pooling": "cls"}}, "window, scorer.pooling"),
+        ({**SETTINGS, "scorer": {"model": "other", "pooling": "cls"}}, "model"),  # pooling comes with the model
     ],
 )
 def test_resume_refuses_changed_options(tmp_path, source, settings, changed):
@@ -209,7 +215,7 @@ def test_classify_file_refuses_to_resume_with_other_labels(tmp_path, source, ber
     with pytest.raises(Interrupted):
         classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2,
                       progress=stop_after_first_window)  # fmt: skip
-    with pytest.raises(ZstcError, match=r"options \(--labels\) changed"):
+    with pytest.raises(ZstcError, match=r"options \(labels\) changed"):
         classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "c")), window=2, resume=True)
     summary = classify_file(str(source), str(out), scorer, RecordDefaults(labels=("a", "b")), window=2, resume=True)
     assert (summary.resumed, summary.records) == (2, 6) and len(out.read_bytes().splitlines()) == 6

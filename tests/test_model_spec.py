@@ -13,6 +13,7 @@ import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 
 from zstc_cli import ModelSpec, load_scorer
+from zstc_cli.cli.options import flag
 from zstc_cli.errors import ModelError, ZstcError
 
 
@@ -40,7 +41,8 @@ def test_check_refuses_bad_options_in_one_line_without_loading(tmp_path, bert_nl
     ]:
         with pytest.raises(ZstcError) as refused:
             spec.check()
-        assert str(refused.value).startswith(message)
+        assert refused.value.naming(flag).startswith(message)  # as the CLI says it
+        assert str(refused.value).startswith(message.removeprefix("--"))  # the library names its parameter
     with pytest.raises(ModelError, match="no such directory"):
         ModelSpec(str(tmp_path / "missing")).check()
     resolved, device, dtype = ModelSpec(str(bert_nli), device="cpu").check()
@@ -123,7 +125,8 @@ def test_batch_budget_defaults_to_the_devices(bert_nli):
     assert (scorer.describe()["max_tokens"], scorer.describe()["batch_size"]) == (2048, 64)  # the resume key
     scorer = ModelSpec(str(bert_nli), device="cpu", max_tokens=300, batch_size=5).load().scorer
     assert (scorer.max_tokens, scorer.batch_size) == (300, 5)
-    for option, spec in [("--max-tokens 0", ModelSpec(str(bert_nli), max_tokens=0)),
-                         ("--batch-size -1", ModelSpec(str(bert_nli), batch_size=-1))]:  # fmt: skip
-        with pytest.raises(ZstcError, match=f"^{option}: expected 1 or more$"):
+    for setting, option, spec in [("max_tokens 0", "--max-tokens 0", ModelSpec(str(bert_nli), max_tokens=0)),
+                                  ("batch_size -1", "--batch-size -1", ModelSpec(str(bert_nli), batch_size=-1))]:  # fmt: skip
+        with pytest.raises(ZstcError, match=f"^{setting}: expected 1 or more$") as refused:
             spec.check()
+        assert refused.value.naming(flag) == f"{option}: expected 1 or more"  # as the CLI says it

@@ -10,6 +10,7 @@ import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 
 from zstc_cli import classify_texts
+from zstc_cli.cli.options import flag
 from zstc_cli.errors import ZstcError
 from zstc_cli.models import quantize
 from zstc_cli.models.spec import load_scorer
@@ -23,8 +24,10 @@ def test_modes_are_checked_before_loading():
     quantize.check_mode("int8", torch.device("cpu"))
     with pytest.raises(ZstcError, match="expected none or int8"):
         quantize.check_mode("int4", torch.device("cpu"))
-    with pytest.raises(ZstcError, match="CPU only.*--device cpu"):
+    with pytest.raises(ZstcError, match="CPU only.*use device cpu, or dtype float16") as refused:
         quantize.check_mode("int8", torch.device("cuda"))
+    assert refused.value.naming(flag).startswith("--quantize int8 runs on the CPU only")
+    assert refused.value.naming(flag).endswith("use --device cpu, or --dtype float16/bfloat16 on a GPU")
 
 
 def test_cache_key_follows_the_model_files(tmp_path):

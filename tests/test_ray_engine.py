@@ -26,6 +26,7 @@ from conftest import read_jsonl, run_zstc, write_jsonl
 from support.s3server import free_port
 
 from zstc_cli import classify_path, load_scorer
+from zstc_cli.cli.options import flag
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.storage.jobs import plan_jobs
 
@@ -163,8 +164,12 @@ def test_refusals_are_the_local_engines_and_come_before_ray_starts(tmp_path):
     (folder / "b.jsonl.xz").write_bytes(lzma.compress(b'{"text": "b", "categories": ["x"]}\n'))
     with pytest.raises(ZstcError) as refused:
         classify_on_ray(str(folder), str(tmp_path / "out"), missing)
+    # the library names its parameter (engine); the CLI, the flag
     assert (
-        str(refused.value)
+        str(refused.value) == f"{folder / 'b.jsonl.xz'}: engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
+    )
+    assert (
+        refused.value.naming(flag)
         == f"{folder / 'b.jsonl.xz'}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.jsonl", "in"]
@@ -214,8 +219,9 @@ def test_a_killed_worker_is_restarted_and_its_records_are_not_lost(tmp_path, clu
 def test_workers_reserve_their_threads_in_cpus(tmp_path, cluster, bert_nli, rows):
     """--threads N: each worker takes N of the cluster's 2 CPUs (so one worker by default), never more than exist."""
     assert [pool_size(RayOptions(), worker_cpus(ModelSpec(threads=n))) for n in (None, 1, 2)] == [2, 2, 1]
-    with pytest.raises(ZstcError, match=r"^--threads 3: each Ray worker reserves as many CPUs; the cluster has 2$"):
+    with pytest.raises(ZstcError, match=r"^threads 3: each Ray worker reserves as many CPUs; the cluster has 2$") as no:
         pool_size(RayOptions(), worker_cpus(ModelSpec(threads=3)))
+    assert no.value.naming(flag) == "--threads 3: each Ray worker reserves as many CPUs; the cluster has 2"
     src = write_jsonl(tmp_path / "in.jsonl", rows[:30])
     summary = classify_on_ray(
         str(src), str(tmp_path / "ray.jsonl"), ModelSpec(str(bert_nli), device="cpu", threads=2), window=10,

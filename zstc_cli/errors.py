@@ -4,10 +4,58 @@ except :class:`Interrupted`, which exits with 130 (Ctrl-C) or 143 (SIGTERM) like
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound="ZstcError")
 
 
 class ZstcError(Exception):
-    """A problem the user can fix (bad input, a missing model, a bad option); never a bug in zstc."""
+    """A problem the user can fix (bad input, a missing model, a bad option); never a bug in zstc.
+
+    An error about settings is made with :meth:`about_settings`, so it names them in the library's terms (its
+    parameters, ``max_tokens``) while a front end can name them in its own (the CLI's ``--max-tokens``)."""
+
+    template: str | None = None  # set by about_settings: the message, with {setting} where a setting is named
+    values: dict[str, Any]
+
+    @classmethod
+    def about_settings(cls: type[E], template: str, **values: Any) -> E:
+        """``template`` names each setting as ``{name}`` (its parameter name) and the values it shows as
+        ``{key}`` for ``values[key]`` (formatted as ``str.format`` does, so a value is never read as a template)."""
+        exc = cls(_render(template, values, str))
+        exc.template, exc.values = template, values  # pickled with the exception's __dict__
+        return exc
+
+    def naming(self, name_of: Callable[[str], str]) -> str:
+        """The message with each setting named by ``name_of(parameter name)``, e.g. the CLI's flag."""
+        return str(self) if self.template is None else _render(self.template, self.values, name_of)
+
+    def with_suffix(self: E, suffix: str) -> E:
+        """The same error with ``suffix`` (a template, as :meth:`about_settings` takes) added to its message."""
+        if self.template is None:
+            return type(self).about_settings(literal(str(self)) + suffix)
+        return type(self).about_settings(self.template + suffix, **self.values)
+
+
+class _Names(dict):
+    """``str.format_map``'s mapping for :meth:`ZstcError.about_settings`: a key that is not a value is a setting."""
+
+    def __init__(self, values: dict[str, Any], name_of: Callable[[str], str]):
+        super().__init__(values)
+        self.name_of = name_of
+
+    def __missing__(self, key: str) -> str:
+        return self.name_of(key)
+
+
+def literal(text: str) -> str:
+    """``text`` as a part of an :meth:`ZstcError.about_settings` template that names no setting."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _render(template: str, values: dict[str, Any], name_of: Callable[[str], str]) -> str:
+    return template.format_map(_Names(values, name_of))
 
 
 class RecordError(ZstcError):
@@ -47,7 +95,7 @@ class Interrupted(ZstcError):
         self.exit_code = exit_code
 
     def __reduce__(self):  # pickled (and copied) with its exit code, as Ray or a worker pool would need
-        return type(self), (str(self), self.exit_code)
+        return type(self), (str(self), self.exit_code), self.__dict__
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:
@@ -68,8 +116,10 @@ def scoring_failure(exc: Exception, first_line: int, last_line: int) -> ScoringE
     detail = one_line(exc)
     where = f"input lines {first_line}-{last_line}"
     if any(sign in str(exc).lower() for sign in OUT_OF_MEMORY_SIGNS) or type(exc).__name__ == "OutOfMemoryError":
-        return ScoringError(
-            f"out of memory while scoring {where} ({detail}); lower --max-tokens or --batch-size "
-            "(or --window for records with many labels)"
+        return ScoringError.about_settings(
+            "out of memory while scoring {where} ({detail}); lower {max_tokens} or {batch_size} "
+            "(or {window} for records with many labels)",
+            where=where,
+            detail=detail,
         )
     return ScoringError(f"the model failed while scoring {where}: {type(exc).__name__}: {detail}")

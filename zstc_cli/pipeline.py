@@ -63,7 +63,7 @@ class RunSummary:
     """What a run did: every input record is counted in exactly one of ``records`` and ``errors``.
 
     ``resumed`` records were already done by an interrupted run (``--resume``) and took no time now;
-    ``complete`` outputs already existed with no unfinished run behind them, so ``--resume`` left them alone
+    ``existing_outputs`` already existed with no unfinished run behind them, so ``--resume`` left them alone
     (their records are not counted: they were not read).
     """
 
@@ -71,7 +71,7 @@ class RunSummary:
     errors: int = 0
     seconds: float = 0.0
     resumed: int = 0
-    complete: int = 0
+    existing_outputs: int = 0
     outputs: int = 1  # how many outputs (input files) the summary adds up
 
     @property

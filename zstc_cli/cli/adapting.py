@@ -4,6 +4,7 @@ fit or load the states, say per label set what adaptation decided."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zstc_cli.errors import ZstcError
@@ -15,36 +16,51 @@ if TYPE_CHECKING:
 DEFAULT_SAMPLE = 2000  # accuracy is stable from ~1000 sample records; fitting 2000 takes ~3 s on a CPU
 
 
-def check_options(adapt: bool, adaptation: str | None, save_adaptation: str | None) -> None:
-    if adapt and adaptation is not None:
-        raise ZstcError("--adapt fits a new state and --adaptation loads one: pass one of them")
-    if save_adaptation is not None and not adapt:
-        raise ZstcError("--save-adaptation writes the state that --adapt fits: add --adapt")
+@dataclass(frozen=True)
+class AdaptOptions:
+    """``--adapt``, ``--adapt-sample``, ``--save-adaptation`` and ``--adaptation`` as one value: the options are
+    declared once (:func:`~zstc_cli.cli.options.adapt_options`) for every command that adapts."""
+
+    fit: bool = False  # --adapt
+    sample: int = DEFAULT_SAMPLE  # --adapt-sample
+    save: str | None = None  # --save-adaptation
+    load: str | None = None  # --adaptation
+
+    @property
+    def active(self) -> bool:
+        """Whether the run scores with adapted states, fitted or read."""
+        return self.fit or self.load is not None
+
+    def check(self) -> None:
+        if self.fit and self.load is not None:
+            raise ZstcError("--adapt fits a new state and --adaptation loads one: pass one of them")
+        if self.save is not None and not self.fit:
+            raise ZstcError("--save-adaptation writes the state that --adapt fits: add --adapt")
 
 
 def adapted(
-    scorer: Scorer, source: str, defaults: RecordDefaults, *, adapt: bool, sample: int, adaptation: str | None,
-    save_adaptation: str | None, window: int, quiet: bool, checkpointed: dict | None = None,
+    scorer: Scorer, source: str, defaults: RecordDefaults, options: AdaptOptions, *, window: int, quiet: bool,
+    checkpointed: dict | None = None,
 ) -> Scorer:  # fmt: skip
     """``scorer`` itself, or wrapped with states fitted on ``source`` (``--adapt``) or read from a file.
 
     ``checkpointed``: the settings of the unfinished run that ``--resume`` continues; with ``--adapt`` its
     fitted states are reused instead of fitted again, so the resumed output is the one the run would have made."""
-    if not adapt and adaptation is None:
+    if not options.active:
         return scorer
     from zstc_cli.engines.adapt import adapt as fit_on
     from zstc_cli.engines.adapt import note_line, resumed, save_states
 
-    wrapped = resumed(source, scorer, defaults, checkpointed, window) if adapt else None
+    wrapped = resumed(source, scorer, defaults, checkpointed, window) if options.fit else None
     if wrapped is not None:
-        if save_adaptation is not None:
-            save_states(wrapped, save_adaptation)
-    elif adaptation is not None:
-        return loaded_states(scorer, adaptation, defaults, quiet)
+        if options.save is not None:
+            save_states(wrapped, options.save)
+    elif options.load is not None:
+        return loaded_states(scorer, options.load, defaults, quiet)
     else:
-        wrapped = fit_on(source, scorer, defaults, sample_size=sample, window=window)
-        if save_adaptation is not None:
-            save_states(wrapped, save_adaptation)
+        wrapped = fit_on(source, scorer, defaults, sample_size=options.sample, window=window)
+        if options.save is not None:
+            save_states(wrapped, options.save)
     if not quiet:
         for note in wrapped.notes:
             print(f"zstc: {note_line(note)}", file=sys.stderr)

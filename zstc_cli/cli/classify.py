@@ -11,9 +11,6 @@ import typer
 
 from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
-    AdaptationOpt,
-    AdaptOpt,
-    AdaptSampleOpt,
     DebugOpt,
     EngineKind,
     LabelsFieldOpt,
@@ -21,10 +18,10 @@ from zstc_cli.cli.options import (
     MultiLabelOpt,
     OnError,
     QuietOpt,
-    SaveAdaptationOpt,
     TemplateOpt,
     TextFieldOpt,
     WindowOpt,
+    adapt_options,
     model_options,
     record_defaults,
     terminate_as_interrupt,
@@ -38,11 +35,13 @@ from zstc_cli.results import parse_keep
 from zstc_cli.storage.files import STDIO
 
 if TYPE_CHECKING:
+    from zstc_cli.cli.adapting import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
     from zstc_cli.storage.jobs import Job
 
 
 @model_options
+@adapt_options
 def classify(
     *,
     input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
@@ -75,10 +74,7 @@ def classify(
         Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
     ] = None,
     gpus_per_worker: Annotated[float, typer.Option(min=0, help="With --engine ray: GPUs each worker takes.")] = 0,
-    adapt: AdaptOpt = False,
-    adapt_sample: AdaptSampleOpt = adapting.DEFAULT_SAMPLE,
-    save_adaptation: SaveAdaptationOpt = None,
-    adaptation: AdaptationOpt = None,
+    adapt: AdaptOptions,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -110,21 +106,17 @@ def classify(
             keep_fields = parse_keep(keep)
         except ValueError as exc:
             raise ZstcError(str(exc)) from None
-        adapting.check_options(adapt, adaptation, save_adaptation)
-        adapts = adapt or adaptation is not None
+        adapt.check()
         if engine == EngineKind.ray:
             if resume:
                 raise ZstcError("--resume works with the local engine only")
             states: list[dict] = []
-            if adapts:  # fitted (or read) here, on the driver; every worker scores with the same states
-                if adapt:
+            if adapt.active:  # fitted (or read) here, on the driver; every worker scores with the same states
+                if adapt.fit:
                     check_one_file(plan_jobs(input, output, None))
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
-                fitted = adapting.adapted(
-                    loaded.scorer, input, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
-                    save_adaptation=save_adaptation, window=window, quiet=quiet,
-                )  # fmt: skip
+                fitted = adapting.adapted(loaded.scorer, input, defaults, adapt, window=window, quiet=quiet)
                 states = [state.to_dict() for state in fitted.states.values()]  # type: ignore[attr-defined]
             summary = _classify_on_ray(
                 input, output, spec, defaults, window,
@@ -136,9 +128,9 @@ def classify(
         else:
             from zstc_cli.evaluation.evaluate import replayable
 
-            with replayable(input) if adapt else contextlib.nullcontext(input) as source:  # stdin spooled
+            with replayable(input) if adapt.fit else contextlib.nullcontext(input) as source:  # stdin spooled
                 jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early
-                if adapt:
+                if adapt.fit:
                     check_one_file(jobs)
                 with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
                     loaded = spec.load(quiet)
@@ -146,8 +138,7 @@ def classify(
                     if not quiet:
                         print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
                     scorer = adapting.adapted(
-                        loaded.scorer, source, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
-                        save_adaptation=save_adaptation, window=window, quiet=quiet,
+                        loaded.scorer, source, defaults, adapt, window=window, quiet=quiet,
                         checkpointed=saved_settings(jobs[0].target) if resume else None,
                     )  # fmt: skip
                     with Progress(source, quiet=quiet) as progress:

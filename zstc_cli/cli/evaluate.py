@@ -10,15 +10,12 @@ import typer
 
 from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
-    AdaptationOpt,
-    AdaptOpt,
-    AdaptSampleOpt,
     DebugOpt,
     QuietOpt,
-    SaveAdaptationOpt,
     TemplateOpt,
     TextFieldOpt,
     WindowOpt,
+    adapt_options,
     model_options,
     read_labels_option,
     record_defaults,
@@ -31,10 +28,12 @@ from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
 
 if TYPE_CHECKING:
+    from zstc_cli.cli.adapting import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
 
 
 @model_options
+@adapt_options
 def evaluate(
     *,
     data: Annotated[str, typer.Argument(help="Labeled JSON-lines data: a path, - for stdin, or s3://...")],
@@ -76,10 +75,7 @@ def evaluate(
     hypothesis_template: TemplateOpt = None,
     text_field: TextFieldOpt = None,
     window: WindowOpt = DEFAULT_WINDOW,
-    adapt: AdaptOpt = False,
-    adapt_sample: AdaptSampleOpt = adapting.DEFAULT_SAMPLE,
-    save_adaptation: SaveAdaptationOpt = None,
-    adaptation: AdaptationOpt = None,
+    adapt: AdaptOptions,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -110,15 +106,15 @@ def evaluate(
         if plot:
             rp.require_matplotlib()
         mapping = ev.parse_label_map(label_map)
-        adapting.check_options(adapt, adaptation, save_adaptation)
-        if adapt or adaptation is not None:
+        adapt.check()
+        if adapt.active:
             if from_ is not None:
                 raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
             if labels is None:
                 raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
                                 "gold labels, which are read only after every prediction is final")  # fmt: skip
         with ev.replayable(data) as source:
-            if adapt or adaptation is not None:
+            if adapt.active:
                 candidates, descriptions = read_labels_option(labels)
                 defaults = record_defaults(
                     None, multi_label or gold_sep is not None, hypothesis_template, text_field, None, descriptions
@@ -126,25 +122,22 @@ def evaluate(
                 defaults = replace(defaults, labels=candidates, override=True)
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
-                scorer = adapting.adapted(
-                    loaded.scorer, source, defaults, adapt=adapt, sample=adapt_sample, adaptation=adaptation,
-                    save_adaptation=save_adaptation, window=window, quiet=quiet,
-                )  # fmt: skip
+                scorer = adapting.adapted(loaded.scorer, source, defaults, adapt, window=window, quiet=quiet)
                 read = lambda: ev.read_gold(  # called only once the predictions are final
                     source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
                 )
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_blind(
-                        source, read, scorer, candidates, predictions, defaults,
+                        source, read, scorer, candidates or (), predictions, defaults,
                         threshold=threshold, id_field=id_field, window=window, progress=progress.update,
                     )  # fmt: skip
                 for warning in evaluation.warnings:
                     print(f"zstc: warning: {warning}", file=sys.stderr)
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
-                run["adaptation"] = scorer.notes
-                result = rp.build_report(evaluation, data=data, predictions=predictions, run=run, label_map=mapping)
+                blind = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
+                blind["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
+                result = rp.build_report(evaluation, data=data, predictions=predictions, run=blind, label_map=mapping)
                 rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
                 if report:
                     rp.write_json(result, report)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from zstc_cli.cli.adapting import DEFAULT_SAMPLE, AdaptOptions
 from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
 from zstc_cli.models.catalog import DEFAULT_MODEL
 from zstc_cli.records import RecordDefaults, check_templates, parse_label_lines, parse_labels
@@ -61,6 +62,19 @@ class Quantize(str, Enum):
     int8 = "int8"
 
 
+# Library settings the CLI names otherwise than by the parameter's name with dashes.
+FLAGS = {
+    "template": "--hypothesis-template", "skip_errors": "--on-error",
+    "source": "INPUT", "target": "OUTPUT", "address": "--ray-address",
+}  # fmt: skip
+
+
+def flag(setting: str) -> str:
+    """What sets a library setting in the CLI (``dtype/quantize``: both), the name a
+    :class:`~zstc_cli.errors.ZstcError` gives it for CLI users (see ``ZstcError.naming``)."""
+    return "/".join(FLAGS.get(name, "--" + name.replace("_", "-")) for name in setting.split("/"))
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback.
@@ -70,12 +84,12 @@ def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
     try:
         yield
     except Interrupted as exc:
-        print(f"zstc: {exc}", file=sys.stderr)
+        print(f"zstc: {exc.naming(flag)}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
     except ZstcError as exc:
         if debug:
             traceback.print_exc()
-        print(f"zstc: error: {exc}", file=sys.stderr)
+        print(f"zstc: error: {exc.naming(flag)}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt as stop:
         print("zstc: interrupted; no output file was written", file=sys.stderr)
@@ -214,38 +228,67 @@ ThreadsOpt = Annotated[
     typer.Option(min=1, help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker]."),
 ]
 
-# The options that make a ModelSpec, in its field order: (parameter name, annotation, default).
-MODEL_OPTIONS = (
+# An option group: (parameter name, annotation, default) of each option, in the order build() takes them.
+OptionGroup = tuple[tuple[str, Any, Any], ...]
+Command = Callable[..., None]
+
+# The options that make a ModelSpec, in its field order.
+MODEL_OPTIONS: OptionGroup = (
     ("model", ModelOpt, DEFAULT_MODEL), ("device", DeviceOpt, "auto"), ("dtype", DtypeOpt, Dtype.auto),
     ("max_tokens", MaxTokensOpt, None), ("batch_size", BatchSizeOpt, None), ("scorer", ScorerOpt, ScorerKind.auto),
     ("quantize", QuantizeOpt, Quantize.none), ("threads", ThreadsOpt, None),
 )  # fmt: skip
 
+# The options that make an AdaptOptions, in its field order.
+ADAPT_OPTIONS: OptionGroup = (
+    ("adapt", AdaptOpt, False), ("adapt_sample", AdaptSampleOpt, DEFAULT_SAMPLE),
+    ("save_adaptation", SaveAdaptationOpt, None), ("adaptation", AdaptationOpt, None),
+)  # fmt: skip
 
-def model_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Declare the model options on ``command`` once: typer sees the eight options in place of ``command``'s
-    ``spec`` parameter, and ``command`` receives them as one :class:`~zstc_cli.models.spec.ModelSpec`."""
-    # ``spec`` is annotated under TYPE_CHECKING (ModelSpec's module is not imported for --help); it is replaced
-    hints = typing.get_type_hints(command, localns={"ModelSpec": object}, include_extras=True)
-    signature = inspect.signature(command)
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name == "spec":
-            parameters += [
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-                for name, annotation, default in MODEL_OPTIONS
-            ]
-        else:
-            parameters.append(parameter.replace(annotation=hints[parameter.name], kind=inspect.Parameter.KEYWORD_ONLY))
 
-    @functools.wraps(command)
-    def run(**options: Any) -> None:
-        from zstc_cli.models.spec import ModelSpec  # torch-free; loading imports torch when a command loads
+def option_group(parameter: str, options: OptionGroup, build: Callable[..., Any]) -> Callable[[Command], Command]:
+    """A decorator that declares ``options`` on a command once: typer sees them in place of the command's
+    ``parameter``, and the command receives ``build(*values)`` there (enum values as their strings)."""
 
-        values = (options.pop(name) for name, _, _ in MODEL_OPTIONS)
-        spec = ModelSpec(*(value.value if isinstance(value, Enum) else value for value in values))
-        command(spec=spec, **options)
+    def declare(command: Command) -> Command:
+        # The group's type is annotated under TYPE_CHECKING (ModelSpec's module is not imported for --help)
+        hints = typing.get_type_hints(command, localns=dict.fromkeys(GROUP_TYPES, object), include_extras=True)
+        signature = inspect.signature(command)
+        parameters: list[inspect.Parameter] = []
+        for declared in signature.parameters.values():
+            if declared.name == parameter:
+                parameters += [
+                    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                    for name, annotation, default in options
+                ]
+            else:
+                parameters.append(
+                    declared.replace(annotation=hints[declared.name], kind=inspect.Parameter.KEYWORD_ONLY)
+                )
 
-    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
-    return run
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            group = (values.pop(name) for name, _, _ in options)
+            command(**{parameter: build(*(value.value if isinstance(value, Enum) else value for value in group))},
+                    **values)  # fmt: skip
+
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {declared.name: declared.annotation for declared in parameters}
+        return run
+
+    return declare
+
+
+def _model_spec(*values: Any) -> Any:
+    from zstc_cli.models.spec import ModelSpec  # torch-free; loading imports torch when a command loads
+
+    return ModelSpec(*values)
+
+
+GROUP_TYPES = ("ModelSpec", "AdaptOptions")  # what the commands annotate the groups' parameters with
+
+# The eight model options, received as one ModelSpec in the command's ``spec``.
+model_options = option_group("spec", MODEL_OPTIONS, _model_spec)
+
+# --adapt, --adapt-sample, --save-adaptation and --adaptation, received as one AdaptOptions in ``adapt``.
+adapt_options = option_group("adapt", ADAPT_OPTIONS, AdaptOptions)

@@ -53,12 +53,12 @@ def print_summary(summary: RunSummary, output: str, errors: str | None = None) -
     None when ``--resume`` found every output already complete: it said so per output, and a "0 records"
     line would read as if the input were empty.
     """
-    if summary.complete == summary.outputs:
+    if summary.existing_outputs == summary.outputs:
         return
     bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
     resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
     complete = {0: "", 1: "; 1 output was already complete"}.get(
-        summary.complete, f"; {summary.complete} outputs were already complete"
+        summary.existing_outputs, f"; {summary.existing_outputs} outputs were already complete"
     )
     print(
         f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"

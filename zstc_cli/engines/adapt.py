@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
@@ -140,8 +140,8 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, w
         scores = np.stack([raw.scores for raw in group])
         common = {"model": model, "templates": templates, "labels": labels, "seed": seed}
         if group[0].text is not None:
-            texts = np.stack([raw.text for raw in group])
-            state = fit_embedding(texts, group[0].hypotheses, **common)
+            texts = np.stack([cast(np.ndarray, raw.text) for raw in group])  # an embedding scorer's: all set
+            state = fit_embedding(texts, cast(np.ndarray, group[0].hypotheses), **common)
         else:
             state = fit_scores(scores, scorer=scorer.name, **common)
         state = AdaptationState.from_dict(
@@ -212,7 +212,9 @@ def save_states(scorer: AdaptedScorer, path: str) -> None:
     """Write the fitted states: one state's dict, or ``{"states": [...]}`` for several label sets."""
     states = [state.to_dict() for state in scorer.states.values()]
     if not states:
-        raise ZstcError(f"--save-adaptation {path}: no label set had enough sample records to adapt")
+        raise ZstcError.about_settings(
+            "{save_adaptation} {path}: no label set had enough sample records to adapt", path=path
+        )
     data = states[0] if len(states) == 1 else {"states": states}
     Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
@@ -225,9 +227,11 @@ def load_states(
     try:
         data = orjson.loads(Path(path).read_bytes())
     except OSError as exc:
-        raise ZstcError(f"--adaptation {path}: cannot read it: {exc.strerror}") from None
+        raise ZstcError.about_settings(
+            "{adaptation} {path}: cannot read it: {why}", path=path, why=exc.strerror
+        ) from None
     except orjson.JSONDecodeError as exc:
-        raise ZstcError(f"--adaptation {path}: invalid JSON: {exc}") from None
+        raise ZstcError.about_settings("{adaptation} {path}: invalid JSON: {exc}", path=path, exc=exc) from None
     items = data["states"] if isinstance(data, dict) and isinstance(data.get("states"), list) else [data]
     model = scorer.describe()["model"]
     states = []
@@ -239,6 +243,6 @@ def load_states(
             else:
                 state.check(model, scorer.name, state.templates, state.labels)
         except AdaptationMismatch as exc:
-            raise AdaptationMismatch(f"--adaptation {path}: {exc}") from None
+            raise AdaptationMismatch.about_settings("{adaptation} {path}: {exc}", path=path, exc=exc) from None
         states.append(state)
     return AdaptedScorer(scorer, states)

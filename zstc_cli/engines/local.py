@@ -49,10 +49,10 @@ def classify_file(
     scorer.check_defaults(defaults)  # a template that cannot fit fails here, before any output is opened
     with open_run(source, target, errors, settings, resume, log) as run:
         done = run.state.records
-        if run.done:  # nothing left to compute; open_run said why (already complete, or renames completed)
-            return RunSummary(done, run.state.errors, resumed=done, complete=int(run.complete))
+        if run.already_finished:  # nothing left to compute; open_run said why (already complete, or renames completed)
+            return RunSummary(done, run.state.errors, resumed=done, existing_outputs=int(run.output_existed))
         progress(done + run.state.errors)
-        write = run.write if tee is None else lambda line: (run.write(line), tee(line))
+        write = run.write if tee is None else _tee(run.write, tee)
         summary = classify_stream(
             iter_records(source, defaults, after_line=run.state.line, scorer=scorer), scorer, write,
             window=window, keep=keep, write_error=None if errors is None else run.write_error,
@@ -60,6 +60,14 @@ def classify_file(
         )  # fmt: skip
         summary.records, summary.errors, summary.resumed = run.state.records, run.state.errors, done
     return summary
+
+
+def _tee(write: Callable[[bytes], None], tee: Callable[[bytes], object]) -> Callable[[bytes], None]:
+    def both(line: bytes) -> None:
+        write(line)
+        tee(line)
+
+    return both
 
 
 def classify_path(
@@ -89,7 +97,7 @@ def classify_jobs(
             total.errors += summary.errors
             total.seconds += summary.seconds
             total.resumed += summary.resumed
-            total.complete += summary.complete
+            total.existing_outputs += summary.existing_outputs
             total.outputs += summary.outputs
     return total
 
@@ -121,7 +129,8 @@ def classify_texts(
     """
     if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
         raise TypeError("texts must be a list of strings; for one text, pass [text]")
-    defaults = RecordDefaults(labels if isinstance(labels, str) else tuple(labels), multi_label, template,
+    labels = labels if isinstance(labels, str) else tuple(labels)  # RecordDefaults parses a string "a,b,c"
+    defaults = RecordDefaults(labels, multi_label, template,  # type: ignore[arg-type]
                               override=True, descriptions=descriptions)  # fmt: skip
     records = []
     for position, text in enumerate(texts, start=1):

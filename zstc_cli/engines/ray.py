@@ -64,7 +64,7 @@ class JsonLinesDatasource(FileBasedDatasource):
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         name = f"{self.scheme}://{path}" if self.scheme else path
         lines, raws = [], []
-        for number, raw in numbered_lines(io.BufferedReader(f), name):  # type: ignore[arg-type]
+        for number, raw in numbered_lines(io.BufferedReader(f), name):
             lines.append(number)
             raws.append(raw)
             if len(lines) == self.rows:
@@ -81,11 +81,13 @@ def _block(name: str, lines: list[int], raws: list[bytes]) -> pa.Table:
 def plan(source: str, target: str, errors: str | None) -> list[Job]:
     """The local engine's jobs for ``source`` (same files, output names and refusals), checked before Ray starts."""
     if source == STDIO:
-        raise ZstcError("--engine ray reads files, folders or s3:// prefixes, not stdin")
+        raise ZstcError.about_settings("{engine} ray reads files, folders or s3:// prefixes, not stdin")
     jobs = plan_jobs(source, target, errors)
     for job in jobs:
         if job.source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
-            raise ZstcError(f"{job.source}: --engine ray reads .gz, .bz2 and .zst compressed input, not .xz")
+            raise ZstcError.about_settings(
+                "{path}: {engine} ray reads .gz, .bz2 and .zst compressed input, not .xz", path=job.source
+            )
     return jobs
 
 
@@ -170,7 +172,7 @@ def _started(options: RayOptions, cpus_per_worker: int) -> Iterator[None]:
     ``log_to_driver`` says. From ``ray.init`` until ``ray.shutdown`` has stopped that thread, ``sys.stdout``
     is stderr; an OUTPUT of ``-`` keeps the real stdout, which it took before.
     """
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     with contextlib.redirect_stdout(sys.stderr):
         if options.address is None:  # logical CPUs: workers x threads above the core count is the user's choice
             wanted = (options.num_workers or 1) * cpus_per_worker
@@ -179,7 +181,9 @@ def _started(options: RayOptions, cpus_per_worker: int) -> Iterator[None]:
             try:
                 ray.init(address=options.address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ZstcError(f"--ray-address {options.address}: cannot connect: {exc}") from exc
+                raise ZstcError.about_settings(
+                    "{address} {value}: cannot connect: {exc}", value=options.address, exc=exc
+                ) from exc
         try:
             yield
         finally:
@@ -192,9 +196,15 @@ def pool_size(options: RayOptions, cpus_per_worker: int = 1) -> int:
     resources = ray.cluster_resources()
     gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 0)
     if options.gpus_per_worker > gpus:  # Ray Data would wait for the GPUs forever
-        raise ZstcError(f"--gpus-per-worker {options.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPUs")
+        raise ZstcError.about_settings(
+            "{gpus_per_worker} {value:g}: the Ray cluster has {gpus:g} GPUs", value=options.gpus_per_worker, gpus=gpus
+        )
     if cpus_per_worker > cpus:  # and for the CPUs
-        raise ZstcError(f"--threads {cpus_per_worker}: each Ray worker reserves as many CPUs; the cluster has {cpus:g}")
+        raise ZstcError.about_settings(
+            "{threads} {value}: each Ray worker reserves as many CPUs; the cluster has {cpus:g}",
+            value=cpus_per_worker,
+            cpus=cpus,
+        )
     if options.num_workers is not None:
         return options.num_workers
     if options.gpus_per_worker > 0:
@@ -211,7 +221,7 @@ def _results(
     keep: Sequence[str],
     options: RayOptions,
     adaptation: Sequence[dict],
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table, None, None]:
     """Batches of assembled lines from the cluster, in input order (the jobs' order: sorted path order)."""
     # Reading is light next to scoring and takes no CPU slot: workers get every CPU, and read tasks can
     # never be starved by them (with one worker per CPU, reads that needed a slot would wait forever).
@@ -297,7 +307,8 @@ def closing_without_masking(generator: Generator) -> Iterator[Generator]:
         try:
             generator.close()
         except Exception as cleanup:
-            failure.add_note(f"while stopping, closing the results iterator failed too: {cleanup!r}")
+            if hasattr(failure, "add_note"):  # Python 3.11+; on 3.10 the original error stands alone
+                failure.add_note(f"while stopping, closing the results iterator failed too: {cleanup!r}")
         raise
     generator.close()
 

@@ -10,6 +10,7 @@ an id field.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -94,13 +95,13 @@ class Gold:
 
     source: str
     field: str
-    labels: list[Any] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    texts: list[Any] = field(default_factory=list)
-    ids: list[Id] = field(default_factory=list)
+    labels: list[Any] = dataclasses.field(default_factory=list)  # dataclasses.: the field above shadows field
+    lines: list[int] = dataclasses.field(default_factory=list)
+    texts: list[Any] = dataclasses.field(default_factory=list)
+    ids: list[Id] = dataclasses.field(default_factory=list)
     id_field: str | None = None
     multi_label: bool = False
-    unused_map_keys: list[str] = field(default_factory=list)
+    unused_map_keys: list[str] = dataclasses.field(default_factory=list)
 
     def distinct(self) -> list[str]:
         """Every gold label, sorted."""

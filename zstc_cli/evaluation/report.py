@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
@@ -30,7 +31,7 @@ def run_metadata(
     loaded: LoadedModel,
     template: str | tuple[str, ...] | None,
     evaluation: Evaluation,
-    descriptions: dict[str, str] | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """What produced the predictions: model (and where it resolved), scorer, template(s), label descriptions,
     device, speed."""
@@ -157,7 +158,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ZstcError("--plot needs matplotlib: pip install 'zstc-cli[plot]'") from None
+        raise ZstcError.about_settings("{plot} needs matplotlib: pip install 'zstc-cli[plot]'") from None
 
 
 def plot_confusion(report: dict[str, Any], target: str) -> None:

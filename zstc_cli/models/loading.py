@@ -35,16 +35,22 @@ def resolve_device(spec: str = "auto") -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+        raise ZstcError.about_settings(
+            "{device} {spec!r}: expected auto, cpu, cuda, cuda:N or mps", spec=spec
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ZstcError(f"--device {spec}: CUDA is not available on this machine (try --device cpu)")
+            raise ZstcError.about_settings(
+                "{device} {spec}: CUDA is not available on this machine (try {device} cpu)", spec=spec
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ZstcError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise ZstcError.about_settings(
+                "{device} {spec}: only {count} CUDA device(s) present", spec=spec, count=torch.cuda.device_count()
+            )
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ZstcError(f"--device {spec}: Apple MPS is not available on this machine")
+        raise ZstcError.about_settings("{device} {spec}: Apple MPS is not available on this machine", spec=spec)
     elif device.type not in {"cpu", "cuda", "mps"}:
-        raise ZstcError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
+        raise ZstcError.about_settings("{device} {spec!r}: expected auto, cpu, cuda, cuda:N or mps", spec=spec)
     return device
 
 
@@ -55,7 +61,7 @@ def cpu_has_native_bfloat16() -> bool | None:
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:
         return None  # torch's probes are private: an older torch may not have them
-    return any(probe() for probe in probes)
+    return any(probe() for probe in probes if probe is not None)
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
@@ -63,9 +69,11 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     if spec == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if spec not in DTYPES:
-        raise ZstcError(f"--dtype {spec!r}: expected auto, {', '.join(DTYPES)}")
+        raise ZstcError.about_settings(
+            "{dtype} {spec!r}: expected auto, {choices}", spec=spec, choices=", ".join(DTYPES)
+        )
     if spec == "float16" and device.type == "cpu":
-        raise ZstcError("--dtype float16 is not supported on the CPU; use bfloat16 or float32")
+        raise ZstcError.about_settings("{dtype} float16 is not supported on the CPU; use bfloat16 or float32")
     return DTYPES[spec]
 
 

@@ -50,18 +50,21 @@ def cache_root() -> Path:
 def check_mode(mode: str, device: torch.device) -> None:
     """Refuse unknown modes and int8 off the CPU before anything is loaded."""
     if mode not in QUANTIZE_MODES:
-        raise ZstcError(f"--quantize {mode!r}: expected {' or '.join(QUANTIZE_MODES)}")
+        raise ZstcError.about_settings(
+            "{quantize} {mode!r}: expected {choices}", mode=mode, choices=" or ".join(QUANTIZE_MODES)
+        )
     if mode == "int8" and device.type != "cpu":
-        raise ZstcError(
-            f"--quantize int8 runs on the CPU only (ONNX Runtime int8 kernels), not on {device.type}; "
-            "use --device cpu, or --dtype float16/bfloat16 on a GPU"
+        raise ZstcError.about_settings(
+            "{quantize} int8 runs on the CPU only (ONNX Runtime int8 kernels), not on {kind}; "
+            "use {device} cpu, or {dtype} float16/bfloat16 on a GPU",
+            kind=device.type,
         )
     if mode == "int8":
         try:
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise ZstcError("--quantize int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
+            raise ZstcError.about_settings("{quantize} int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
 
 
 @dataclass(frozen=True)
@@ -295,5 +298,10 @@ def quantize(model: torch.nn.Module, input_names: list[str], location: str, mode
             export_int8(model.float(), input_names, output, target, formulation)
         except Exception as exc:
             shutil.rmtree(target.parent, ignore_errors=True)
-            raise ZstcError(f"--quantize int8: cannot export {location} to ONNX: {type(exc).__name__}: {exc}") from exc
+            raise ZstcError.about_settings(
+                "{quantize} int8: cannot export {location} to ONNX: {kind}: {exc}",
+                location=location,
+                kind=type(exc).__name__,
+                exc=exc,
+            ) from exc
     return OnnxInt8Model(target, model.config, input_names, output, formulation)

@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zstc_cli.errors import ModelError
 from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
@@ -59,10 +60,13 @@ def _probe_hub(model_id: str) -> None:
     try:
         response = httpx.head(url, timeout=HUB_PROBE_TIMEOUT, follow_redirects=True)
     except httpx.HTTPError as exc:
-        raise ModelError(
-            f"model {model_id!r} is not a local directory, not in the hub cache, and the hub "
-            f"({constants.ENDPOINT}) cannot be reached ({type(exc).__name__}). Download it on a connected "
-            f"machine (`hf download {model_id}`) and copy the cache, or pass --model /path/to/model"
+        raise ModelError.about_settings(
+            "model {model_id!r} is not a local directory, not in the hub cache, and the hub "
+            "({endpoint}) cannot be reached ({kind}). Download it on a connected "
+            "machine (`hf download {model_id}`) and copy the cache, or pass {model} /path/to/model",
+            model_id=model_id,
+            endpoint=constants.ENDPOINT,
+            kind=type(exc).__name__,
         ) from exc
     if response.status_code == 404:
         raise ModelError(f"model {model_id!r} does not exist on the hub ({constants.ENDPOINT})")
@@ -74,7 +78,7 @@ def resolve_model(name: str) -> ResolvedModel:
     if path.is_dir():
         return ResolvedModel(name, str(path.resolve()), "local")
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelError(f"--model {name}: no such directory")
+        raise ModelError.about_settings("{model} {value}: no such directory", value=name)
     known = find_known(name)
     hub_id = known.name if known else name
     bundled = bundled_model_dir() if known and known.bundled else None
@@ -136,7 +140,7 @@ def model_file(resolved: ResolvedModel, filename: str) -> Path | None:
         return None
 
 
-def read_json(path: Path | None) -> dict | list | None:
+def read_json(path: Path | None) -> Any:
     return None if path is None else json.loads(path.read_text(encoding="utf-8"))
 
 

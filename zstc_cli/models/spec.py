@@ -48,14 +48,13 @@ class ModelSpec:
         from zstc_cli.models import quantize as quantization
 
         if self.scorer not in SCORERS:
-            raise ZstcError(f"--scorer {self.scorer!r}: expected {', '.join(SCORERS)}")
-        for option, value in (
-            ("--threads", self.threads),
-            ("--max-tokens", self.max_tokens),
-            ("--batch-size", self.batch_size),
-        ):
+            raise ZstcError.about_settings(
+                "{scorer} {value!r}: expected {choices}", value=self.scorer, choices=", ".join(SCORERS)
+            )
+        for setting in ("threads", "max_tokens", "batch_size"):
+            value = getattr(self, setting)
             if value is not None and value < 1:
-                raise ZstcError(f"{option} {value}: expected 1 or more")
+                raise ZstcError.about_settings(f"{{{setting}}} {{value}}: expected 1 or more", value=value)
         from zstc_cli.models.loading import resolve_device, resolve_dtype
 
         device = resolve_device(self.device)

@@ -41,6 +41,12 @@ class Scorer(ABC):
     name: str
     default_template: str = DEFAULT_TEMPLATE
     """The hypothesis of records that name no template (each scorer's is chosen for it)."""
+    # What every scorer holds (see describe): the model (transformers', or its int8 ONNX Runtime stand-in,
+    # hence Any), where it runs, and the batch budget.
+    model: Any
+    device: torch.device
+    max_tokens: int
+    batch_size: int
 
     @abstractmethod
     def prepare(self, records: Sequence[Record]) -> Any:

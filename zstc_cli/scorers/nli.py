@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class NLIScorer(Scorer):
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Any,  # a transformers model, or its int8 ONNX Runtime stand-in
         tokenizer,
         device: torch.device | str = "cpu",
         max_tokens: int | None = None,

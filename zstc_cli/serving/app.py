@@ -267,7 +267,7 @@ INVOCATION_BODY = {
         },
     },
 }
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": description}
     for status, description in {
         400: "malformed JSON or a bad record (which line or input), a hypothesis the model cannot take whole, "
@@ -381,7 +381,9 @@ def create_app(
             return Response(b"".join(map(result_line, results)), media_type=answer)
         return _json(results[0] if single else results)
 
-    answered = {200: {"model": Prediction | list[Prediction], "description": "ranked labels"}}
+    answered: dict[int | str, dict[str, Any]] = {
+        200: {"model": Prediction | list[Prediction], "description": "ranked labels"}
+    }
 
     @app.post("/invocations", openapi_extra={"requestBody": INVOCATION_BODY}, responses={**answered, **PROBLEMS})
     async def invocations(request: Request) -> Response:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from zstc_cli.errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, one_line
+from zstc_cli.errors import Interrupted, RecordError, RunFailed, ZstcError, exit_code, literal, one_line
 from zstc_cli.storage.files import STDIO, checkpoint_path, is_remote, partial_path
 from zstc_cli.storage.locks import lock_outputs
 from zstc_cli.storage.s3 import s3_head
@@ -67,19 +67,20 @@ class State:
     finishing: bool = False  # every window is durable and the partials are being renamed onto the targets
 
 
-# The settings a checkpoint records, by the options that set them (what a refused --resume names).
-OPTION_NAMES = {
-    "records.labels": "--labels", "records.multi_label": "--multi-label", "records.template": "--hypothesis-template",
-    "records.descriptions": "--labels", "scorer.template": "--hypothesis-template",
-    "records.text_field": "--text-field", "records.labels_field": "--labels-field", "window": "--window",
-    "keep": "--keep", "skip_errors": "--on-error", "scorer.model": "--model", "scorer.scorer": "--scorer",
-    "scorer.dtype": "--dtype/--quantize", "scorer.device": "--device", "scorer.max_tokens": "--max-tokens",
-    "scorer.batch_size": "--batch-size",
+# The settings a checkpoint records, by the parameters that set them (what a refused resume names).
+SETTING_NAMES = {
+    "records.labels": "labels", "records.multi_label": "multi_label", "records.template": "template",
+    "records.descriptions": "labels", "scorer.template": "template",
+    "records.text_field": "text_field", "records.labels_field": "labels_field", "window": "window",
+    "keep": "keep", "skip_errors": "skip_errors", "scorer.model": "model", "scorer.scorer": "scorer",
+    "scorer.dtype": "dtype/quantize", "scorer.device": "device", "scorer.max_tokens": "max_tokens",
+    "scorer.batch_size": "batch_size",
 }  # fmt: skip
 
 
-def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The options whose settings differ, named as the user typed them (``scorer.pooling`` if no option sets it)."""
+def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """The settings that differ, as a :meth:`~zstc_cli.errors.ZstcError.about_settings` template: ``{labels}``
+    for one a parameter sets, the plain path (``scorer.pooling``) for one that comes with the model."""
     changed: list[str] = []
     for key in [*current, *(k for k in saved if k not in current)]:
         old, new = saved.get(key), current.get(key)
@@ -89,10 +90,11 @@ def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
             paths = [f"{key}.{sub}" for sub in {**old, **new} if old.get(sub) != new.get(sub)]
         else:
             paths = [key]
-        changed += [name for name in (OPTION_NAMES.get(path, path) for path in paths) if name not in changed]
-    if "--model" in changed:  # the scorer's other settings (pooling, lengths...) come with the model
+        names = (f"{{{SETTING_NAMES[path]}}}" if path in SETTING_NAMES else literal(path) for path in paths)
+        changed += [name for name in names if name not in changed]
+    if "{model}" in changed:  # the scorer's other settings (pooling, lengths...) come with the model
         changed = [name for name in changed if not name.startswith("scorer.")]
-    return changed
+    return ", ".join(changed)
 
 
 class Run:
@@ -105,7 +107,9 @@ class Run:
         resumable = self.identity["input"] is not None and all(t != STDIO and not is_remote(t) for t in targets)
         self.checkpoint = checkpoint_path(targets[0]) if resumable else None
         self.state = State()
-        self.resumed = self.done = self.complete = False  # complete: OUTPUT existed, nothing was resumed
+        # already_finished: nothing is left to compute (OUTPUT existed, or the interrupted run's renames were done);
+        # output_existed: the former, so nothing was resumed
+        self.resumed = self.already_finished = self.output_existed = False
         self.sinks: list[Sink] = []
         if resume:
             self._load(source, log)
@@ -115,32 +119,36 @@ class Run:
 
     def _load(self, source: str, log: Log) -> None:
         if self.checkpoint is None or self.identity["input"] is None:
-            raise ZstcError("--resume needs a file or S3 INPUT and local OUTPUT and --errors files")
+            raise ZstcError.about_settings("{resume} needs a file or S3 {source} and local {target} and {errors} files")
         if not self.checkpoint.exists():  # nothing unfinished: an existing OUTPUT means this one is done
-            self.done = self.complete = all(Path(target).exists() for target in self.targets)
-            if self.done:
+            self.already_finished = self.output_existed = all(Path(target).exists() for target in self.targets)
+            if self.already_finished:
                 log(f"{self.targets[0]} already exists and no unfinished run was found: nothing to resume")
             return
         saved = orjson.loads(self.checkpoint.read_bytes())
         for key, what in (("version", "checkpoint format"), ("input", f"input {source}"), ("settings", "options")):
             if saved.get(key) != self.identity[key]:
                 if key == "settings":
-                    what = f"options ({', '.join(changed_options(saved[key], self.identity[key]))})"
-                raise ZstcError(
-                    f"cannot resume: the {what} changed since the interrupted run ({self.checkpoint}); "
-                    "rerun without --resume to start over"
+                    what = f"options ({changed_settings(saved[key], self.identity[key])})"
+                else:
+                    what = literal(what)
+                raise ZstcError.about_settings(
+                    f"cannot resume: the {what} changed since the interrupted run ({{checkpoint}}); "
+                    "rerun without {resume} to start over",
+                    checkpoint=self.checkpoint,
                 )
         state = State(**saved["state"])
         if state.finishing:  # killed while renaming the partials: complete the renames
             self._rename_partials()
             log(f"the interrupted run had finished; renamed its partial output onto {self.targets[0]}")
-            self.state, self.done = state, True  # its counts: what the summary reports as resumed
+            self.state, self.already_finished = state, True  # its counts: what the summary reports as resumed
             return
         for target, size in zip(self.targets, state.sizes):
             partial = partial_path(target)
             if not partial.exists() or partial.stat().st_size < size:
-                raise ZstcError(
-                    f"cannot resume: {partial} is missing or shorter than its checkpoint; rerun without --resume"
+                raise ZstcError.about_settings(
+                    "cannot resume: {partial} is missing or shorter than its checkpoint; rerun without {resume}",
+                    partial=partial,
                 )
         self.state, self.resumed = state, True
 
@@ -217,13 +225,14 @@ class Run:
         return State()
 
     def resume_hint(self) -> str:
+        """What was saved and how to continue, as an :meth:`~zstc_cli.errors.ZstcError.about_settings` template."""
         if self.checkpoint is None:
             return "no output was written"
         state = self.durable()
         saved = f"{_count(state.records, 'record')} saved in {partial_path(self.targets[0])}"
         if state.errors:
             saved += f" and {_count(state.errors, 'bad record')} in {partial_path(self.targets[1])}"
-        return f"{saved}; rerun the same command with --resume to continue"
+        return f"{literal(saved)}; rerun the same command with {{resume}} to continue"
 
 
 def saved_settings(target: str) -> dict[str, Any] | None:
@@ -260,7 +269,7 @@ def _opened_run(
 ) -> Iterator[Run]:
     """:func:`open_run`'s body, once the outputs are locked."""
     run = Run(source, [target] if errors is None else [target, errors], settings, resume, log)
-    if run.done:  # a completed output is left exactly as it is
+    if run.already_finished:  # a completed output is left exactly as it is
         yield run
         return
     try:
@@ -275,11 +284,14 @@ def _opened_run(
     except KeyboardInterrupt as stop:
         if run.checkpoint is None:
             run.discard()
-        raise Interrupted(f"interrupted; {run.resume_hint()}", exit_code(stop)) from None
+        interrupted = Interrupted.about_settings(f"interrupted; {run.resume_hint()}")
+        interrupted.exit_code = exit_code(stop)
+        raise interrupted from None
     except Exception as exc:  # a disk full, a model failure, a bug...
         if run.checkpoint is None or run.durable().line == 0:  # nothing to resume
             run.discard()
             raise
         if isinstance(exc, ZstcError):
-            raise type(exc)(f"{exc}; {run.resume_hint()}") from exc
-        raise RunFailed(f"{type(exc).__name__}: {one_line(exc)}; {run.resume_hint()}") from exc
+            raise exc.with_suffix(f"; {run.resume_hint()}") from exc
+        failure = literal(f"{type(exc).__name__}: {one_line(exc)}")
+        raise RunFailed.about_settings(f"{failure}; {run.resume_hint()}") from exc

@@ -1,8 +1,10 @@
 """The one way zstc writes an output: into a partial file next to it, renamed onto it only when complete.
 
-So a failed or killed run never leaves a finished-looking file. :func:`open_output` streams one output in one
-go (the Ray engine, evaluate's report); :class:`Sink` writes a checkpointed run's output window by window
-(see :mod:`zstc_cli.storage.checkpoint`). Both refuse a missing or unwritable folder with the same one line.
+So a failed or killed run never leaves a finished-looking file. :class:`PartialFile` is that partial file:
+made in the target's folder (a missing or unwritable folder is one line), renamed onto the target durably.
+:func:`open_output` streams one output in one go (the Ray engine, evaluate's report) through a temporary
+partial; :class:`Sink` writes a checkpointed run's output window by window (see
+:mod:`zstc_cli.storage.checkpoint`) through the fixed ``.NAME.partial`` that ``--resume`` finds again.
 stdout and S3 objects are written directly (an S3 multipart upload is aborted on failure).
 """
 
@@ -14,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import IO, BinaryIO, TypeVar
 
 import smart_open
 
@@ -45,11 +47,44 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class PartialFile:
+    """Where a local ``target`` is written until it is complete: ``path``, in the target's folder.
+
+    :meth:`resumable` is the fixed ``.NAME.partial`` a checkpointed run truncates and appends to on
+    ``--resume``; :meth:`temporary` a fresh, uniquely named one, so a one-go output never touches the
+    partial an interrupted checkpointed run left for ``--resume``."""
+
+    def __init__(self, target: str, path: Path):
+        self.target, self.path = target, path
+
+    @classmethod
+    def resumable(cls, target: str) -> PartialFile:
+        return cls(target, partial_path(target))
+
+    @classmethod
+    def temporary(cls, target: str) -> PartialFile:
+        """A new empty partial with the mode a plain ``open()`` would give the target (mkstemp's is 0o600)."""
+        prefix = f".{Path(target).name}."
+        fd, path = in_folder_of(target, lambda folder: tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=folder))
+        os.fchmod(fd, _umask_mode())
+        os.close(fd)
+        return cls(target, Path(path))
+
+    def open(self, mode: str) -> IO[bytes]:
+        return in_folder_of(self.target, lambda folder: open(self.path, mode))
+
+    def put_in_place(self) -> None:
+        """Rename the complete partial onto the target, durably (the rename survives a crash)."""
+        os.replace(self.path, self.target)
+        fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def put_in_place(target: str) -> None:
-    """Rename a target's partial (:func:`~zstc_cli.storage.files.partial_path`) onto it, durably."""
-    partial = partial_path(target)
-    os.replace(partial, target)
-    fsync_dir(partial.parent)
+    """Rename a target's resumable partial onto it, durably (a run killed while finishing, resumed)."""
+    PartialFile.resumable(target).put_in_place()
 
 
 class Sink:
@@ -61,11 +96,10 @@ class Sink:
         self.pending: list[bytes] = []
         self.empty = not resume_size  # nothing written yet, by this run or the one it resumes
         if uri == STDIO:
-            self.handle: BinaryIO = sys.stdout.buffer
+            self.handle: IO[bytes] = sys.stdout.buffer
         elif self.local:
-            self.partial = partial_path(uri)
-            mode = "r+b" if resume_size is not None else "wb"
-            self.handle = stack.enter_context(in_folder_of(uri, lambda folder: open(self.partial, mode)))  # noqa: SIM115
+            self.partial = PartialFile.resumable(uri)
+            self.handle = stack.enter_context(self.partial.open("r+b" if resume_size is not None else "wb"))
             if resume_size is not None:
                 self.handle.truncate(resume_size)
                 self.handle.seek(resume_size)
@@ -107,7 +141,7 @@ class Sink:
         """Put the complete file in place (local); remote uploads complete when the stack closes."""
         if self.local:
             self.handle.close()
-            put_in_place(self.uri)
+            self.partial.put_in_place()
 
 
 def _umask_mode() -> int:
@@ -140,19 +174,13 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
 
 
 def _written_in_place(uri: str) -> Iterator[BinaryIO]:
-    """:func:`open_output` for a local file, once locked: a temporary file renamed onto ``uri`` at the end."""
-    target = Path(uri)
-    fd, tmp = in_folder_of(
-        uri, lambda folder: tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder)
-    )
-    os.fchmod(fd, _umask_mode())
-    os.close(fd)
+    """:func:`open_output` for a local file, once locked: a temporary partial renamed onto ``uri`` at the end."""
+    partial = PartialFile.temporary(uri)
     try:
-        with smart_open.open(tmp, "wb", compression=compression_of(uri)) as handle:
+        with smart_open.open(str(partial.path), "wb", compression=compression_of(uri)) as handle:
             yield handle
-        if os.path.getsize(tmp) == 0:  # nothing written: some codecs (zstd) then leave no stream at all
-            Path(tmp).write_bytes(empty_stream(compression_of(uri)))
-        os.replace(tmp, target)
+        if partial.path.stat().st_size == 0:  # nothing written: some codecs (zstd) then leave no stream at all
+            partial.path.write_bytes(empty_stream(compression_of(uri)))
+        partial.put_in_place()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        partial.discard()
