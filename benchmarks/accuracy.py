@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,13 @@ DATA_SETS = (
     ("emotion", "emotion_yin2019_test.jsonl", "label"),
     ("situation", "situation_yin2019_test.jsonl", "labels"),
 )
-CONFIGURATIONS = {"plain": (), "--adapt": ("--adapt",)}
+CONFIGURATIONS = {
+    "0.1.0 template": ("-t", "This example is {}."),  # the embedding scorer's default before issue 14
+    "plain": (),  # today's defaults: "This text is about {}."
+    "two templates": ("-t", "This text is about {}.", "-t", "This example is {}."),
+    "--adapt": ("--adapt",),
+}
+"""Configuration -> extra ``zstc evaluate`` options; every row is one whole process."""
 
 
 def cpu_name() -> str:
@@ -49,12 +56,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def prepare(path: Path, field: str, limit: int | None, folder: Path) -> tuple[Path, list[str], bool]:
-    """The data (cut to ``limit`` records), its candidate labels (distinct gold labels) and whether multi-label."""
-    lines = [line for line in path.read_bytes().splitlines() if line.strip()][:limit]
+def prepare(
+    path: Path, field: str, limit: int | None, sample: int | None, folder: Path
+) -> tuple[Path, list[str], bool]:  # fmt: skip
+    """The data (its first ``limit`` records, or a seeded uniform ``sample`` of a larger set, in file order), its
+    candidate labels (distinct gold labels of the whole set) and whether it is multi-label."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     golds = [orjson.loads(line)[field] for line in lines]
     multi = any(isinstance(gold, list) for gold in golds)
     labels = sorted({label for gold in golds for label in (gold if isinstance(gold, list) else [gold])})
+    lines = lines[:limit]
+    if sample is not None and len(lines) > sample:  # files are often sorted by label: never take a prefix
+        lines = [lines[i] for i in sorted(random.Random(0).sample(range(len(lines)), sample))]
     cut = folder / path.name
     cut.write_bytes(b"\n".join(lines) + b"\n")
     return cut, labels, multi
@@ -113,6 +126,8 @@ def main() -> None:
     parser.add_argument("--data", action="append", default=[], help="FILE:GOLD_FIELD, a labeled file of your own")
     parser.add_argument("--limit", type=int, help="use the first N records of each data set")
     parser.add_argument("--only", action="append", help="run only these data sets (by name)")
+    parser.add_argument("--sample", type=int, help="a seeded random N records of each larger set")
+    parser.add_argument("--configurations", default=",".join(CONFIGURATIONS), help="comma-separated, from: %(default)s")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for accuracy.{json,md}")
     args = parser.parse_args()
     sets = [(name, SHARED / file, field) for name, file, field in DATA_SETS if not args.only or name in args.only]
@@ -123,8 +138,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, path, field in sets:
-            data, labels, multi = prepare(path, field, args.limit, folder)
-            for configuration, options in CONFIGURATIONS.items():
+            data, labels, multi = prepare(path, field, args.limit, args.sample, folder)
+            for configuration in args.configurations.split(","):
+                options = CONFIGURATIONS[configuration]
                 row = {"data": name, "configuration": configuration, **run(data, field, labels, multi, options, folder)}
                 print(orjson.dumps(row).decode(), file=sys.stderr)
                 rows.append(row)
