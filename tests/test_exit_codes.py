@@ -182,6 +182,7 @@ def test_every_row_of_the_table_has_a_case():
     assert sorted(when for _, when in readme_table()) == sorted(CASES)
 
 
+@pytest.mark.slow  # a dozen real runs, some stopped part-way: minutes on a shared 2-core machine
 @pytest.mark.parametrize(("code", "when"), readme_table(), ids=[when[:40] for _, when in readme_table()])
 def test_the_readme_exit_code(code, when, tmp_path, tweets, bert_nli):
     codes = CASES[when](tmp_path, tweets, bert_nli)
