@@ -11,6 +11,8 @@ from conftest import NYR, read_jsonl, run_zstc, write_jsonl
 from support.interrupt import checkpoint, stop_after, zstc
 from support.serving import zstc_serve
 
+from zstc_cli.errors import ZstcError
+
 MODEL = ("--model", "all-MiniLM-L6-v2", "--device", "cpu")
 LABELS = "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance"
 
@@ -167,3 +169,24 @@ def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweet
     assert served.returncode == 0 and "zstc: adapt [Health & Fitness" in served.stderr.decode()
     refused = run_zstc("serve", *MODEL, "--labels", "Humor,Career", "--adaptation", state, "--port", "0")
     assert refused.returncode == 2 and "fitted for labels" in refused.stderr.decode().strip().splitlines()[-1]
+
+
+def test_python_api_fits_saves_and_loads_a_state(tweets, bert_nli, tmp_path):
+    from zstc_cli import RecordDefaults, adapt, classify_texts, load_adaptation, load_scorer, save_adaptation
+
+    scorer = load_scorer(str(bert_nli), device="cpu").scorer
+    defaults = RecordDefaults(labels=("Humor", "Career"))
+    adapted = adapt(str(tweets), scorer, defaults, sample_size=60)
+    assert adapted.notes and adapted.notes[0]["figures"]["records"] == 60
+    save_adaptation(adapted, str(tmp_path / "state.json"))
+    loaded = load_adaptation(str(tmp_path / "state.json"), scorer, labels=defaults.labels)
+    texts = [row["text"] for row in read_jsonl(tweets)[:5]]
+    # The same texts at the same positions as in the file: ``adapted`` reuses their sample scores (scored in
+    # another batch, so equal up to float noise), ``loaded`` computes them.
+    for got, want in zip(
+        classify_texts(loaded, texts, defaults.labels), classify_texts(adapted, texts, defaults.labels)
+    ):
+        assert got["labels"] == want["labels"] and got["scores"] == pytest.approx(want["scores"], abs=1e-5)
+    assert classify_texts(loaded, texts, defaults.labels) != classify_texts(scorer, texts, defaults.labels)
+    with pytest.raises(ZstcError, match="fitted for labels"):
+        load_adaptation(str(tmp_path / "state.json"), scorer, labels=("Humor", "Finance"))

@@ -5,6 +5,7 @@ Library use::
     from zstc_cli import ModelSpec, RecordDefaults, classify_file
     loaded = ModelSpec("facebook/bart-large-mnli", threads=4).load()   # or load_scorer(name, threads=4)
     classify_file("in.jsonl", "out.jsonl", loaded.scorer, RecordDefaults(labels=("health", "money")))
+    adapted = adapt("in.jsonl", loaded.scorer, RecordDefaults(labels=("health", "money")))  # --adapt
 """
 
 __version__ = "0.1.0"
@@ -13,11 +14,17 @@ __all__ = [
     "ModelSpec",
     "RecordDefaults",
     "__version__",
+    "adapt",
     "classify_file",
     "classify_path",
     "classify_texts",
+    "load_adaptation",
     "load_scorer",
+    "save_adaptation",
 ]  # fmt: skip
+
+
+ADAPTATION = {"adapt": "adapt", "load_adaptation": "load_states", "save_adaptation": "save_states"}
 
 
 def __getattr__(name: str):
@@ -26,6 +33,10 @@ def __getattr__(name: str):
         from zstc_cli.engines import local as api
 
         return getattr(api, name)
+    if name in ADAPTATION:
+        from zstc_cli.engines import adapt
+
+        return getattr(adapt, ADAPTATION[name])
     if name in ("ModelSpec", "load_scorer"):
         from zstc_cli.models import spec as models
 
