@@ -176,6 +176,20 @@ def test_gold_sep_and_label_map_on_a_known_predictions_file(tmp_path):
     assert m["micro"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
 
 
+def test_mixed_gold_shapes_are_refused_unless_multi_label_is_asked(tmp_path):
+    """One `[]` among string golds does not switch the report to multi-label: it is a FILE:LINE error."""
+    src = write_jsonl(tmp_path / "d.jsonl", [{"text": "one", "y": "money"}, {"text": "two", "y": []}])
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"labels": ["money"], "scores": [0.9]}] * 2)
+    refused = run_zstc("evaluate", src, "--label-field", "y", "--from", pred)
+    assert refused.returncode == 2 and refused.stderr.decode().splitlines() == [
+        f"zstc: error: {src}:2: 'y' is a list of labels but on line 1 it is one label; mixed gold shapes: pass "
+        "--multi-label to read every gold value as a set of labels (or --gold-sep to split strings)"
+    ]
+    asked = run_zstc("evaluate", src, "--label-field", "y", "--from", pred, "--multi-label", "--report", "-")
+    assert asked.returncode == 0, asked.stderr.decode()
+    assert orjson.loads(asked.stdout)["metrics"]["subset_accuracy"] == 0.5  # {money} right, {} predicted {money}
+
+
 def test_bad_gold_field_is_a_file_line_error_before_any_model_loads(nyr_slice, tmp_path):
     _, rows = nyr_slice
     bad = [rows[0], rows[1], {"text": "no gold here"}, rows[3]]

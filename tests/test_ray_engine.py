@@ -28,6 +28,7 @@ from support.s3server import free_port
 from zstc_cli import classify_path, load_scorer
 from zstc_cli.cli.options import flag
 from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.records import RecordDefaults
 from zstc_cli.storage.jobs import plan_jobs
 
 ray = pytest.importorskip("ray")
@@ -41,6 +42,8 @@ from zstc_cli.engines.ray import (  # noqa: E402
 
 LABELS = ["health", "money", "humor", "career", "family"]
 BAD_LINES = [b'{"text": "broken", \n', b'{"text": "no labels here"}\n', b'["not", "an", "object"]\n']
+OVERLONG = orjson.dumps({"id": -1, "text": "word " * 40_000, "categories": LABELS}) + b"\n"  # over MAX_CHARS below
+MAX_CHARS = 10_000
 DECOYS = (".hidden.jsonl", "sub/.x.jsonl", "c.txt", "d.ndjson")  # in a folder, neither engine reads these
 
 
@@ -119,18 +122,24 @@ def assert_same_outputs(ray_files: dict[str, bytes], local_files: dict[str, byte
 @pytest.mark.slow
 def test_folder_gives_one_out_per_input_file_equal_to_the_local_engine(tmp_path, cluster, bert_nli, rows):
     """Same files read ("_" names yes, decoys no), same NAME.out / NAME.errors per file (.gz stays .gz,
-    subfolders created, a blank-only file gets empty outputs), same records and bad records."""
+    subfolders created, a blank-only file gets empty outputs), same records and bad records (a line over
+    ``max_chars`` among them)."""
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     (folder / "_b.jsonl").write_bytes(jsonl(rows[:30], {0: BAD_LINES[0], 17: b"\n"}))  # sorts before a.jsonl
-    (folder / "a.jsonl").write_bytes(jsonl(rows[30:60]))
+    (folder / "a.jsonl").write_bytes(jsonl(rows[30:60], {5: OVERLONG}))
     (folder / "sub" / "c.jsonl.gz").write_bytes(gzip.compress(jsonl(rows[60:], {29: BAD_LINES[2]})))
     (folder / "sub" / "blank.jsonl").write_bytes(b"\n\n")
     for name in DECOYS:
         write_jsonl(folder / name, [{"id": 999, "text": "not an input", "categories": ["x"]}])
 
-    local = local_run(bert_nli, folder, tmp_path / "local", keep=("id",), errors=str(tmp_path / "local-bad"))
-    summary = ray_run(bert_nli, folder, tmp_path / "ray", window=7, keep=("id",), errors=str(tmp_path / "ray-bad"))
+    bounded = RecordDefaults(max_chars=MAX_CHARS)
+    local = local_run(
+        bert_nli, folder, tmp_path / "local", defaults=bounded, keep=("id",), errors=str(tmp_path / "local-bad")
+    )
+    summary = ray_run(
+        bert_nli, folder, tmp_path / "ray", defaults=bounded, window=7, keep=("id",), errors=str(tmp_path / "ray-bad")
+    )
 
     outputs = files(tmp_path / "ray")
     assert list(outputs) == ["_b.jsonl.out", "a.jsonl.out", "sub/blank.jsonl.out", "sub/c.jsonl.out.gz"]
@@ -143,7 +152,10 @@ def test_folder_gives_one_out_per_input_file_equal_to_the_local_engine(tmp_path,
     assert [(e["line"], e["raw"]) for e in decoded(bad["sub/c.jsonl.errors.gz"], ".gz")] == [
         (30, '["not", "an", "object"]')
     ]
-    assert (summary.records, summary.errors) == (local.records, local.errors) == (90, 2)
+    assert [(e["line"], e["error"]) for e in decoded(bad["a.jsonl.errors"], "")] == [
+        (6, f"line of {len(OVERLONG) - 1:,} characters, more than --max-chars {MAX_CHARS:,}")
+    ]
+    assert (summary.records, summary.errors) == (local.records, local.errors) == (90, 3)
 
 
 def test_refusals_are_the_local_engines_and_come_before_ray_starts(tmp_path):

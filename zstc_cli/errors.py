@@ -1,5 +1,10 @@
-"""User-facing errors: each one prints as a single line and exits with code 2 (``--debug`` shows the traceback),
-except :class:`Interrupted`, which exits with 130 (Ctrl-C) or 143 (SIGTERM) like any program they stop."""
+"""User-facing errors: each one prints as a single line (``--debug`` shows the traceback) and exits with its
+class's ``exit_code``.
+
+The rule a script can act on: 2 means "fix the input or the command" (rerunning it as is fails again), 1 means
+"the run started and something outside the input failed" (the model, the device, the disk; a checkpointed run
+can be continued with ``--resume`` once that is fixed, and an unexpected exception exits 1 too), 130/143 mean
+a signal stopped it (Ctrl-C/SIGTERM, like any program they stop). README's exit-code table is tested."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ class ZstcError(Exception):
 
     template: str | None = None  # set by about_settings: the message, with {setting} where a setting is named
     values: dict[str, Any]
+    exit_code = 2  # fix the input or the command (see the module docstring)
 
     @classmethod
     def about_settings(cls: type[E], template: str, **values: Any) -> E:
@@ -76,9 +82,13 @@ class ModelError(ZstcError):
 class ScoringError(ZstcError):
     """The model or device failed while scoring (not a bad record): the run stops instead of skipping."""
 
+    exit_code = 1
+
 
 class RunFailed(ZstcError):
     """An unexpected failure (a full disk, a bug) stopped a checkpointed run; the message says how to resume."""
+
+    exit_code = 1
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,6 +14,7 @@ from typing import Any, Union
 import orjson
 
 from zstc_cli.errors import RecordError
+from zstc_cli.storage.reading import Overlong
 
 DEFAULT_TEMPLATE = "This example is {}."
 """The NLI scorer's default hypothesis (the transformers pipeline's); each scorer names its own default."""
@@ -22,6 +23,10 @@ Templates = Union[str, tuple[str, ...], None]
 TEXT_FIELDS = ("text", "inputs", "sequence")
 LABEL_FIELDS = ("categories", "candidate_labels")
 BOM = b"\xef\xbb\xbf"
+MAX_CHARS = 1_000_000
+"""The longest input line read into a record, in characters: far above any text a model reads whole (512
+tokens are a few thousand characters; the rest is truncated), so it only stops a line that is not one record
+(a file missing its newlines) or a field nobody meant to send, before parsing it costs gigabytes."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class RecordDefaults:
     descriptions: Mapping[str, str] | None = None
     """Label name -> the text its hypothesis reads instead of the name (output and metrics keep the name).
     A description applies to every record scoring a label of that name, from ``labels`` or the record's own."""
+    max_chars: int | None = MAX_CHARS
+    """A longer input line is its record's error, read in chunks and never kept whole; None: no bound."""
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
@@ -223,13 +230,18 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
 
 def parse_lines(
     source: str,
-    lines: Iterable[tuple[int, bytes]],
+    lines: Iterable[tuple[int, bytes | Overlong]],
     defaults: RecordDefaults,
     check: Callable[[Record], object] = lambda record: None,
 ) -> Iterator[Record | RecordError]:
     """:func:`parse_line` over ``(line_number, raw_line)`` pairs of ``source``, yielding errors in place;
-    ``check`` (the scorer's, which raises ``ValueError``) refuses records the model cannot score."""
+    ``check`` (the scorer's, which raises ``ValueError``) refuses records the model cannot score, and a line
+    the reader found too long (:class:`~zstc_cli.storage.reading.Overlong`) is an error without its bytes."""
     for number, raw in lines:
+        if isinstance(raw, Overlong):
+            message = f"line of {raw.chars:,} characters, more than --max-chars {raw.max_chars:,}"
+            yield RecordError(source, number, message)
+            continue
         try:
             record = parse_line(raw, number, defaults)
             check(record)

@@ -1,5 +1,5 @@
 """Stopping a real ``zstc`` process part-way: start it, wait until its checkpoint says a line is durable,
-then signal it (the crash-safety and ``--resume`` tests)."""
+then signal it, or limit the size of the files it may write (the crash-safety, ``--resume`` and exit-code tests)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,16 @@ def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dic
         time.sleep(0.02)
     process.kill()
     raise AssertionError("no checkpoint progress within 300 s")
+
+
+def limit_file_size(limit: int):
+    """A preexec_fn: files may not grow past ``limit`` bytes, and writing past it fails with EFBIG (a real OSError,
+    as with a full disk) instead of killing the process with SIGXFSZ."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -30,7 +31,7 @@ from zstc_cli.cli.options import (
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.records import RecordDefaults
+from zstc_cli.records import MAX_CHARS, RecordDefaults
 from zstc_cli.results import parse_keep
 from zstc_cli.storage.files import STDIO
 
@@ -63,6 +64,14 @@ def classify(
         bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
     ] = False,
     window: WindowOpt = DEFAULT_WINDOW,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="An input line longer than this, in characters, is that record's error (read in chunks, "
+            "never whole); 0: no bound.",
+        ),
+    ] = MAX_CHARS,
     engine: Annotated[
         EngineKind, typer.Option(help="local: in this process; ray: on a Ray cluster.")
     ] = EngineKind.local,
@@ -102,6 +111,7 @@ def classify(
         if on_error == OnError.fail and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
+        defaults = replace(defaults, max_chars=max_chars or None)
         try:
             keep_fields = parse_keep(keep)
         except ValueError as exc:
@@ -126,7 +136,7 @@ def classify(
         elif ray_address is not None or num_workers is not None or gpus_per_worker:
             raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
         else:
-            from zstc_cli.evaluation.evaluate import replayable
+            from zstc_cli.storage.reading import replayable
 
             with replayable(input) if adapt.fit else contextlib.nullcontext(input) as source:  # stdin spooled
                 jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early

@@ -26,6 +26,7 @@ from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
+from zstc_cli.storage.reading import replayable
 
 if TYPE_CHECKING:
     from zstc_cli.cli.adapting import AdaptOptions
@@ -89,6 +90,7 @@ def evaluate(
         zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
     """
     from zstc_cli.evaluation import evaluate as ev
+    from zstc_cli.evaluation import gold as gd
     from zstc_cli.evaluation import report as rp
 
     with user_errors(debug, data_on_stdout=STDIO in (report, predictions, plot)):
@@ -105,7 +107,7 @@ def evaluate(
         )
         if plot:
             rp.require_matplotlib()
-        mapping = ev.parse_label_map(label_map)
+        mapping = gd.parse_label_map(label_map)
         adapt.check()
         if adapt.active:
             if from_ is not None:
@@ -113,7 +115,7 @@ def evaluate(
             if labels is None:
                 raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
                                 "gold labels, which are read only after every prediction is final")  # fmt: skip
-        with ev.replayable(data) as source:
+        with replayable(data) as source:
             if adapt.active:
                 candidates, descriptions = read_labels_option(labels)
                 defaults = record_defaults(
@@ -123,9 +125,10 @@ def evaluate(
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 scorer = adapting.adapted(loaded.scorer, source, defaults, adapt, window=window, quiet=quiet)
-                read = lambda: ev.read_gold(  # called only once the predictions are final
-                    source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
-                )
+                read = lambda: gd.read_gold(  # called only once the predictions are final
+                    source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
+                    text_field=text_field, multi_label=multi_label,
+                )  # fmt: skip
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_blind(
                         source, read, scorer, candidates or (), predictions, defaults,
@@ -142,14 +145,15 @@ def evaluate(
                 if report:
                     rp.write_json(result, report)
                 return
-            gold = ev.read_gold(
-                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field, text_field=text_field
-            )
+            gold = gd.read_gold(
+                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
+                text_field=text_field, multi_label=multi_label,
+            )  # fmt: skip
             if plot and gold.multi_label:
                 raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
             names, descriptions = read_labels_option(labels)
             candidates = names or tuple(gold.distinct())
-            for warning in ev.gold_warnings(gold, candidates):
+            for warning in gd.gold_warnings(gold, candidates):
                 print(f"zstc: warning: {warning}", file=sys.stderr)
             if from_ is not None:
                 evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)

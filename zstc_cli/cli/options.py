@@ -77,7 +77,9 @@ def flag(setting: str) -> str:
 
 @contextlib.contextmanager
 def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 2; ``--debug`` adds the traceback.
+    """Turn expected failures into one line on stderr and their exit code (see :mod:`zstc_cli.errors`: 2 for
+    bad input or options, 1 for a failure of the model, device, disk or zstc itself); ``--debug`` adds the
+    traceback.
 
     ``data_on_stdout``: the results go to stdout, so a reader closing it early (`| head`) is the user's
     choice and the run stops silently; otherwise a closed stdout loses output files, which is said."""
@@ -90,7 +92,7 @@ def user_errors(debug: bool, data_on_stdout: bool = False) -> Iterator[None]:
         if debug:
             traceback.print_exc()
         print(f"zstc: error: {exc.naming(flag)}", file=sys.stderr)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as stop:
         print("zstc: interrupted; no output file was written", file=sys.stderr)
         raise typer.Exit(exit_code(stop)) from None

@@ -37,7 +37,7 @@ from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
 from zstc_cli.storage.files import STDIO, is_remote
 from zstc_cli.storage.jobs import Job, plan_jobs
-from zstc_cli.storage.reading import numbered_lines
+from zstc_cli.storage.reading import Overlong, numbered_lines
 from zstc_cli.storage.writer import open_output
 
 
@@ -54,17 +54,20 @@ class JsonLinesDatasource(FileBasedDatasource):
     """Non-blank lines of JSON-lines files as rows ``{file, line, raw}``, streamed in blocks of ``rows``.
 
     Lines are not decoded here: validation happens in the workers with zstc's own parser, so errors read
-    exactly as the local engine's. ``file`` is the name errors show (``s3://`` kept for remote inputs).
+    exactly as the local engine's. ``file`` is the name errors show (``s3://`` kept for remote inputs). A
+    line longer than ``max_chars`` is read in chunks and not kept: its row has ``chars`` (its length) set
+    and ``raw`` empty, and the worker makes it that record's error, as the local engine does.
     """
 
-    def __init__(self, paths: list[str], *, rows: int, scheme: str | None, **kwargs: Any):
+    def __init__(self, paths: list[str], *, rows: int, scheme: str | None, max_chars: int | None, **kwargs: Any):
         super().__init__(paths, **kwargs)
-        self.rows, self.scheme = rows, scheme
+        self.rows, self.scheme, self.max_chars = rows, scheme, max_chars
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         name = f"{self.scheme}://{path}" if self.scheme else path
-        lines, raws = [], []
-        for number, raw in numbered_lines(io.BufferedReader(f), name):
+        lines: list[int] = []
+        raws: list[bytes | Overlong] = []
+        for number, raw in numbered_lines(io.BufferedReader(f), name, self.max_chars):
             lines.append(number)
             raws.append(raw)
             if len(lines) == self.rows:
@@ -74,8 +77,10 @@ class JsonLinesDatasource(FileBasedDatasource):
             yield _block(name, lines, raws)
 
 
-def _block(name: str, lines: list[int], raws: list[bytes]) -> pa.Table:
-    return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(raws, pa.binary())})
+def _block(name: str, lines: list[int], raws: list[bytes | Overlong]) -> pa.Table:
+    chars = [raw.chars if isinstance(raw, Overlong) else 0 for raw in raws]
+    data = [b"" if isinstance(raw, Overlong) else raw for raw in raws]
+    return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(data, pa.binary()), "chars": chars})
 
 
 def plan(source: str, target: str, errors: str | None) -> list[Job]:
@@ -91,10 +96,11 @@ def plan(source: str, target: str, errors: str | None) -> list[Job]:
     return jobs
 
 
-def _reader(source: str, paths: list[str], rows: int) -> JsonLinesDatasource:
+def _reader(source: str, paths: list[str], rows: int, max_chars: int | None) -> JsonLinesDatasource:
     """The datasource for the explicit ``paths`` of ``source``: Ray Data lists and filters nothing itself."""
+    scheme = source.split("://", 1)[0] if is_remote(source) else None
     try:
-        return JsonLinesDatasource(paths, rows=rows, scheme=source.split("://", 1)[0] if is_remote(source) else None)
+        return JsonLinesDatasource(paths, rows=rows, scheme=scheme, max_chars=max_chars)
     except (OSError, ValueError) as exc:
         raise ZstcError(f"{source}: cannot read input: {str(exc).splitlines()[0]}") from exc
 
@@ -115,11 +121,15 @@ class ScoreWorker:
         self.scorer = AdaptedScorer(scorer, states) if states else scorer
         self.defaults, self.keep = defaults, keep
 
+    def _line(self, raw: Any, chars: Any) -> bytes | Overlong:
+        """A row's line as the reader yielded it (an over-long one has its length, not its bytes)."""
+        return Overlong(int(chars), self.defaults.max_chars or 0) if chars else bytes(raw)
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        rows = zip(batch["file"], batch["line"], batch["raw"])
+        rows = zip(batch["file"], batch["line"], batch["raw"], batch["chars"])
         items: list[tuple[str, Record | RecordError]] = []
         for name, group in groupby(rows, key=lambda row: row[0]):  # a batch may span files
-            lines = ((int(n), bytes(raw)) for _, n, raw in group)
+            lines = ((int(n), self._line(raw, chars)) for _, n, raw, chars in group)
             parsed = parse_lines(str(name), lines, self.defaults, self.scorer.check_record)
             items.extend((str(name), item) for item in parsed)
         records = [item for _, item in items if isinstance(item, Record)]
@@ -232,7 +242,8 @@ def _results(
         "keep": tuple(keep),
         "adaptation": adaptation,
     }
-    dataset = ray.data.read_datasource(_reader(source, [job.source for job in jobs], window), num_cpus=0).map_batches(
+    reader = _reader(source, [job.source for job in jobs], window, defaults.max_chars)
+    dataset = ray.data.read_datasource(reader, num_cpus=0).map_batches(
         ScoreWorker, fn_constructor_kwargs=worker, batch_size=window, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool_size(options, cpus)), num_cpus=cpus,
         num_gpus=options.gpus_per_worker or None,

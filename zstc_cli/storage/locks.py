@@ -52,7 +52,10 @@ def _acquire(path: Path, what: str) -> int:
     process that opened it just before would otherwise lock an orphan while a third one locks a new file.
     """
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a folder zstc cannot write in: the output could not be written either
+            raise ZstcError(f"{what}: cannot write in {str(path.parent)!r}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,6 +123,9 @@ def lock_folders(*folders: str | None) -> Iterator[None]:
     if missing): a second run on the same folders is refused at once, not at the first file both write."""
     with contextlib.ExitStack() as stack:
         for folder in _local(folders):
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ZstcError(f"cannot create folder {folder!r}: {exc.strerror}") from exc
             stack.enter_context(hold(Path(folder) / ".zstc.lock", f"folder {folder}"))
         yield

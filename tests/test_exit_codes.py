@@ -1,0 +1,189 @@
+"""README's exit-code table, row by row: each row's case is provoked with a real ``zstc`` run and must exit
+with the row's code, and every row must have a case here (so neither the README nor the code can drift)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import ROOT, run_zstc
+from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, zstc
+
+LABELS = "health,money,humor,family,career"
+
+
+def readme_table() -> list[tuple[int, str]]:
+    """The (code, when) rows of README's "Exit codes" table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Exit codes") :]
+    section = section[: section.index("\n#", 1)]
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|$", section, flags=re.MULTILINE)
+    assert rows, "README's exit-code table not found"
+    return [(int(code), when) for code, when in rows]
+
+
+@pytest.fixture(scope="module")
+def tweets(tmp_path_factory, nyr_rows) -> Path:
+    """600 records: long enough to be stopped part-way, to fill a small file-size limit, or a pipe."""
+    path = tmp_path_factory.mktemp("exit-codes") / "tweets.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"text": row["text"]}) + b"\n" for row in nyr_rows[:600]))
+    return path
+
+
+def classify(src: Path, out: Path | str, model: Path, *extra: str) -> list[str]:
+    return ["classify", str(src), str(out), "--model", str(model), "--labels", LABELS, "-q", "--window", "8", *extra]
+
+
+def exe() -> str:
+    return str(Path(sys.executable).with_name("zstc"))
+
+
+def finished(tmp_path, tweets, model) -> list[int]:
+    return [run_zstc(*classify(tweets, tmp_path / "out.jsonl", model)).returncode]
+
+
+def resumed_complete(tmp_path, tweets, model) -> list[int]:
+    args = classify(tweets, tmp_path / "out.jsonl", model)
+    run_zstc(*args, check=True)
+    return [run_zstc(*args, "--resume").returncode]
+
+
+def broken_model(tmp_path, tweets, model) -> list[int]:
+    """An embedding table smaller than the tokenizer's vocabulary: the forward pass fails on every batch."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    broken = tmp_path / "broken"
+    nli = AutoModelForSequenceClassification.from_pretrained(model)
+    nli.resize_token_embeddings(100)
+    nli.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(model).save_pretrained(broken)
+    result = run_zstc(*classify(tweets, tmp_path / "out.jsonl", broken))
+    assert b"the model failed while scoring" in result.stderr
+    return [result.returncode]
+
+
+def full_disk(tmp_path, tweets, model) -> list[int]:
+    """Files may not grow past 20 kB (EFBIG, as ENOSPC would): the run fails part-way, after a checkpoint."""
+    out = tmp_path / "out.jsonl"
+    args = [exe(), *classify(tweets, out, model)]
+    failed = subprocess.run(args, env=ENV, capture_output=True, preexec_fn=limit_file_size(20_000), timeout=600)
+    assert b"rerun the same command with --resume" in failed.stderr, failed.stderr.decode()
+    return [failed.returncode]
+
+
+def bad_record(tmp_path, tweets, model) -> list[int]:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"text": "fine"}\n{"text": "broken"\n')
+    result = run_zstc(*classify(src, tmp_path / "out.jsonl", model))
+    assert f"{src}:2:".encode() in result.stderr
+    return [result.returncode]
+
+
+def bad_option(tmp_path, tweets, model) -> list[int]:
+    out = tmp_path / "out.jsonl"
+    return [
+        run_zstc(*classify(tweets, out, model, "--no-such-option")).returncode,
+        run_zstc(*classify(tweets, out, model, "--on-error", "sometimes")).returncode,
+        run_zstc(*classify(tweets, out, model, "--on-error", "skip")).returncode,  # skip needs --errors
+    ]
+
+
+def missing_model(tmp_path, tweets, model) -> list[int]:
+    return [run_zstc(*classify(tweets, tmp_path / "out.jsonl", tmp_path / "no-such-model")).returncode]
+
+
+def unwritable_folder(tmp_path, tweets, model) -> list[int]:
+    """A missing folder, and one that refuses new files (``/sys`` refuses them even to root)."""
+    if os.geteuid() == 0:
+        closed = Path("/sys")
+    else:
+        closed = tmp_path / "closed"
+        closed.mkdir(mode=0o555)
+    codes = []
+    for out in (tmp_path / "missing" / "out.jsonl", closed / "zstc-out.jsonl"):
+        for resume in ((), ("--resume",)):
+            result = run_zstc(*classify(tweets, out, model, *resume))
+            assert len(result.stderr.decode().strip().splitlines()) == 1, result.stderr.decode()
+            codes.append(result.returncode)
+    return codes
+
+
+def protected_output(tmp_path, tweets, model) -> list[int]:
+    read_only = tmp_path / "read-only.jsonl"
+    read_only.write_bytes(b"")
+    read_only.chmod(0o444)
+    codes = [run_zstc(*classify(tweets, target, model)).returncode for target in (tweets, read_only)]
+    out = tmp_path / "out.jsonl"
+    first = zstc(*classify(tweets, out, model))
+    try:
+        deadline = time.monotonic() + 300
+        while checkpoint(out) is None:  # the first run holds the lock and is writing
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read().decode()
+            time.sleep(0.02)
+        second = run_zstc(*classify(tweets, out, model))
+        assert first.poll() is None, "the first run ended before the second was refused: the test proves nothing"
+        assert b"is being written by another zstc run" in second.stderr
+        codes.append(second.returncode)
+    finally:
+        first.wait(timeout=300)
+    return codes
+
+
+def stopped_by(sig: int) -> Callable[[Path, Path, Path], list[int]]:
+    def stop(tmp_path, tweets, model) -> list[int]:
+        process = zstc(*classify(tweets, tmp_path / "out.jsonl", model))
+        stop_after(process, tmp_path / "out.jsonl", 16, sig)
+        assert b"--resume" in process.stderr.read()
+        return [process.returncode]
+
+    return stop
+
+
+def stdout_closed(tmp_path, tweets, model) -> list[int]:
+    """The reader of stdout (``| head -1``) takes one line and goes away."""
+    process = subprocess.Popen(
+        [exe(), *classify(tweets, "-", model)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stdout.readline().startswith(b"{")
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=300)
+    assert stderr == b""  # the results were on stdout: stopping quietly is what `| head` asks for
+    return [process.returncode]
+
+
+CASES = {
+    "the run finished": finished,
+    "`--resume` of an output that is already complete (nothing to do, said on stderr)": resumed_complete,
+    "the model or the device failed while scoring (out of memory, a broken model)": broken_model,
+    "writing failed part-way (a full disk, an I/O error); `--resume` continues": full_disk,
+    "a bad input record (`FILE:LINE`)": bad_record,
+    "an unknown option or a bad option value": bad_option,
+    "a model that cannot be found or loaded": missing_model,
+    "an output in a folder that does not exist or that zstc cannot write in (also with `--resume`)": (
+        unwritable_folder
+    ),
+    "an output that must not be written: INPUT itself, a read-only file, another run's output": protected_output,
+    "Ctrl-C (SIGINT); a checkpointed run says how to `--resume`": stopped_by(signal.SIGINT),
+    "SIGTERM (`kill`, batch schedulers), as Ctrl-C": stopped_by(signal.SIGTERM),
+    "stdout's reader went away: `zstc classify big.jsonl` piped into `head` stops quietly (if stdout carried "
+    "only `--errors -`, zstc says that the output file was not written)": stdout_closed,
+}
+
+
+def test_every_row_of_the_table_has_a_case():
+    assert sorted(when for _, when in readme_table()) == sorted(CASES)
+
+
+@pytest.mark.slow  # a dozen real runs, some stopped part-way: minutes on a shared 2-core machine
+@pytest.mark.parametrize(("code", "when"), readme_table(), ids=[when[:40] for _, when in readme_table()])
+def test_the_readme_exit_code(code, when, tmp_path, tweets, bert_nli):
+    codes = CASES[when](tmp_path, tweets, bert_nli)
+    assert codes and all(got == code for got in codes), f"{when}: exited {codes}, README says {code}"
