@@ -190,3 +190,21 @@ def test_python_api_fits_saves_and_loads_a_state(tweets, bert_nli, tmp_path):
     assert classify_texts(loaded, texts, defaults.labels) != classify_texts(scorer, texts, defaults.labels)
     with pytest.raises(ZstcError, match="fitted for labels"):
         load_adaptation(str(tmp_path / "state.json"), scorer, labels=("Humor", "Finance"))
+
+
+def test_a_state_fitted_with_label_descriptions_needs_the_same_descriptions(tweets, tmp_path):
+    described, plain = tmp_path / "described.txt", tmp_path / "plain.txt"
+    described.write_text("Humor: jokes and funny resolutions\nCareer\n")
+    plain.write_text("Humor\nCareer\n")
+    state = tmp_path / "state.json"
+    args = ("classify", tweets, tmp_path / "out.jsonl", *MODEL, "--adapt-sample", "60")
+    run_zstc(*args, "--labels", f"@{described}", "--adapt", "--save-adaptation", state, check=True)
+    assert orjson.loads(state.read_bytes())["extra"]["descriptions"] == {"Humor": "jokes and funny resolutions"}
+    reused = run_zstc(
+        "classify", tweets, tmp_path / "again.jsonl", *MODEL, "--labels", f"@{described}", "--adaptation", state
+    )
+    assert reused.returncode == 0, reused.stderr.decode()
+    refused = run_zstc(
+        "classify", tweets, tmp_path / "other.jsonl", *MODEL, "--labels", f"@{plain}", "--adaptation", state
+    )
+    assert refused.returncode == 2 and "fitted with label descriptions" in refused.stderr.decode()

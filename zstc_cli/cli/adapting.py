@@ -73,7 +73,9 @@ def loaded_states(scorer: Scorer, adaptation: str, defaults: RecordDefaults, qui
     from zstc_cli.engines.adapt import load_states, note_line
 
     probe = Record(0, "", ("",), template=defaults.template)
-    wrapped = load_states(adaptation, scorer, defaults.labels, probe.templates(scorer.default_template))
+    wrapped = load_states(
+        adaptation, scorer, defaults.labels, probe.templates(scorer.default_template), defaults.descriptions
+    )
     if not quiet:
         for note in wrapped.notes:
             print(f"zstc: {note_line(note)}", file=sys.stderr)

@@ -10,7 +10,8 @@ them again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -144,6 +145,9 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int = DEFAULT_SEED, w
             state = fit_embedding(texts, cast(np.ndarray, group[0].hypotheses), **common)
         else:
             state = fit_scores(scores, scorer=scorer.name, **common)
+        described = described_labels(sample[positions[0]].descriptions, labels)
+        if described:  # the hypotheses read these: a state is valid only with the same descriptions
+            state = replace(state, extra={**state.extra, "descriptions": described})
         state = AdaptationState.from_dict(
             orjson.loads(orjson.dumps(state.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
         )
@@ -219,11 +223,20 @@ def save_states(scorer: AdaptedScorer, path: str) -> None:
     Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
 
+def described_labels(descriptions: Mapping[str, str] | None, labels: Sequence[str]) -> dict[str, str]:
+    """The descriptions of ``labels`` (those that have one): what their hypotheses read instead of the name."""
+    return {label: descriptions[label] for label in labels if descriptions and label in descriptions}
+
+
 def load_states(
-    path: str, scorer: Scorer, labels: tuple[str, ...] | None = None, templates: tuple[str, ...] | None = None
+    path: str,
+    scorer: Scorer,
+    labels: tuple[str, ...] | None = None,
+    templates: tuple[str, ...] | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> AdaptedScorer:
     """Read a saved state (or several) for ``scorer``; refuse, in one line, one made for another model,
-    scorer, or (when the run has fixed ``labels``) label set or template."""
+    scorer, label descriptions, or (when the run has fixed ``labels``) label set or template."""
     try:
         data = orjson.loads(Path(path).read_bytes())
     except OSError as exc:
@@ -242,6 +255,12 @@ def load_states(
                 state.check(model, scorer.name, templates or (scorer.default_template,), labels)
             else:
                 state.check(model, scorer.name, state.templates, state.labels)
+            fitted = state.extra.get("descriptions", {})
+            wanted = described_labels(descriptions, state.labels)
+            if fitted != wanted:
+                raise AdaptationMismatch(
+                    f"the adaptation state was fitted with label descriptions {fitted!r}, not {wanted!r}"
+                )
         except AdaptationMismatch as exc:
             raise AdaptationMismatch.about_settings("{adaptation} {path}: {exc}", path=path, exc=exc) from None
         states.append(state)
