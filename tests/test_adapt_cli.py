@@ -208,3 +208,10 @@ def test_a_state_fitted_with_label_descriptions_needs_the_same_descriptions(twee
         "classify", tweets, tmp_path / "other.jsonl", *MODEL, "--labels", f"@{plain}", "--adaptation", state
     )
     assert refused.returncode == 2 and "fitted with label descriptions" in refused.stderr.decode()
+
+
+def test_evaluate_adapt_draws_the_confusion_matrix(tmp_path):
+    data, plot = labeled(tmp_path), tmp_path / "confusion.png"
+    args = ("evaluate", data, "--label-field", "topic", *MODEL, "--labels", LABELS, "--plot", plot)
+    run_zstc(*args, "--adapt", "--adapt-sample", "40", check=True)
+    assert plot.read_bytes().startswith(b"\x89PNG")

@@ -11,6 +11,7 @@ from zstc_cli.errors import ZstcError
 from zstc_cli.records import Record, RecordDefaults
 
 if TYPE_CHECKING:
+    from zstc_cli.engines.adapt import AdaptedScorer
     from zstc_cli.scorers.base import Scorer
 
 DEFAULT_SAMPLE = 2000  # accuracy is stable from ~1000 sample records; fitting 2000 takes ~3 s on a CPU
@@ -48,34 +49,35 @@ def adapted(
     fitted states are reused instead of fitted again, so the resumed output is the one the run would have made."""
     if not options.active:
         return scorer
-    from zstc_cli.engines.adapt import adapt as fit_on
-    from zstc_cli.engines.adapt import note_line, resumed, save_states
-
-    wrapped = resumed(source, scorer, defaults, checkpointed, window) if options.fit else None
-    if wrapped is not None:
-        if options.save is not None:
-            save_states(wrapped, options.save)
-    elif options.load is not None:
+    if options.load is not None:
         return loaded_states(scorer, options.load, defaults, quiet)
-    else:
+    from zstc_cli.engines.adapt import adapt as fit_on
+    from zstc_cli.engines.adapt import resumed, save_states
+
+    wrapped = resumed(source, scorer, defaults, checkpointed, window)
+    if wrapped is None:
         wrapped = fit_on(source, scorer, defaults, sample_size=options.sample, window=window)
-        if options.save is not None:
-            save_states(wrapped, options.save)
-    if not quiet:
-        for note in wrapped.notes:
-            print(f"zstc: {note_line(note)}", file=sys.stderr)
-    return wrapped  # type: ignore[return-value]  # the Scorer interface, by delegation
+    if options.save is not None:
+        save_states(wrapped, options.save)
+    return _said(wrapped, quiet)
 
 
 def loaded_states(scorer: Scorer, adaptation: str, defaults: RecordDefaults, quiet: bool) -> Scorer:
     """``scorer`` with the states of an ``--adaptation`` file; one made for another model or scorer, or for
     another label set or template than the fixed ``--labels`` and ``-t``, is refused in one line."""
-    from zstc_cli.engines.adapt import load_states, note_line
+    from zstc_cli.engines.adapt import load_states
 
     probe = Record(0, "", ("",), template=defaults.template)
     wrapped = load_states(
         adaptation, scorer, defaults.labels, probe.templates(scorer.default_template), defaults.descriptions
     )
+    return _said(wrapped, quiet)
+
+
+def _said(wrapped: AdaptedScorer, quiet: bool) -> Scorer:
+    """``wrapped``, once stderr has said per label set what adaptation decided (unless ``quiet``)."""
+    from zstc_cli.engines.adapt import note_line
+
     if not quiet:
         for note in wrapped.notes:
             print(f"zstc: {note_line(note)}", file=sys.stderr)

@@ -116,6 +116,10 @@ def evaluate(
                 raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
                                 "gold labels, which are read only after every prediction is final")  # fmt: skip
         with replayable(data) as source:
+            read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
+                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
+                text_field=text_field, multi_label=multi_label,
+            )  # fmt: skip
             if adapt.active:
                 candidates, descriptions = read_labels_option(labels)
                 defaults = record_defaults(
@@ -125,10 +129,6 @@ def evaluate(
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 scorer = adapting.adapted(loaded.scorer, source, defaults, adapt, window=window, quiet=quiet)
-                read = lambda: gd.read_gold(  # called only once the predictions are final
-                    source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                    text_field=text_field, multi_label=multi_label,
-                )  # fmt: skip
                 with Progress(source, quiet=quiet) as progress:
                     evaluation = ev.evaluate_blind(
                         source, read, scorer, candidates or (), predictions, defaults,
@@ -138,41 +138,39 @@ def evaluate(
                     print(f"zstc: warning: {warning}", file=sys.stderr)
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                blind = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
-                blind["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
-                result = rp.build_report(evaluation, data=data, predictions=predictions, run=blind, label_map=mapping)
-                rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
-                if report:
-                    rp.write_json(result, report)
-                return
-            gold = gd.read_gold(
-                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                text_field=text_field, multi_label=multi_label,
-            )  # fmt: skip
-            if plot and gold.multi_label:
-                raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
-            names, descriptions = read_labels_option(labels)
-            candidates = names or tuple(gold.distinct())
-            for warning in gd.gold_warnings(gold, candidates):
-                print(f"zstc: warning: {warning}", file=sys.stderr)
-            if from_ is not None:
-                evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
-                run = None
-            else:
-                defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions)
-                loaded = spec.load(quiet)
-                defaults = loaded.scorer.with_default_template(defaults)
-                with Progress(source, quiet=quiet) as progress:
-                    evaluation = ev.evaluate_model(
-                        gold, loaded.scorer, candidates, predictions, defaults,
-                        threshold=threshold, window=window, progress=progress.update,
-                    )  # fmt: skip
-                if not quiet and evaluation.summary is not None:
-                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                check_plot(plot, evaluation.gold.multi_label)  # the gold was read only now
                 run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
+                run["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
+            else:
+                gold = read()
+                check_plot(plot, gold.multi_label)  # before any model loads
+                names, descriptions = read_labels_option(labels)
+                candidates = names or tuple(gold.distinct())
+                for warning in gd.gold_warnings(gold, candidates):
+                    print(f"zstc: warning: {warning}", file=sys.stderr)
+                if from_ is not None:
+                    evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
+                    run = None
+                else:
+                    defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions)
+                    loaded = spec.load(quiet)
+                    defaults = loaded.scorer.with_default_template(defaults)
+                    with Progress(source, quiet=quiet) as progress:
+                        evaluation = ev.evaluate_model(
+                            gold, loaded.scorer, candidates, predictions, defaults,
+                            threshold=threshold, window=window, progress=progress.update,
+                        )  # fmt: skip
+                    if not quiet and evaluation.summary is not None:
+                        print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                    run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
         result = rp.build_report(evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping)
         rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
         if report:
             rp.write_json(result, report)
         if plot:
             rp.plot_confusion(result, plot)
+
+
+def check_plot(plot: str | None, multi_label: bool) -> None:
+    if plot and multi_label:
+        raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
