@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import torch
-from vs_pipeline import CACHE, default_model  # benchmarks/ is on the path when this script runs
+from vs_pipeline import CACHE, default_model, machine  # benchmarks/ is on the path when this script runs
 
 from zstc_cli import classify_texts, load_scorer
 from zstc_cli.models.quantize import (
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--outliers", type=int, default=8, help="float32 input channels per layer [8]")
     parser.add_argument("--alpha", type=float, default=0.75, help="SmoothQuant's migration strength [0.75]")
     parser.add_argument("--block", type=int, default=32, help="MatMulNBits block size [32]")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where int8_fidelity_MODEL.{json,md} go")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where int8_fidelity_MODEL_CPU.{json,md} go")
     args = parser.parse_args()
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     if not 0 < args.texts <= len(rows) - CALIBRATION:
@@ -266,10 +266,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "minilm-nli (built locally)" if args.model == "minilm-nli" else args.model
     ratio = outlier_ratio(peaks)
-    stem = f"int8_fidelity_{Path(args.model).name}"
-    summary = {"model": name, "texts": args.texts, "outlier_ratio": ratio, "results": results}
+    host = machine()  # the figures hold for this CPU only: int8 and its formulation depend on its instructions
+    stem = f"int8_fidelity_{Path(args.model).name}_{host['cpu_capability'].lower()}"
+    summary = {"model": name, "texts": args.texts, "outlier_ratio": ratio, "results": results, "machine": host}
     (args.out / f"{stem}.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     lines = [f"int8 schemes simulated on {name}, {args.texts} New Year's tweets x {len(labels)} labels", "",
+             f"{host['cpus']} cores of {host['cpu']} ({host['cpu_capability']}; int8 formulation chosen here: "
+             f"{host['int8_formulation']}), onnxruntime {host['onnxruntime']}, load average "
+             f"{host['load_average'][0]:.1f}, {host['date']}; one timed pass per row", "",
              "| scheme | top-1 agreement with exact | accuracy | records/s (in-process) |", "|---|---:|---:|---:|"]  # fmt: skip
     lines += [f"| {r['scheme']} | {r['agreement']:.1%} | {r['accuracy']:.2%} | "
               f"{format(r['records_per_s'], '.1f') if r['records_per_s'] else 'simulated'} |" for r in results]  # fmt: skip

@@ -98,7 +98,7 @@ def zstc_serve(model: str, *options: str, code: Path = ROOT) -> Iterator[Server]
     port = free_port()
     command = [sys.executable, "-m", "zstc_cli", "serve", "--model", model, "--port", str(port), "-q", *options]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)}
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, cwd=code)  # `-m` puts the working folder first on the path
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300

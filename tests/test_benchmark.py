@@ -8,6 +8,7 @@ import sys
 
 import orjson
 import pytest
+import torch
 from conftest import ROOT
 
 from zstc_cli.models.quantize import detect_formulation
@@ -71,7 +72,13 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "ZSTC_CACHE": str(tmp_path / "cache")}
         done = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
         assert done.returncode == 0, done.stderr.decode()
-        result = orjson.loads((tmp_path / str(outliers) / f"int8_fidelity_{bert_nli.name}.json").read_bytes())
+        result = orjson.loads(
+            (
+                tmp_path
+                / str(outliers)
+                / f"int8_fidelity_{bert_nli.name}_{torch.backends.cpu.get_cpu_capability().lower()}.json"
+            ).read_bytes()
+        )
         assert result["outlier_ratio"] > 1 and all(0 <= row["accuracy"] <= 1 for row in result["results"])
         timed = [row["scheme"] for row in result["results"] if row["records_per_s"]]  # real models only
         assert timed == ["exact (float32)", *measured]

@@ -128,7 +128,7 @@ def test_stdin_label_map_and_predictions_on_stdout(nyr_slice, bert_nli, tmp_path
     assert report["run"]["hypothesis_template"] == "This tweet is about {}."
     stderr = result.stderr.decode()
     assert "top-3 accuracy" in stderr and "a joke" in stderr  # the table goes to stderr
-    warning = "zstc: warning: --label-map key 'Nope' matches no gold label"
+    warning = "zstc: warning: label map key 'Nope' matches no gold label"
     assert stderr.count(warning) == 1 and stderr.index(warning) < stderr.index("zstc: 60 records")  # before scoring
     assert orjson.loads((tmp_path / "r.json").read_bytes())["warnings"] == [warning.removeprefix("zstc: warning: ")]
 
@@ -372,7 +372,7 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
     m = report["metrics"]
     assert report["candidate_labels"] == ["Humor", "Career"]
     assert report["warnings"] == [f"gold labels that are not candidate labels count as errors: {', '.join(outside)} "
-                                  "(see --label-map)"]  # fmt: skip
+                                  "(map them to candidate labels with a label map)"]  # fmt: skip
     assert m["accuracy"] == pytest.approx(accuracy_score(gold, top))
     assert m["accuracy"] <= sum(g in two for g in gold) / len(gold)
     assert m["macro"]["f1"] == pytest.approx(f1_score(gold, top, average="macro", zero_division=0))

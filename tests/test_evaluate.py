@@ -15,7 +15,9 @@ def test_gold_labels_outside_the_candidates_are_errors_with_a_warning(tmp_path):
     evaluation = evaluate_predictions(read_gold(str(data), "y"), str(pred), ["a", "b"])
     assert evaluation.metrics["accuracy"] == 0.5
     assert [row["label"] for row in evaluation.metrics["per_label"]] == ["a", "b", "c"]
-    assert evaluation.warnings == ["gold labels that are not candidate labels count as errors: c (see --label-map)"]
+    assert evaluation.warnings == [
+        "gold labels that are not candidate labels count as errors: c (map them to candidate labels with a label map)"
+    ]
 
 
 def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_path):
@@ -37,4 +39,6 @@ def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_pa
         ("a", 2, 3),
         ("c", 2, 0),
     ]
-    assert evaluation.warnings == ["gold labels that are not candidate labels count as errors: c (see --label-map)"]
+    assert evaluation.warnings == [
+        "gold labels that are not candidate labels count as errors: c (map them to candidate labels with a label map)"
+    ]

@@ -15,7 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import ROOT, run_zstc
-from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, zstc
+from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, wait_until_durable, zstc
+from support.s3server import CREDENTIALS, free_port, wait_for_port
 
 LABELS = "health,money,humor,family,career"
 
@@ -38,7 +39,7 @@ def tweets(tmp_path_factory, nyr_rows) -> Path:
     return path
 
 
-def classify(src: Path, out: Path | str, model: Path, *extra: str) -> list[str]:
+def classify(src: Path | str, out: Path | str, model: Path, *extra: str) -> list[str]:
     return ["classify", str(src), str(out), "--model", str(model), "--labels", LABELS, "-q", "--window", "8", *extra]
 
 
@@ -77,6 +78,37 @@ def full_disk(tmp_path, tweets, model) -> list[int]:
     failed = subprocess.run(args, env=ENV, capture_output=True, preexec_fn=limit_file_size(20_000), timeout=600)
     assert b"rerun the same command with --resume" in failed.stderr, failed.stderr.decode()
     return [failed.returncode]
+
+
+def input_store_gone(tmp_path, tweets, model) -> list[int]:
+    """An S3 input (a real S3 API: moto's server) whose store goes away after the first checkpoint, so that
+    reading fails part-way; 40 MB of records, more than the client's buffers hold."""
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {**ENV, **CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    env.pop("AWS_PROFILE", None)
+    try:
+        wait_for_port(port)
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="testing",
+                              aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+        client.create_bucket(Bucket="gone")
+        texts = [orjson.loads(line)["text"] for line in tweets.read_bytes().splitlines()]
+        long_texts = ({"text": texts[i % len(texts)] + " x" * 5000} for i in range(4000))  # about 10 kB each
+        body = b"".join(orjson.dumps(row) + b"\n" for row in long_texts)
+        client.put_object(Bucket="gone", Key="in.jsonl", Body=body)
+        out = tmp_path / "out.jsonl"
+        process = subprocess.Popen([exe(), *classify("s3://gone/in.jsonl", out, model)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        wait_until_durable(process, out, 16)
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    _, stderr = process.communicate(timeout=600)
+    assert b"s3://gone/in.jsonl" in stderr and b"rerun the same command with --resume" in stderr, stderr.decode()
+    return [process.returncode]
 
 
 def bad_record(tmp_path, tweets, model) -> list[int]:
@@ -164,6 +196,9 @@ CASES = {
     "`--resume` of an output that is already complete (nothing to do, said on stderr)": resumed_complete,
     "the model or the device failed while scoring (out of memory, a broken model)": broken_model,
     "writing failed part-way (a full disk, an I/O error); `--resume` continues": full_disk,
+    "reading an S3 input failed part-way (the store or the network went away); `--resume` continues": (
+        input_store_gone
+    ),
     "a bad input record (`FILE:LINE`)": bad_record,
     "an unknown option or a bad option value": bad_option,
     "a model that cannot be found or loaded": missing_model,

@@ -45,7 +45,8 @@ def test_an_overlong_line_is_its_records_error_without_its_bytes():
     lines = [(1, b'{"text": "ok", "categories": ["a"]}'), (2, Overlong(12_345_678, MAX_CHARS))]
     ok, error = parse_lines("in.jsonl", lines, RecordDefaults())
     assert ok.text == "ok" and error.raw is None
-    assert str(error) == "in.jsonl:2: line of 12,345,678 characters, more than --max-chars 1,000,000"
+    assert str(error) == "in.jsonl:2: line of 12,345,678 characters, more than max_chars 1,000,000"
+    assert error.naming(lambda setting: "--max-chars") == str(error).replace("max_chars", "--max-chars")
 
 
 def test_cli_refuses_or_skips_an_overlong_line_and_every_record_has_one_line(tmp_path, bert_nli):

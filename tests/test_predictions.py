@@ -51,4 +51,5 @@ def test_predictions_must_rank_exactly_the_candidates(tmp_path, labels, candidat
     expected = r"p\.jsonl:2: the prediction ranks other labels than the " + re.escape(problem)
     with pytest.raises(RecordError, match=expected) as exc:
         evaluate_predictions(gold, str(pred), candidates)
-    assert "pass --labels with the labels the predictions were made with" in str(exc.value)
+    assert "pass candidates with the labels the predictions were made with" in str(exc.value)
+    assert "pass --labels with" in exc.value.naming(lambda setting: {"candidates": "--labels"}.get(setting, setting))

@@ -153,7 +153,7 @@ def test_folder_gives_one_out_per_input_file_equal_to_the_local_engine(tmp_path,
         (30, '["not", "an", "object"]')
     ]
     assert [(e["line"], e["error"]) for e in decoded(bad["a.jsonl.errors"], "")] == [
-        (6, f"line of {len(OVERLONG) - 1:,} characters, more than --max-chars {MAX_CHARS:,}")
+        (6, f"line of {len(OVERLONG) - 1:,} characters, more than max_chars {MAX_CHARS:,}")
     ]
     assert (summary.records, summary.errors) == (local.records, local.errors) == (90, 3)
 

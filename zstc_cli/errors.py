@@ -64,15 +64,35 @@ def _render(template: str, values: dict[str, Any], name_of: Callable[[str], str]
     return template.format_map(_Names(values, name_of))
 
 
+class InvalidValue(ZstcError, ValueError):
+    """A value in a record or a setting that cannot be used; a ``ValueError`` too, so that code checking
+    records (a scorer's checks, the server) catches it with the other problems of a record."""
+
+
 class RecordError(ZstcError):
     """A bad input line, located as ``SOURCE:LINE``."""
+
+    problem: ZstcError | None = None  # set by of(): what is wrong with the line, naming settings
 
     def __init__(self, source: str, line: int, message: str, raw: bytes | None = None):
         self.source, self.line, self.message, self.raw = source, line, message, raw
         super().__init__(f"{source}:{line}: {message}")
 
+    @classmethod
+    def of(cls, source: str, line: int, problem: Exception, raw: bytes | None = None) -> RecordError:
+        """The error for line ``line`` of ``source``, whose problem may name settings (see :meth:`naming`)."""
+        error = cls(source, line, str(problem), raw)
+        if isinstance(problem, ZstcError) and problem.template is not None:
+            error.problem = problem
+            error.template, error.values = literal(f"{source}:{line}: ") + problem.template, problem.values
+        return error
+
+    def at(self, source: str) -> RecordError:
+        """The same error, naming its input ``source`` (``-`` for a temporary copy of stdin)."""
+        return type(self).of(source, self.line, self.problem or ValueError(self.message), self.raw)
+
     def __reduce__(self):  # pickled by its fields: Ray ships one raised in a read task back to the driver
-        return type(self), (self.source, self.line, self.message, self.raw)
+        return type(self), (self.source, self.line, self.message, self.raw), self.__dict__
 
 
 class ModelError(ZstcError):

@@ -13,7 +13,7 @@ from typing import Any, Union
 
 import orjson
 
-from zstc_cli.errors import RecordError
+from zstc_cli.errors import InvalidValue, RecordError
 from zstc_cli.storage.reading import Overlong
 
 DEFAULT_TEMPLATE = "This example is {}."
@@ -183,7 +183,8 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
         name, labels = "parameters.candidate_labels", params["candidate_labels"]
     if name is None:
         if defaults.labels is None:
-            raise ValueError(f"no labels (no {' or '.join(map(repr, label_names))} field and no --labels)")
+            raise InvalidValue.about_settings("no labels: no {fields} field, and {labels} not given",
+                                              fields=" or ".join(map(repr, label_names)))  # fmt: skip
         parsed = defaults.labels
     else:
         parsed = parse_labels(labels, repr(name))
@@ -239,15 +240,16 @@ def parse_lines(
     the reader found too long (:class:`~zstc_cli.storage.reading.Overlong`) is an error without its bytes."""
     for number, raw in lines:
         if isinstance(raw, Overlong):
-            message = f"line of {raw.chars:,} characters, more than --max-chars {raw.max_chars:,}"
-            yield RecordError(source, number, message)
+            too_long = InvalidValue.about_settings("line of {chars:,} characters, more than {max_chars} {limit:,}",
+                                                   chars=raw.chars, limit=raw.max_chars)  # fmt: skip
+            yield RecordError.of(source, number, too_long)
             continue
         try:
             record = parse_line(raw, number, defaults)
             check(record)
             yield record
         except ValueError as exc:
-            yield RecordError(source, number, str(exc), raw)
+            yield RecordError.of(source, number, exc, raw)
 
 
 def parse_label_lines(lines: Iterable[str], source: str) -> tuple[tuple[str, ...], dict[str, str]]:

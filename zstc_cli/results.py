@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from zstc_cli.errors import RecordError
+from zstc_cli.errors import InvalidValue, RecordError
 from zstc_cli.records import Record
 
 if TYPE_CHECKING:
@@ -35,8 +35,12 @@ def parse_keep(value: str | None) -> tuple[str, ...]:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     clash = [name for name in names if name in RESULT_FIELDS]
     if clash:
-        raise ValueError(f"--keep {','.join(clash)}: every output line has its own {', '.join(RESULT_FIELDS)} "
-                         "fields, so an input field of that name cannot be kept")  # fmt: skip
+        raise InvalidValue.about_settings(
+            "{keep} {clash}: every output line has its own {fields} fields, so an input field of that name "
+            "cannot be kept",
+            clash=",".join(clash),
+            fields=", ".join(RESULT_FIELDS),
+        )
     return names
 
 

@@ -31,19 +31,25 @@ def checkpoint(out: Path) -> dict | None:
         return None
 
 
-def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dict:
-    """Send ``sig`` once the checkpoint says input line ``line`` is durable; return that checkpoint."""
+def wait_until_durable(process: subprocess.Popen, out: Path, line: int) -> None:
+    """Return once ``process``'s checkpoint says input line ``line`` is durable."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         state = checkpoint(out)
         if state is not None and state["line"] >= line:
-            process.send_signal(sig)
-            process.wait(timeout=120)
-            return checkpoint(out)
+            return
         assert process.poll() is None, f"zstc ended before it could be stopped: {process.stderr.read().decode()}"
         time.sleep(0.02)
     process.kill()
     raise AssertionError("no checkpoint progress within 300 s")
+
+
+def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dict:
+    """Send ``sig`` once the checkpoint says input line ``line`` is durable; return that checkpoint."""
+    wait_until_durable(process, out, line)
+    process.send_signal(sig)
+    process.wait(timeout=120)
+    return checkpoint(out)
 
 
 def limit_file_size(limit: int):

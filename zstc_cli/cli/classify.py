@@ -112,10 +112,7 @@ def classify(
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
         defaults = replace(defaults, max_chars=max_chars or None)
-        try:
-            keep_fields = parse_keep(keep)
-        except ValueError as exc:
-            raise ZstcError(str(exc)) from None
+        keep_fields = parse_keep(keep)
         adapt.check()
         if engine == EngineKind.ray:
             if resume:

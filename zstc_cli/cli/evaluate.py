@@ -102,9 +102,7 @@ def evaluate(
             raise ZstcError("--predictions is written when evaluate classifies; with --from there is nothing to write")
         if data == STDIO and from_ == STDIO:
             raise ZstcError("DATA and --from cannot both be - (stdin)")
-        check_outputs(
-            {"DATA": data, "--from": from_}, {"--report": report, "--predictions": predictions, "--plot": plot}
-        )
+        check_outputs({"data": data, "from_": from_}, {"report": report, "predictions": predictions, "plot": plot})
         if plot:
             rp.require_matplotlib()
         mapping = gd.parse_label_map(label_map)

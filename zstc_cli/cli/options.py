@@ -65,7 +65,8 @@ class Quantize(str, Enum):
 # Library settings the CLI names otherwise than by the parameter's name with dashes.
 FLAGS = {
     "template": "--hypothesis-template", "skip_errors": "--on-error",
-    "source": "INPUT", "target": "OUTPUT", "address": "--ray-address",
+    "source": "INPUT", "target": "OUTPUT", "address": "--ray-address", "data": "DATA", "from_": "--from",
+    "candidates": "--labels",
 }  # fmt: skip
 
 

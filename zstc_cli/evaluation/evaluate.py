@@ -101,5 +101,7 @@ def evaluate_blind(
     collected, summary = predict(source, scorer, defaults, predictions, keep, window, progress, id_field)
     gold = read()
     if gold.multi_label and not defaults.multi_label:
-        raise ZstcError(f"{source}: the gold labels are multi-label; with --adapt, pass --multi-label")
+        raise ZstcError.about_settings(
+            "{source}: the gold labels are multi-label, so classify them with {multi_label}", source=source
+        )
     return score(gold, align(gold, collected), candidates, threshold, summary)

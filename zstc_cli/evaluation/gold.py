@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.errors import InvalidValue, RecordError, ZstcError
 from zstc_cli.records import BOM, TEXT_FIELDS, decode_line, json_type
 from zstc_cli.storage.reading import iter_lines
 
@@ -31,17 +31,21 @@ def parse_label_map(value: str | None) -> dict[str, str]:
         try:
             mapping = orjson.loads(path.read_bytes().removeprefix(BOM))  # a byte-order mark is not JSON
         except OSError as exc:
-            raise ZstcError(f"--label-map {value}: cannot read {path}: {exc.strerror}") from None
+            raise ZstcError.about_settings(
+                "{label_map} {value}: cannot read {path}: {reason}", value=value, path=path, reason=exc.strerror
+            ) from None
         except orjson.JSONDecodeError as exc:
-            raise ZstcError(f"--label-map {value}: invalid JSON: {exc}") from None
+            raise ZstcError.about_settings("{label_map} {value}: invalid JSON: {exc}", value=value, exc=exc) from None
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise ZstcError(f"--label-map {value}: expected a JSON object of gold label -> label name")
+            raise ZstcError.about_settings(
+                "{label_map} {value}: expected a JSON object of gold label -> label name", value=value
+            )
         return mapping
     mapping = {}
     for pair in filter(str.strip, value.split(",")):
         gold, sep, label = pair.partition("=")
         if not sep or not gold.strip() or not label.strip():
-            raise ZstcError(f"--label-map: {pair.strip()!r} is not GOLD=LABEL")
+            raise ZstcError.about_settings("{label_map}: {pair!r} is not GOLD=LABEL", pair=pair.strip())
         mapping[gold.strip()] = label.strip()
     return mapping
 
@@ -49,7 +53,7 @@ def parse_label_map(value: str | None) -> dict[str, str]:
 def hashable_id(obj: dict[str, Any], name: str) -> Id:
     """The value of the join field ``name``: a string or a number (a list or an object cannot be a key)."""
     if name not in obj:
-        raise ValueError(f"no {name!r} field (the --id-field)")
+        raise InvalidValue.about_settings("no {name!r} field (the {id_field})", name=name)
     value = obj[name]
     if isinstance(value, (list, dict)):
         raise ValueError(f"{name!r} must be a string or a number to join on, got {json_type(value)}")
@@ -87,13 +91,13 @@ def _gold_value(obj: Any, name: str, sep: str | None) -> str | list[str]:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {json_type(obj)}")
     if name not in obj:
-        raise ValueError(f"no {name!r} field (the --label-field)")
+        raise InvalidValue.about_settings("no {name!r} field (the {label_field})", name=name)
     value = obj[name]
     if isinstance(value, str):
         if sep is None:
             if not value.strip():
                 raise ValueError(f"{name!r} is empty")
-            return value.strip()  # "x" and " x " are one label, as they are when split with --gold-sep
+            return value.strip()  # "x" and " x " are one label, as they are when split on gold_sep
         if not value.strip():
             return []
         labels = [part.strip() for part in value.split(sep)]
@@ -120,9 +124,13 @@ def _check_shape(value: str | list[str], name: str, first: tuple[int, bool] | No
         return
     line, was_list = first
     shapes = ("one label", "a list of labels")
-    raise ValueError(
-        f"{name!r} is {shapes[not was_list]} but on line {line} it is {shapes[was_list]}; mixed gold shapes: "
-        "pass --multi-label to read every gold value as a set of labels (or --gold-sep to split strings)"
+    raise InvalidValue.about_settings(
+        "{name!r} is {now} but on line {line} it is {then}; mixed gold shapes: pass {multi_label} to read every "
+        "gold value as a set of labels (or {gold_sep} to split strings)",
+        name=name,
+        now=shapes[not was_list],
+        line=line,
+        then=shapes[was_list],
     )
 
 
@@ -162,7 +170,7 @@ def read_gold(
                 seen_ids[key] = number
                 gold.ids.append(key)
         except ValueError as exc:
-            raise RecordError(source, number, str(exc), raw) from None
+            raise RecordError.of(source, number, exc, raw) from None
         used.update([value] if isinstance(value, str) else value)
         mapped = label_map.get(value, value) if isinstance(value, str) else [label_map.get(v, v) for v in value]
         gold.multi_label = gold.multi_label or isinstance(mapped, list)
@@ -180,10 +188,11 @@ def read_gold(
 def gold_warnings(gold: Gold, candidates: Sequence[str]) -> list[str]:
     """What looks like a mistake in ``--labels`` or ``--label-map``: known before any scoring, so the CLI says
     it first (a typo should not cost a whole run before it shows), and the report repeats it."""
-    warnings = [f"--label-map key {key!r} matches no gold label" for key in gold.unused_map_keys]
+    warnings = [f"label map key {key!r} matches no gold label" for key in gold.unused_map_keys]
     missing = [label for label in gold.distinct() if label not in candidates]
     if missing:
         warnings.append(
-            f"gold labels that are not candidate labels count as errors: {', '.join(missing)} (see --label-map)"
+            f"gold labels that are not candidate labels count as errors: {', '.join(missing)} (map them to "
+            "candidate labels with a label map)"
         )
     return warnings

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zstc_cli.engines.local import classify_file
-from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.errors import InvalidValue, RecordError, ZstcError
 from zstc_cli.evaluation.gold import Gold, Id, hashable_id
 from zstc_cli.evaluation.metrics import Ranked
 from zstc_cli.pipeline import RunSummary
@@ -62,10 +62,11 @@ def check_candidates(labels: Sequence[str], candidates: Sequence[str]) -> None:
         )
         if names
     ]
-    raise ValueError(
-        f"the prediction ranks other labels than the {len(expected)} candidate labels ({'; '.join(problems)}); "
-        "pass --labels with the labels the predictions were made with (without it, the candidates are the "
-        "distinct gold labels)"
+    raise InvalidValue.about_settings(
+        "the prediction ranks other labels than the {n} candidate labels ({problems}); pass {candidates} with the "
+        "labels the predictions were made with (without it, the candidates are the distinct gold labels)",
+        n=len(expected),
+        problems="; ".join(problems),
     )
 
 
@@ -98,7 +99,7 @@ class Predictions:
                     raise ValueError(f"{self.id_field} {key!r} is also on line {first}; ids must be unique")
                 self.index[key] = len(self.ranked)
         except ValueError as exc:
-            raise RecordError(self.source, line, str(exc), raw) from None
+            raise RecordError.of(self.source, line, exc, raw) from None
         self.ranked.append(ranked)
         self.lines.append(line)
         self.sequences.append(obj.get("sequence"))
@@ -120,15 +121,20 @@ def align(gold: Gold, predictions: Predictions) -> list[Ranked]:
     """The prediction of each gold record, by ``gold.id_field`` when set, else by line order."""
     if gold.id_field is None:
         if len(predictions.ranked) != len(gold.labels):
-            raise ZstcError(
-                f"{gold.source} has {len(gold.labels)} records but {predictions.source} has "
-                f"{len(predictions.ranked)} predictions; join them with --id-field"
+            raise ZstcError.about_settings(
+                "{gold} has {records} records but {predictions} has {n} predictions; join them with {id_field}",
+                gold=gold.source,
+                records=len(gold.labels),
+                predictions=predictions.source,
+                n=len(predictions.ranked),
             )
         for i, sequence in enumerate(predictions.sequences):
             if sequence is not None and gold.texts[i] is not None and sequence != gold.texts[i]:
-                raise ZstcError(
-                    f"{predictions.source}:{predictions.lines[i]}: sequence differs from the text of "
-                    f"{gold.source}:{gold.lines[i]}; the files are not in the same order (join with --id-field)"
+                raise ZstcError.about_settings(
+                    "{at}: sequence differs from the text of {gold}; the files are not in the same order (join "
+                    "with {id_field})",
+                    at=f"{predictions.source}:{predictions.lines[i]}",
+                    gold=f"{gold.source}:{gold.lines[i]}",
                 )
         return predictions.ranked
     ranked = []

@@ -83,9 +83,11 @@ def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> s
     architectures = list(getattr(config, "architectures", None) or [])
     label2id = dict(getattr(config, "label2id", None) or {})
     if requested == "nli" and entailment_id(label2id) == -1:  # refused before its weights load, by its name
-        raise ModelError(
-            f"model {resolved.name!r} has no entailment label in its config (label2id: {label2id}), so "
-            "--scorer nli cannot score with it: it is not an NLI model"
+        raise ModelError.about_settings(
+            "model {name!r} has no entailment label in its config (label2id: {label2id}), so {scorer} nli "
+            "cannot score with it: it is not an NLI model",
+            name=resolved.name,
+            label2id=label2id,
         )
     if requested != "auto":
         return requested
@@ -94,10 +96,13 @@ def choose_scorer(resolved: ResolvedModel, config, requested: str = "auto") -> s
     plain_encoder = bool(architectures) and all(a.endswith("Model") for a in architectures)
     if model_file(resolved, "modules.json") is not None or (plain_encoder and not config.is_encoder_decoder):
         return "embedding"
-    raise ModelError(
-        f"model {resolved.name!r} fits neither scorer: NLI needs a sequence classifier with an entailment label, "
-        f"embedding a sentence-transformers model or a plain encoder (it has architectures {architectures}, "
-        f"labels {sorted(label2id)}); pass --scorer nli|embedding to force one"
+    raise ModelError.about_settings(
+        "model {name!r} fits neither scorer: NLI needs a sequence classifier with an entailment label, "
+        "embedding a sentence-transformers model or a plain encoder (it has architectures {architectures}, "
+        "labels {labels}); pass {scorer} nli|embedding to force one",
+        name=resolved.name,
+        architectures=architectures,
+        labels=sorted(label2id),
     )
 
 

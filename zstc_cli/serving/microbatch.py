@@ -69,16 +69,27 @@ class Overloaded(Exception):
 
 @dataclass(eq=False)
 class _Request:
-    """An admitted request: its records, how far its slices have been handed to the scorer, its scores."""
+    """An admitted request: its records, how far its slices have been handed to the scorer, its scores.
+
+    Its records are kept shortest first (``positions``: where each came in the request), so that each slice
+    holds records of like lengths and pads about as little as one scorer call over the whole request."""
 
     records: Sequence[Record]
     costs: list[int]  # estimated tokens per record
+    positions: list[int]  # records[i] is the request's record positions[i]
     future: asyncio.Future
     arrived: float  # event-loop time
     order: int  # arrival order, the tie-break within a round
     turn: int  # the round of its next slice
     taken: int = 0  # records handed to the scorer so far
     scores: list[np.ndarray] = field(default_factory=list)
+
+    def answer(self) -> list[np.ndarray]:
+        """The scores in the request's own record order."""
+        answer: list[np.ndarray] = [np.empty(0)] * len(self.scores)
+        for position, scores in zip(self.positions, self.scores):
+            answer[position] = scores
+        return answer
 
 
 @dataclass
@@ -153,7 +164,9 @@ class MicroBatcher:
             raise Overloaded(f"{self.max_queue} requests are already waiting")
         loop = asyncio.get_running_loop()
         costs = [estimated_tokens(record) for record in records]
-        request = _Request(records, costs, loop.create_future(), loop.time(), next(self._order), self._round + 1)
+        positions = sorted(range(len(records)), key=costs.__getitem__)
+        request = _Request([records[i] for i in positions], [costs[i] for i in positions], positions,
+                           loop.create_future(), loop.time(), next(self._order), self._round + 1)  # fmt: skip
         self._requests.append(request)
         self._arrived.set()
         return await request.future
@@ -247,7 +260,7 @@ class MicroBatcher:
         if exc is not None:
             _fail(request, exc)
         elif not request.future.done():  # the client may have gone away
-            request.future.set_result(request.scores)
+            request.future.set_result(request.answer())
 
 
 def _fail(request: _Request, exc: BaseException) -> None:

@@ -114,8 +114,8 @@ class Run:
         if resume:
             self._load(source, log)
         elif self.checkpoint is not None and self.checkpoint.exists():
-            log(f"replacing the partial output of an unfinished run ({partial_path(targets[0])}); "
-                "use --resume to continue it instead")  # fmt: skip
+            log(f"replacing the partial output of an unfinished run ({partial_path(targets[0])}) "
+                "instead of resuming it")  # fmt: skip
 
     def _load(self, source: str, log: Log) -> None:
         if self.checkpoint is None or self.identity["input"] is None:
@@ -291,7 +291,9 @@ def _opened_run(
         if run.checkpoint is None or run.durable().line == 0:  # nothing to resume
             run.discard()
             raise
-        if isinstance(exc, ZstcError):
-            raise exc.with_suffix(f"; {run.resume_hint()}") from exc
+        if isinstance(exc, ZstcError):  # not the input's fault (that is a RecordError): the input's store, the model
+            failed = exc.with_suffix(f"; {run.resume_hint()}")
+            failed.exit_code = RunFailed.exit_code  # what is saved stays valid: retrying can succeed
+            raise failed from exc
         failure = literal(f"{type(exc).__name__}: {one_line(exc)}")
         raise RunFailed.about_settings(f"{failure}; {run.resume_hint()}") from exc

@@ -108,9 +108,10 @@ def check_replaceable(name: str, path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode
         if Path(path).is_file() and not mode & 0o222:
-            raise ZstcError(
-                f"{name} {path} is read-only (mode {stat.S_IMODE(mode):04o}): zstc will not replace it; "
-                "make it writable or remove it"
+            raise ZstcError.about_settings(
+                f"{{{name}}} {{path}} is read-only (mode {stat.S_IMODE(mode):04o}): zstc will not replace it; "
+                "make it writable or remove it",
+                path=path,
             )
 
 
@@ -125,7 +126,8 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
     """Refuse, before any model loads, outputs that would overwrite an input or each other, or cannot be
     files (a folder, a missing folder): each of these used to surface only after all the work, or not at all.
 
-    ``inputs`` and ``outputs`` map option names (as the user typed them) to locations; None and ``-`` are skipped.
+    ``inputs`` and ``outputs`` map setting names (parameters, which a front end names its own way, see
+    :meth:`ZstcError.naming`) to locations; None and ``-`` are skipped.
     """
     earlier = [(name, path) for name, path in inputs.items() if path is not None]
     for name, path in outputs.items():
@@ -133,14 +135,18 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
             continue
         for other, other_path in earlier:
             if any(_same_location(written, other_path) for written in _written_paths(path)):
-                raise ZstcError(f"{name} {path} is also {other}: it would be overwritten; choose another path")
+                raise ZstcError.about_settings(
+                    f"{{{name}}} {{path}} is also {{{other}}}: it would be overwritten; choose another path", path=path
+                )
         if path.endswith("/"):  # a folder (or S3 "folder" key) that does not exist yet: still not a file
-            raise ZstcError(f"{name} {path} names a folder: it must be a file path")
+            raise ZstcError.about_settings(f"{{{name}}} {{path}} names a folder: it must be a file path", path=path)
         if not is_remote(path):
             if Path(path).is_dir():
-                raise ZstcError(f"{name} {path} is a folder: it must be a file path")
+                raise ZstcError.about_settings(f"{{{name}}} {{path}} is a folder: it must be a file path", path=path)
             if not Path(path).parent.is_dir():
-                raise ZstcError(f"{name} {path}: folder {str(Path(path).parent)!r} does not exist")
+                raise ZstcError.about_settings(
+                    f"{{{name}}} {{path}}: folder {{folder!r}} does not exist", path=path, folder=str(Path(path).parent)
+                )
             check_replaceable(name, path)
         earlier.append((name, path))
 
@@ -148,8 +154,10 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
 def check_single_job(source: str, target: str, errors: str | None) -> Job:
     """One input file's job, after :func:`check_outputs`; results and bad records cannot share stdout."""
     if target == STDIO and errors == STDIO:
-        raise ZstcError("OUTPUT and --errors cannot both be - (stdout): bad records would mix with the results")
-    check_outputs({"INPUT": source}, {"OUTPUT": target, "--errors": errors})
+        raise ZstcError.about_settings(
+            "{target} and {errors} cannot both be - (stdout): bad records would mix with the results"
+        )
+    check_outputs({"source": source}, {"target": target, "errors": errors})
     return Job(source, target, errors)
 
 
@@ -161,9 +169,17 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
     if inputs is None:
         return [check_single_job(source, target, errors)]
     if target == STDIO or (not is_remote(target) and Path(target).is_file()):
-        raise ZstcError(f"{source} is a folder or prefix, so OUTPUT must be a folder or prefix too, not {target!r}")
+        raise ZstcError.about_settings(
+            "{path} is a folder or prefix, so {target} must be a folder or prefix too, not {value!r}",
+            path=source,
+            value=target,
+        )
     if errors is not None and (errors == STDIO or (not is_remote(errors) and Path(errors).is_file())):
-        raise ZstcError(f"{source} is a folder or prefix, so --errors must be a folder or prefix too, not {errors!r}")
+        raise ZstcError.about_settings(
+            "{path} is a folder or prefix, so {errors} must be a folder or prefix too, not {value!r}",
+            path=source,
+            value=errors,
+        )
     jobs = [
         Job(
             _join(source, name),
@@ -175,9 +191,12 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         for name in inputs
     ]
     for job in jobs:  # an existing output may be a link to an input, or read-only, like a single file's
-        for name, path in (("OUTPUT", job.target), ("--errors", job.errors)):
+        for name, path in (("target", job.target), ("errors", job.errors)):
             if path is not None and not is_remote(path):
                 if any(_same_location(path, other.source) for other in jobs):
-                    raise ZstcError(f"{name} {path} is also an input: it would be overwritten; choose another folder")
+                    raise ZstcError.about_settings(
+                        f"{{{name}}} {{path}} is also an input: it would be overwritten; choose another folder",
+                        path=path,
+                    )
                 check_replaceable(name, path)
     return jobs

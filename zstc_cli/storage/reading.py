@@ -186,7 +186,7 @@ def replayable(source: str) -> Iterator[str]:
         try:
             yield path
         except RecordError as exc:
-            raise RecordError(source, exc.line, exc.message, exc.raw) from None
+            raise exc.at(source) from None
         except ZstcError as exc:  # "... has 150 records but ...", "...: no records": name stdin as the user did
             if path not in str(exc):
                 raise
