@@ -82,7 +82,7 @@ def full_disk(tmp_path, tweets, model) -> list[int]:
 
 def input_store_gone(tmp_path, tweets, model) -> list[int]:
     """An S3 input (a real S3 API: moto's server) whose store goes away after the first checkpoint, so that
-    reading fails part-way; 40 MB of records, more than the client's buffers hold."""
+    reading fails part-way; 80 MB of records, more than the kernel's socket buffers hold (32 + 4 MB here)."""
     import boto3
 
     port = free_port()
@@ -96,7 +96,7 @@ def input_store_gone(tmp_path, tweets, model) -> list[int]:
                               aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
         client.create_bucket(Bucket="gone")
         texts = [orjson.loads(line)["text"] for line in tweets.read_bytes().splitlines()]
-        long_texts = ({"text": texts[i % len(texts)] + " x" * 5000} for i in range(4000))  # about 10 kB each
+        long_texts = ({"text": texts[i % len(texts)] + " x" * 5000} for i in range(8000))  # about 10 kB each
         body = b"".join(orjson.dumps(row) + b"\n" for row in long_texts)
         client.put_object(Bucket="gone", Key="in.jsonl", Body=body)
         out = tmp_path / "out.jsonl"

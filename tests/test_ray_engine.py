@@ -287,6 +287,7 @@ def test_a_run_stopped_by_a_bad_record_closes_ray_datas_iterator_first(tmp_path,
     with pytest.raises(RecordError, match=r":13: ") as stopped:
         ray_run(bert_nli, src, tmp_path / "out.jsonl", workers=1, window=4)
     assert stopped.tb is not None and closed == ["closed"]  # the traceback keeps the generator: only close() ends it
+    assert stopped.value.naming(lambda setting: f"--{setting}").endswith("and --labels not given")  # from a worker
     assert not (tmp_path / "out.jsonl").exists()
 
 

@@ -22,7 +22,7 @@ from zstc_cli import classify_texts, load_scorer
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
 from zstc_cli.serving.app import Endpoint, ServeSettings, endpoint
-from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
+from zstc_cli.serving.microbatch import MicroBatcher, Overloaded, estimated_tokens
 
 LABELS = ["health", "money", "humor", "career", "family", "travel"]
 JSON = {"Content-Type": "application/json"}
@@ -72,14 +72,16 @@ class ExplodesOn(torch.nn.Module):
 
 
 class RecordingScorer(NLIScorer):
-    """Remembers how many records each scorer call got, to see which requests shared a forward pass."""
+    """Remembers the records each scorer call got, to see which requests shared a forward pass."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.calls: list[int] = []
+        self.records: list[list[Record]] = []
 
     def prepare(self, records):
         self.calls.append(len(records))
+        self.records.append(list(records))
         return super().prepare(records)
 
 
@@ -354,6 +356,28 @@ def test_a_small_request_behind_a_large_one_is_answered_first(scorer, nyr_texts)
     assert len(entering.calls) > 3 and sum(entering.calls) == len(large) + 1  # sliced, every record once
     for got, want in zip(big + little, scorer.score_records(large) + scorer.score_records(small)):
         assert abs(got - want).max() < 1e-5
+
+
+def test_slices_go_shortest_first_and_answers_keep_the_request_order(scorer, nyr_texts):
+    recording = RecordingScorer(scorer.model, scorer.tokenizer)
+    texts = [text * (1 + i % 4) for i, text in enumerate(nyr_texts[:16])]  # lengths up and down
+    records = [Record(i + 1, text, tuple(LABELS[: 2 + i % 3])) for i, text in enumerate(texts)]
+
+    async def one_request() -> list:
+        batcher = MicroBatcher(recording, slice_tokens=200, max_wait_ms=0)
+        batcher.start()
+        try:
+            return await batcher.score(records)
+        finally:
+            await batcher.close()
+
+    answer = asyncio.run(one_request())
+    assert len(recording.calls) > 2  # sliced
+    costs = [estimated_tokens(record) for call in recording.records for record in call]
+    assert costs == sorted(costs) != [estimated_tokens(record) for record in records]  # shortest first
+    for record, got in zip(records, answer):
+        (want,) = scorer.score_records([record])
+        assert got.shape == want.shape and abs(got - want).max() < 1e-5
 
 
 def test_requests_take_turns_and_a_stream_of_small_ones_cannot_starve_a_large_one(scorer, nyr_texts):

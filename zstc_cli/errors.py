@@ -37,6 +37,16 @@ class ZstcError(Exception):
         """The message with each setting named by ``name_of(parameter name)``, e.g. the CLI's flag."""
         return str(self) if self.template is None else _render(self.template, self.values, name_of)
 
+    def replacing(self: E, old: str, new: str) -> E:
+        """The same error with ``old`` replaced by ``new`` in its message and the values it shows (a
+        temporary file's path by the name the user gave), still naming its settings."""
+        if self.template is None:
+            return type(self)(str(self).replace(old, new))
+        values = {
+            key: value.replace(old, new) if isinstance(value, str) else value for key, value in self.values.items()
+        }
+        return type(self).about_settings(self.template.replace(literal(old), literal(new)), **values)
+
     def with_suffix(self: E, suffix: str) -> E:
         """The same error with ``suffix`` (a template, as :meth:`about_settings` takes) added to its message."""
         if self.template is None:
@@ -101,6 +111,13 @@ class ModelError(ZstcError):
 
 class ScoringError(ZstcError):
     """The model or device failed while scoring (not a bad record): the run stops instead of skipping."""
+
+    exit_code = 1
+
+
+class StoreFailed(ZstcError):
+    """The input's store or the network failed part-way through reading (a dropped connection, an endpoint
+    gone): running again can succeed, and a checkpointed run continues with ``--resume``."""
 
     exit_code = 1
 

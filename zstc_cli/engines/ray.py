@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -108,8 +109,8 @@ def _reader(source: str, paths: list[str], rows: int, max_chars: int | None) -> 
 class ScoreWorker:
     """A Ray Data actor: loads the model once, then validates, scores and assembles blocks of lines.
 
-    Each output row is a result line, or (``error`` set) an ``--errors`` line, in the block's order, with
-    the input file it came from (the driver writes it to that file's outputs).
+    Each output row is a result line, or (``error``: the pickled RecordError) an ``--errors`` line, in the
+    block's order, with the input file it came from (the driver writes it to that file's outputs).
     """
 
     def __init__(
@@ -134,16 +135,15 @@ class ScoreWorker:
             items.extend((str(name), item) for item in parsed)
         records = [item for _, item in items if isinstance(item, Record)]
         scores = iter(self.scorer.score_records(records) if records else [])
-        out: dict[str, list] = {"data": [], "file": [], "line": [], "error": []}
+        out: dict[str, list] = {"data": [], "file": [], "error": []}
         for name, item in items:
             out["file"].append(name)
-            out["line"].append(item.line)
-            if isinstance(item, RecordError):
+            if isinstance(item, RecordError):  # pickled whole: the driver raises it naming the CLI's flags
                 out["data"].append(error_line(item))
-                out["error"].append(item.message)
+                out["error"].append(pickle.dumps(item))
             else:
                 out["data"].append(result_line(assemble(item, next(scores), self.keep)))
-                out["error"].append("")
+                out["error"].append(b"")
         return out
 
 
@@ -375,14 +375,14 @@ def _write(batches: Iterator[pa.Table], outputs: _Outputs, progress: Callable[[i
     summary = RunSummary()
     started = time.perf_counter()
     for batch in batches:
-        columns = (batch[name].to_pylist() for name in ("data", "file", "line", "error"))
-        for data, file, line, error in zip(*columns):
+        columns = (batch[name].to_pylist() for name in ("data", "file", "error"))
+        for data, file, error in zip(*columns):
             outputs.open(file)
             if not error:
                 outputs.write(data)
                 summary.records += 1
             elif outputs.write_error is None:
-                raise RecordError(file, line, error)
+                raise pickle.loads(error)  # a RecordError this run's own workers pickled
             else:
                 outputs.write_error(data)
                 summary.errors += 1

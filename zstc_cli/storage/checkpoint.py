@@ -291,9 +291,7 @@ def _opened_run(
         if run.checkpoint is None or run.durable().line == 0:  # nothing to resume
             run.discard()
             raise
-        if isinstance(exc, ZstcError):  # not the input's fault (that is a RecordError): the input's store, the model
-            failed = exc.with_suffix(f"; {run.resume_hint()}")
-            failed.exit_code = RunFailed.exit_code  # what is saved stays valid: retrying can succeed
-            raise failed from exc
+        if isinstance(exc, ZstcError):
+            raise exc.with_suffix(f"; {run.resume_hint()}") from exc
         failure = literal(f"{type(exc).__name__}: {one_line(exc)}")
         raise RunFailed.about_settings(f"{failure}; {run.resume_hint()}") from exc

@@ -79,7 +79,7 @@ def read_error(uri: str, line: int, exc: BaseException) -> ZstcError | None:
         what = "truncated" if isinstance(exc, EOFError) else f"corrupt, or the file is not {name}-compressed"
         return RecordError(uri, line, f"reading stopped at this line: the {name} data is {what} "
                                       f"({type(exc).__name__}: {one_line(exc)})")  # fmt: skip
-    return remote_error(uri, exc) if is_remote(uri) else None
+    return remote_error(uri, exc, midway=True) if is_remote(uri) else None
 
 
 CHUNK = 1 << 16  # bytes read at a time from a line longer than this (a shorter line is one read)
@@ -190,4 +190,4 @@ def replayable(source: str) -> Iterator[str]:
         except ZstcError as exc:  # "... has 150 records but ...", "...: no records": name stdin as the user did
             if path not in str(exc):
                 raise
-            raise ZstcError(str(exc).replace(path, source)) from None
+            raise exc.replacing(path, source) from None

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from zstc_cli.errors import ZstcError
+from zstc_cli.errors import StoreFailed, ZstcError
 
 REMOTE_ERRORS: dict[str, str] = {
     "NoSuchKey": "no such key",
@@ -36,12 +36,21 @@ def error_code(exc: BaseException) -> str | None:
     return match.group(1) if match else None
 
 
-def remote_error(uri: str, exc: BaseException) -> ZstcError:
-    """One line saying what went wrong with a remote object: missing key or bucket, bad credentials..."""
-    hint = REMOTE_ERRORS.get(error_code(exc) or "")
+NEED_A_FIX = set(REMOTE_ERRORS) - {"EndpointConnectionError"}
+"""Error codes that running the same command again meets again (a missing key, bad credentials)."""
+
+
+def remote_error(uri: str, exc: BaseException, midway: bool = False) -> ZstcError:
+    """One line saying what went wrong with a remote object: missing key or bucket, bad credentials...
+
+    ``midway``: it happened part-way through reading; unless it needs a fix (:data:`NEED_A_FIX`), it is
+    then a :class:`~zstc_cli.errors.StoreFailed` (exit code 1: running again can succeed)."""
+    code = error_code(exc) or ""
+    hint = REMOTE_ERRORS.get(code)
     if hint is None:
         hint = "cannot access: " + ((str(exc).strip().splitlines() or [type(exc).__name__])[0])
-    return ZstcError(f"{uri}: {hint.format(bucket=urlparse(uri).netloc)}")
+    kind = StoreFailed if midway and code not in NEED_A_FIX else ZstcError
+    return kind(f"{uri}: {hint.format(bucket=urlparse(uri).netloc)}")
 
 
 def remote_failures() -> tuple[type[BaseException], ...]:
