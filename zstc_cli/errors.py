@@ -92,13 +92,16 @@ class RecordError(ZstcError):
     def of(cls, source: str, line: int, problem: Exception, raw: bytes | None = None) -> RecordError:
         """The error for line ``line`` of ``source``, whose problem may name settings (see :meth:`naming`)."""
         error = cls(source, line, str(problem), raw)
-        if isinstance(problem, ZstcError) and problem.template is not None:
+        if isinstance(problem, ZstcError):
             error.problem = problem
-            error.template, error.values = literal(f"{source}:{line}: ") + problem.template, problem.values
         return error
 
-    def at(self, source: str) -> RecordError:
-        """The same error, naming its input ``source`` (``-`` for a temporary copy of stdin)."""
+    def naming(self, name_of: Callable[[str], str]) -> str:
+        return f"{self.source}:{self.line}: {self.message if self.problem is None else self.problem.naming(name_of)}"
+
+    def replacing(self, old: str, new: str) -> RecordError:
+        """The same error, its input ``old`` named ``new`` (``-`` for a temporary copy of stdin)."""
+        source = new if self.source == old else self.source
         return type(self).of(source, self.line, self.problem or ValueError(self.message), self.raw)
 
     def __reduce__(self):  # pickled by its fields: Ray ships one raised in a read task back to the driver

@@ -15,6 +15,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zstc_cli.errors import ZstcError
 from zstc_cli.storage.files import STDIO, checkpoint_path, compression_of, is_remote, partial_path
@@ -102,17 +103,22 @@ def _same_location(a: str | None, b: str | None) -> bool:
     return False
 
 
+def _refused(name: str, path: str, problem: str, **values: Any) -> ZstcError:
+    """The error refusing ``path`` as the output set by ``name`` (a setting, which a front end names its
+    own way): ``problem`` follows "NAME PATH" and is an :meth:`ZstcError.about_settings` template."""
+    return ZstcError.about_settings(f"{{{name}}} {{path}}{problem}", path=path, **values)
+
+
 def check_replaceable(name: str, path: str) -> None:
     """Refuse a local output that exists read-only (no write bit in its mode): replacing it by a rename
     would succeed, even for root, and silently undo what the mode says."""
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode
         if Path(path).is_file() and not mode & 0o222:
-            raise ZstcError.about_settings(
-                f"{{{name}}} {{path}} is read-only (mode {stat.S_IMODE(mode):04o}): zstc will not replace it; "
-                "make it writable or remove it",
-                path=path,
-            )
+            raise _refused(
+                name, path, " is read-only (mode {mode}): zstc will not replace it; make it writable or remove it",
+                mode=f"{stat.S_IMODE(mode):04o}",
+            )  # fmt: skip
 
 
 def _written_paths(path: str) -> list[str]:
@@ -135,18 +141,14 @@ def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None])
             continue
         for other, other_path in earlier:
             if any(_same_location(written, other_path) for written in _written_paths(path)):
-                raise ZstcError.about_settings(
-                    f"{{{name}}} {{path}} is also {{{other}}}: it would be overwritten; choose another path", path=path
-                )
+                raise _refused(name, path, f" is also {{{other}}}: it would be overwritten; choose another path")
         if path.endswith("/"):  # a folder (or S3 "folder" key) that does not exist yet: still not a file
-            raise ZstcError.about_settings(f"{{{name}}} {{path}} names a folder: it must be a file path", path=path)
+            raise _refused(name, path, " names a folder: it must be a file path")
         if not is_remote(path):
             if Path(path).is_dir():
-                raise ZstcError.about_settings(f"{{{name}}} {{path}} is a folder: it must be a file path", path=path)
+                raise _refused(name, path, " is a folder: it must be a file path")
             if not Path(path).parent.is_dir():
-                raise ZstcError.about_settings(
-                    f"{{{name}}} {{path}}: folder {{folder!r}} does not exist", path=path, folder=str(Path(path).parent)
-                )
+                raise _refused(name, path, ": folder {folder!r} does not exist", folder=str(Path(path).parent))
             check_replaceable(name, path)
         earlier.append((name, path))
 
@@ -168,18 +170,13 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
     inputs = list_inputs(source)
     if inputs is None:
         return [check_single_job(source, target, errors)]
-    if target == STDIO or (not is_remote(target) and Path(target).is_file()):
-        raise ZstcError.about_settings(
-            "{path} is a folder or prefix, so {target} must be a folder or prefix too, not {value!r}",
-            path=source,
-            value=target,
-        )
-    if errors is not None and (errors == STDIO or (not is_remote(errors) and Path(errors).is_file())):
-        raise ZstcError.about_settings(
-            "{path} is a folder or prefix, so {errors} must be a folder or prefix too, not {value!r}",
-            path=source,
-            value=errors,
-        )
+    for name, value in (("target", target), ("errors", errors)):
+        if value is not None and (value == STDIO or (not is_remote(value) and Path(value).is_file())):
+            raise ZstcError.about_settings(
+                f"{{path}} is a folder or prefix, so {{{name}}} must be a folder or prefix too, not {{value!r}}",
+                path=source,
+                value=value,
+            )
     jobs = [
         Job(
             _join(source, name),
@@ -194,9 +191,6 @@ def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
         for name, path in (("target", job.target), ("errors", job.errors)):
             if path is not None and not is_remote(path):
                 if any(_same_location(path, other.source) for other in jobs):
-                    raise ZstcError.about_settings(
-                        f"{{{name}}} {{path}} is also an input: it would be overwritten; choose another folder",
-                        path=path,
-                    )
+                    raise _refused(name, path, " is also an input: it would be overwritten; choose another folder")
                 check_replaceable(name, path)
     return jobs

@@ -185,9 +185,7 @@ def replayable(source: str) -> Iterator[str]:
             shutil.copyfileobj(sys.stdin.buffer, copy)
         try:
             yield path
-        except RecordError as exc:
-            raise exc.at(source) from None
-        except ZstcError as exc:  # "... has 150 records but ...", "...: no records": name stdin as the user did
+        except ZstcError as exc:  # "...: no records", "FILE:LINE: ...": name stdin as the user did
             if path not in str(exc):
                 raise
             raise exc.replacing(path, source) from None
