@@ -23,9 +23,7 @@ LABELS = "health,money,humor,family,career"
 
 def readme_table() -> list[tuple[int, str]]:
     """The (code, when) rows of README's "Exit codes" table."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Exit codes") :]
-    section = section[: section.index("\n#", 1)]
+    section = (ROOT / "docs" / "exit-codes.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| (\d+) \| (.+?) \|$", section, flags=re.MULTILINE)
     assert rows, "README's exit-code table not found"
     return [(int(code), when) for code, when in rows]
