@@ -43,7 +43,7 @@ import orjson
 import torch
 from vs_pipeline import CACHE, default_model, machine  # benchmarks/ is on the path when this script runs
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.quantize import (
     Formulation,
     OnnxInt8Model,
@@ -53,6 +53,7 @@ from zstc_cli.models.quantize import (
     outside_layers,
     silenced,
 )
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.pipeline import DEFAULT_WINDOW
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ import torch
 from transformers import pipeline
 from vs_pipeline import CACHE, chosen, default_model, load_datasets  # benchmarks/ is on the path
 
-from zstc_cli import load_scorer
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.pipeline import DEFAULT_WINDOW, PAIRS_PER_RECORD, windows
 from zstc_cli.records import Record
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import ray
 import torch
 
-from zstc_cli import classify_file, load_scorer
+from zstc_cli.engines.local import classify_file
 from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import RecordDefaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders

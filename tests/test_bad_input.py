@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import read_jsonl, run_zstc
 
-from zstc_cli import load_scorer
 from zstc_cli.cli.options import flag
 from zstc_cli.errors import ZstcError, scoring_failure
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.pipeline import PAIRS_PER_RECORD, classify_stream
 from zstc_cli.records import Record
 from zstc_cli.storage.files import encode_chunk

@@ -202,7 +202,8 @@ def test_resume_refuses_a_partial_shorter_than_its_checkpoint(tmp_path, source):
 
 def test_classify_file_refuses_to_resume_with_other_labels(tmp_path, source, bert_nli):
     """The settings classify_file checkpoints include the record options, so other labels cannot resume."""
-    from zstc_cli import classify_file, load_scorer
+    from zstc_cli.engines.local import classify_file
+    from zstc_cli.models.spec import load_scorer
     from zstc_cli.records import RecordDefaults
 
     scorer = load_scorer(str(bert_nli), quiet=True).scorer

@@ -12,7 +12,8 @@ import orjson
 import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
+from zstc_cli.models.spec import load_scorer
 
 LABELS = ["health", "money", "humor", "career", "family"]
 
@@ -300,7 +301,8 @@ def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_w
 
 
 def test_python_api_takes_paths_and_label_strings_and_refuses_a_bare_text(tmp_path, bert_nli):
-    from zstc_cli import RecordDefaults, classify_file
+    from zstc_cli import RecordDefaults
+    from zstc_cli.engines.local import classify_file
 
     defaults = RecordDefaults(labels="health, money")  # split like a record's "a,b", not into characters
     assert defaults.labels == ("health", "money")

@@ -14,7 +14,8 @@ import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 from sklearn.metrics import f1_score, hamming_loss
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
+from zstc_cli.models.spec import load_scorer
 
 FIELD = "Resolution_Category"
 

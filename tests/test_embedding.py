@@ -8,7 +8,8 @@ import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 from support.models import bundled_minilm_dir
 
-from zstc_cli import classify_file, classify_texts, load_scorer
+from zstc_cli.engines.local import classify_file, classify_texts
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.pipeline import classify_stream
 from zstc_cli.records import Record, RecordDefaults
 from zstc_cli.scorers.embedding import (

@@ -9,9 +9,9 @@ import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 from support.models import build_tiny_embedder, bundled_minilm_dir
 
-from zstc_cli import load_scorer
 from zstc_cli.engines.local import classify_file, classify_texts
 from zstc_cli.errors import Interrupted
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults, parse_label_lines
 from zstc_cli.scorers.embedding import EMBEDDING_TEMPLATE, embedding_prompt
 

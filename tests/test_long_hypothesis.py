@@ -9,8 +9,9 @@ import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 from test_serve import serving, wait_ready
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record, RecordDefaults
 from zstc_cli.scorers.nli import MIN_PREMISE_TOKENS
 

@@ -9,10 +9,10 @@ import pytest
 from conftest import run_zstc
 from support.models import build_tiny_bert_nli, bundled_minilm_dir
 
-from zstc_cli import load_scorer
 from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.models import resolution as models
 from zstc_cli.models.catalog import BUNDLED_MODEL, find_known
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 
 CACHED_ID = "cross-encoder/nli-deberta-v3-small"

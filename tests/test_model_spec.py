@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 
-from zstc_cli import ModelSpec, load_scorer
+from zstc_cli import ModelSpec
 from zstc_cli.cli.options import flag
 from zstc_cli.errors import ModelError, ZstcError
+from zstc_cli.models.spec import load_scorer
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 
-from zstc_cli import classify_texts
 from zstc_cli.cli.options import flag
+from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError
 from zstc_cli.models import quantize
 from zstc_cli.models.spec import load_scorer

@@ -25,9 +25,10 @@ import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 from support.s3server import free_port
 
-from zstc_cli import classify_path, load_scorer
 from zstc_cli.cli.options import flag
+from zstc_cli.engines.local import classify_path
 from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import RecordDefaults
 from zstc_cli.storage.jobs import plan_jobs
 

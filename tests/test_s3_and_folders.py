@@ -8,8 +8,9 @@ import orjson
 import pytest
 from conftest import read_jsonl, run_zstc, write_jsonl
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.storage.jobs import Job, list_inputs, plan_jobs
 
 BUCKET = "zstc-test"

@@ -18,7 +18,8 @@ import torch
 from conftest import read_jsonl, run_zstc, write_jsonl
 from support.serving import zstc_serve
 
-from zstc_cli import classify_texts, load_scorer
+from zstc_cli.engines.local import classify_texts
+from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
 from zstc_cli.serving.app import Endpoint, ServeSettings, endpoint

@@ -6,11 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from zstc_cli import __version__
 from zstc_cli.cli.classify import classify
 from zstc_cli.cli.evaluate import evaluate
 from zstc_cli.cli.models import list_models
 from zstc_cli.cli.serve import serve
+from zstc_cli.version import __version__
 
 app = typer.Typer(
     help="Zero-shot text classification of JSON-lines files: name your categories, no training.",

@@ -17,11 +17,11 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from zstc_cli import __version__
 from zstc_cli.engines.adapt import note_line
 from zstc_cli.errors import ZstcError
 from zstc_cli.evaluation.evaluate import Evaluation
 from zstc_cli.storage.writer import open_output
+from zstc_cli.version import __version__
 
 if TYPE_CHECKING:  # models imports torch, which scoring a predictions file does not need
     from zstc_cli.models.loading import LoadedModel

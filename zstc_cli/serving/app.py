@@ -33,13 +33,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zstc_cli import __version__
 from zstc_cli.errors import ZstcError
 from zstc_cli.records import Record, RecordDefaults, parse_line, record_from_object
 from zstc_cli.results import assemble, result_line
 from zstc_cli.scorers.base import Scorer
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 from zstc_cli.serving.microbatch import MicroBatcher, Overloaded
+from zstc_cli.version import __version__
 
 log = logging.getLogger("zstc.serve")
 T = TypeVar("T")

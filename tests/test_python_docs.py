@@ -1,0 +1,37 @@
+"""docs/python.md's examples run as printed, and print what the page says they print."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import NYR
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+BLOCKS = re.findall(r"```python\n(.*?)```(?:\n\nprints\n\n```\n(.*?)```)?", DOC.read_text(), re.S)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A folder with the page's `examples/`: the labels file, and the first 200 records (the page's examples
+    read all 5,000; the first 200 exercise the same code in a fraction of the time)."""
+    root = tmp_path_factory.mktemp("python-docs")
+    (root / "examples").mkdir()
+    (root / "examples" / NYR.name).write_bytes(b"".join(NYR.read_bytes().splitlines(keepends=True)[:200]))
+    (root / "examples" / "new_years_labels.txt").write_bytes((NYR.parent / "new_years_labels.txt").read_bytes())
+    return root
+
+
+def test_the_page_has_examples():
+    assert len(BLOCKS) >= 4 and any(printed for _, printed in BLOCKS)
+
+
+@pytest.mark.parametrize(("code", "printed"), BLOCKS, ids=[f"example{i}" for i in range(1, len(BLOCKS) + 1)])
+def test_example_runs_as_printed(code, printed, workdir):
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    if printed:
+        assert result.stdout == printed
