@@ -23,6 +23,8 @@ NYR_LABELS := Career,Education/Training,Family/Friends/Relationships,Finance,Hea
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# setuptools' note on every editable install ("Editable installation... be careful with folders"): not news here
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: demo test lint
 
@@ -41,18 +43,18 @@ lint: $(VENV)/.installed-dev
 	then set -x; $(BIN)/ruff check zstc_cli tests benchmarks && $(BIN)/ruff format --check zstc_cli tests benchmarks; \
 	else echo "lint: ruff is not configured and installed here, skipped"; fi
 	@if { grep -q '^\[tool\.importlinter' pyproject.toml || [ -f .importlinter ]; } && [ -x $(BIN)/lint-imports ]; \
-	then set -x; $(BIN)/lint-imports; \
+	then set -x; $(BIN)/lint-imports --no-logo; \
 	else echo "lint: import-linter is not configured and installed here, skipped"; fi
 	@if grep -q '^\[tool\.mypy' pyproject.toml && [ -x $(BIN)/mypy ]; \
 	then set -x; $(BIN)/mypy; \
 	else echo "lint: mypy is not configured and installed here, skipped"; fi
 
 $(VENV)/.installed-offline: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[offline]"
+	$(EDITABLE_QUIET) $(PIP) install -q -e ".[offline]"
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[dev]"
+	$(EDITABLE_QUIET) $(PIP) install -q -e ".[dev]"
 	@touch $@
 
 $(VENV)/.torch:
