@@ -60,6 +60,9 @@ def test_output_that_differs_is_reported(tmp_path):
 def test_normalise_hides_timings_only():
     shown = ["speed              170.1 records/s   ", "took 12.3 s, 40 ms a batch, 1,204 rec/s", "accuracy 43.7%"]
     assert normalise(shown) == ["speed              N records/s", "took N s, N ms a batch, N rec/s", "accuracy 43.7%"]
+    scores = ['{"labels":["a","b"],"scores":[0.7051724951177739,0.2948275048822261],"id":1.5}', "F1 0.253"]
+    assert normalise(scores) == ['{"labels":["a","b"],"scores":[0.705,0.295],"id":1.5}', "F1 0.253"]
+    assert normalise(["[0.70517249,0.29482751]"]) != normalise(["[0.70617249,0.29382751]"])
 
 
 def _run_block(block: Block, tmp_path, small: int | None, compare: bool) -> None:
