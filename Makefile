@@ -27,7 +27,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # setuptools' note on every editable install ("Editable installation... be careful with folders"): not news here
 EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test lint docs
+.PHONY: demo test test-quick lint docs
 
 demo: $(VENV)/.installed-offline
 	@mkdir -p $(DEMO)
@@ -37,6 +37,10 @@ demo: $(VENV)/.installed-offline
 
 test: lint
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# The loop while working: no linters, no slow tests (whole-example runs, signals, clusters: `make test` has them).
+test-quick: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # docs/cli.md from the typer app, then the shown output of every <!-- output-checked --> block in README.md and
 # docs/ from a real run (the full New Year's example with the bundled model: a few minutes on 2 cores).
