@@ -179,7 +179,8 @@ def _classify_on_ray(
     try:
         from zstc_cli.engines.ray import RayOptions, classify_on_ray
     except ImportError as exc:
-        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
+        hint = "pip install -e '.[ray]' (from a checkout)"
+        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: {hint}") from exc
     with Progress(input, quiet=quiet, input_format=defaults.input_format) as progress:
         return classify_on_ray(
             input, output, model, defaults,
