@@ -105,7 +105,7 @@ def classify(
 
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from zstc_cli.engines.local import classify_jobs, lock_jobs
+    from zstc_cli.engines.local import check_first_record, classify_jobs, lock_jobs
     from zstc_cli.storage.checkpoint import saved_settings
     from zstc_cli.storage.jobs import plan_jobs
 
@@ -146,6 +146,8 @@ def classify(
                 if adapt.fit:
                     check_one_file(jobs)
                 with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
+                    if on_error == OnError.fail and not resume:  # a bad first record too
+                        check_first_record(jobs, defaults)
                     loaded = spec.load(quiet)
                     defaults = loaded.scorer.with_default_template(defaults)  # recorded in the checkpoint
                     if not quiet:

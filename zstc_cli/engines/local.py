@@ -8,10 +8,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from zstc_cli.errors import RecordError
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records
 from zstc_cli.records import RecordDefaults, Templates, record_from_object
 from zstc_cli.results import assemble
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
+from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.storage.locks import lock_folders, lock_outputs
 
@@ -103,6 +105,16 @@ def classify_jobs(
             total.existing_outputs += summary.existing_outputs
             total.outputs += summary.outputs
     return total
+
+
+def check_first_record(jobs: Sequence[Job], defaults: RecordDefaults) -> None:
+    """Raise the first input's first record's error, if it has one: what the input alone decides (a line
+    that does not parse, no labels anywhere, a missing text field) fails in a second, not after the model
+    has loaded. Stdin is not read ahead (what is read is gone); a file is read again by the run."""
+    if jobs and jobs[0].source != STDIO:
+        item = next(iter_records(jobs[0].source, defaults), None)
+        if isinstance(item, RecordError):
+            raise item
 
 
 def lock_jobs(jobs: Sequence[Job]) -> contextlib.AbstractContextManager[None]:
