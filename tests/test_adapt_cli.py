@@ -7,7 +7,8 @@ import signal
 import httpx
 import orjson
 import pytest
-from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import NYR, read_jsonl, write_jsonl
 from support.interrupt import checkpoint, stop_after, zstc
 from support.serving import zstc_serve
 

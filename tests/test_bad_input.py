@@ -9,7 +9,8 @@ import re
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc
+from support.cli import run_zstc
+from support.data import read_jsonl
 
 from zstc_cli.cli.options import flag
 from zstc_cli.errors import ZstcError, scoring_failure

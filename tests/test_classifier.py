@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import NYR, read_jsonl, write_jsonl
 
 import zstc_cli
 from zstc_cli import Classification, Classifier, ModelError, ZstcError

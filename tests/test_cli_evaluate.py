@@ -11,8 +11,9 @@ from collections import Counter
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
 from sklearn.metrics import f1_score, hamming_loss
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import ROOT, run_zstc
+from support.cli import run_zstc
+from support.data import ROOT
 from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, wait_until_durable, zstc
 from support.s3server import CREDENTIALS, free_port, wait_for_port
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.models import build_tiny_embedder, bundled_minilm_dir
 
 from zstc_cli.engines.local import classify_file, classify_texts

@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from test_serve import serving, wait_ready
 
 from zstc_cli.engines.local import classify_texts

@@ -7,7 +7,8 @@ import io
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc
+from support.cli import run_zstc
+from support.data import read_jsonl
 
 from zstc_cli.records import MAX_CHARS, RecordDefaults, parse_lines
 from zstc_cli.storage.reading import CHUNK, Overlong, numbered_lines

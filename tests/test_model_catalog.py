@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_zstc
+from support.cli import run_zstc
 from support.models import build_tiny_bert_nli, bundled_minilm_dir
 
 from zstc_cli.errors import ModelError, ZstcError

@@ -10,7 +10,8 @@ import sys
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli import ModelSpec
 from zstc_cli.cli.options import flag

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.cli.options import flag
 from zstc_cli.engines.local import classify_texts

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, zstc
 
 LABELS = (

@@ -6,7 +6,8 @@ import gzip
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError

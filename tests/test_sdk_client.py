@@ -16,7 +16,8 @@ import httpx
 import orjson
 import pytest
 from botocore.config import Config
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.serving import Served, zstc_serve
 from test_serve import LABELS, assert_close
 

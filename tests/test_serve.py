@@ -15,7 +15,8 @@ import httpx
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.serving import zstc_serve
 
 from zstc_cli.engines.local import classify_texts
