@@ -2,6 +2,7 @@
 #   make demo   a virtual environment (.venv) with the project and its bundled offline model, then the
 #               New Year's example classified with that model and evaluated against its gold labels
 #   make test   the development set in the same environment, the linters, then the test suite
+#   make test-quick   the quick loop while working: no linters, the tests not marked slow, on 2 workers
 # Both are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
 # (its stamp file is older). No model hub is contacted (HF_HUB_OFFLINE=1): only the package registry.
 
@@ -26,7 +27,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # setuptools' note on every editable install ("Editable installation... be careful with folders"): not news here
 EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test lint
+.PHONY: demo test test-quick lint
 
 demo: $(VENV)/.installed-offline
 	@mkdir -p $(DEMO)
@@ -36,6 +37,10 @@ demo: $(VENV)/.installed-offline
 
 test: lint
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# The slow tests (real data sets, Ray clusters, kill and resume, benchmarks) run only in `make test`.
+test-quick: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 # Each linter runs once the project configures it (pyproject.toml or its own file) and the dev set installs it.
 lint: $(VENV)/.installed-dev
