@@ -215,7 +215,10 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, nyr_slice):
     env = {"PYTHONPATH": f"{shim.parent}:{':'.join(sys.path)}"}
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--plot", tmp_path / "cm.png", env=env)
     assert result.returncode == 2
-    assert result.stderr.decode().strip() == "zstc: error: --plot needs matplotlib: pip install 'zstc-cli[plot]'"
+    assert (
+        result.stderr.decode().strip()
+        == "zstc: error: --plot needs matplotlib: pip install -e '.[plot]' (from a checkout)"
+    )
 
 
 @pytest.mark.slow

