@@ -6,7 +6,8 @@ import re
 
 import orjson
 import pytest
-from conftest import NYR, run_zstc
+from support.cli import run_zstc
+from support.data import NYR
 
 TORCH = re.compile(rb"^import time:.*\|\s+(torch|transformers)(\.|$)", re.M)
 
