@@ -11,7 +11,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.cli.progress import count_lines
 from zstc_cli.engines.local import classify_file
