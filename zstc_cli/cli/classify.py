@@ -14,6 +14,7 @@ from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
     DebugOpt,
     EngineKind,
+    InputFormatOpt,
     LabelsFieldOpt,
     LabelsOpt,
     MultiLabelOpt,
@@ -45,12 +46,16 @@ if TYPE_CHECKING:
 @adapt_options
 def classify(
     *,
-    input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
+    input: Annotated[
+        str,
+        typer.Argument(help="JSON lines, CSV, TSV, Parquet or text: a path, a folder, - for stdin, or s3://..."),
+    ],
     output: Annotated[str, typer.Argument(help="Where results go: a path, - for stdout, or s3://...")] = "-",
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = None,
+    input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
     labels_field: LabelsFieldOpt = None,
     keep: Annotated[
@@ -110,7 +115,8 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         if on_error == OnError.fail and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
-        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
+        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field,
+                                   input_format=input_format)  # fmt: skip
         defaults = replace(defaults, max_chars=max_chars or None)
         keep_fields = parse_keep(keep)
         adapt.check()
@@ -120,7 +126,7 @@ def classify(
             states: list[dict] = []
             if adapt.active:  # fitted (or read) here, on the driver; every worker scores with the same states
                 if adapt.fit:
-                    check_one_file(plan_jobs(input, output, None))
+                    check_one_file(plan_jobs(input, output, None, defaults.input_format))
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 fitted = adapting.adapted(loaded.scorer, input, defaults, adapt, window=window, quiet=quiet)
@@ -136,7 +142,7 @@ def classify(
             from zstc_cli.storage.reading import replayable
 
             with replayable(input) if adapt.fit else contextlib.nullcontext(input) as source:  # stdin spooled
-                jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early
+                jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None, defaults.input_format)
                 if adapt.fit:
                     check_one_file(jobs)
                 with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
@@ -148,7 +154,7 @@ def classify(
                         loaded.scorer, source, defaults, adapt, window=window, quiet=quiet,
                         checkpointed=saved_settings(jobs[0].target) if resume else None,
                     )  # fmt: skip
-                    with Progress(source, quiet=quiet) as progress:
+                    with Progress(source, quiet=quiet, input_format=defaults.input_format) as progress:
                         summary = classify_jobs(
                             jobs, scorer, defaults,
                             window=window, keep=keep_fields, resume=resume, progress=progress.update,
@@ -173,8 +179,9 @@ def _classify_on_ray(
     try:
         from zstc_cli.engines.ray import RayOptions, classify_on_ray
     except ImportError as exc:
-        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
-    with Progress(input, quiet=quiet) as progress:
+        hint = "pip install -e '.[ray]' (from a checkout)"
+        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: {hint}") from exc
+    with Progress(input, quiet=quiet, input_format=defaults.input_format) as progress:
         return classify_on_ray(
             input, output, model, defaults,
             options=RayOptions(address, num_workers, gpus_per_worker),
