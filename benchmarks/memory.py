@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import orjson
+from host import cpu_name  # benchmarks/ is on the path when this script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
 
@@ -83,7 +84,7 @@ def main() -> None:
     result = {
         "runs": runs, "ratio": round(ratio, 3), "bound": options.bound, "ok": ratio <= options.bound,
         "labels_per_record": options.labels, "model": "tiny BERT NLI (tests/support/models.py)" if options.model is None else model,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}",
+        "cpu": cpu_name(), "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores, no GPU, {platform.machine()}, Python {platform.python_version()}",
         "command": " ".join(["python benchmarks/memory.py", *sys.argv[1:]]),
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)

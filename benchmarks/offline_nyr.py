@@ -30,6 +30,7 @@ from pathlib import Path
 
 import orjson
 import torch
+from host import cpu_name
 from vs_pipeline import MODES, ort_version  # benchmarks/ is on the path when this script runs
 
 from zstc_cli.models.loading import cpu_has_native_bfloat16
@@ -111,7 +112,8 @@ def main() -> None:
         parser.error(f"--modes: from {', '.join(MODES)}, including none (exact mode, the reference)")
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     report: dict = {
-        "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
+        "cpu": cpu_name(),
+        "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}, {platform.machine()}, "
         f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {cpu_has_native_bfloat16()}, "
         f"int8 {detect_formulation()}), no GPU, "
         f"torch {torch.__version__}, onnxruntime {ort_version()}, {torch.get_num_threads()} threads",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ray
 import torch
+from host import cpu_name  # benchmarks/ is on the path when this script runs
 
 from zstc_cli.engines.local import classify_file
 from zstc_cli.engines.ray import ModelSpec, RayOptions, classify_on_ray
@@ -96,7 +97,7 @@ def main() -> None:
         finally:
             ray.shutdown()
 
-    machine = {"cpus": os.cpu_count(), "gpu": torch.cuda.is_available(), "platform": platform.platform(),
+    machine = {"cpus": os.cpu_count(), "cpu": cpu_name(), "gpu": torch.cuda.is_available(), "platform": platform.platform(),
                "torch": torch.__version__, "ray": ray.__version__,
                "torch_threads_local": torch.get_num_threads()}  # fmt: skip
     report = {"model": args.model or "all-MiniLM-L6-v2 + seeded NLI head", "labels": len(LABELS),
@@ -110,7 +111,7 @@ def main() -> None:
     )
     (RESULTS / "ray_workers.md").write_text(
         f"# zstc classify: local engine vs --engine ray\n\n{report['model']}, {len(LABELS)} labels per record, "
-        f"window {args.window}; {machine['cpus']} CPUs, GPU: {machine['gpu']}, torch {machine['torch']}, "
+        f"window {args.window}; {machine['cpus']} CPU cores of {machine['cpu']}, GPU: {machine['gpu']}, torch {machine['torch']}, "
         f"ray {machine['ray']}.\n\n"
         "| engine | workers | records | seconds | records/s | first results after (s) |\n"
         f"|---|---|---|---|---|---|\n{rows}\n"

@@ -48,6 +48,7 @@ import httpx
 import numpy as np
 import orjson
 import psutil
+from host import cpu_name  # benchmarks/ is on the path when this script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
 
@@ -235,14 +236,6 @@ def memory(server: Server, smalls: list[dict], sizes: list[tuple[int, int]]) -> 
     return {"baseline_mb": baseline, "requests": rows}
 
 
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def markdown(report: dict) -> str:
     lines = [f"# zstc serve load test ({report['model_label']})", "", f"{report['machine']}.", ""]
     if report["throughput"]:
@@ -347,6 +340,7 @@ def main() -> None:
                         print(orjson.dumps(mem[-1]).decode(), file=sys.stderr)
     report = {
         "model_label": label,
+        "cpu": cpu_name(),
         "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores, no GPU, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}; load average {load_at_start:.1f} at start and "
         f"{os.getloadavg()[0]:.1f} at the end (the benchmark's own server and clients included)",

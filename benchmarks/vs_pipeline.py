@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from host import cpu_name  # benchmarks/ is on the path when this script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the model builders
 
@@ -189,8 +190,6 @@ def benchmark(datasets: list[Dataset], tools: list[Tool], model: str, rounds: in
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""  # fmt: skip
     import torch
     import transformers
 
@@ -198,7 +197,7 @@ def machine() -> dict:
     from zstc_cli.models.quantize import detect_formulation
 
     return {
-        "cpus": os.cpu_count(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpus": os.cpu_count(), "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bfloat16": cpu_has_native_bfloat16(), "int8_formulation": str(detect_formulation()), "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "onnxruntime": ort_version(),

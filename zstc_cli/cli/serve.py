@@ -72,7 +72,7 @@ def serve(
         zstc serve --model ./my-nli-model --port 8080
         zstc serve --adaptation state.json   # answers with a state fitted by classify --adapt --save-adaptation
 
-        curl -H 'Content-Type: application/json' localhost:8080/invocations
+        curl -H 'Content-Type: application/json' localhost:8080/invocations \\
             -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
     """
     with user_errors(debug):
