@@ -30,7 +30,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Show the version."),
     ] = None,
 ) -> None:
     """Zero-shot text classification of JSON-lines files: name your categories, no training."""

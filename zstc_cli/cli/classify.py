@@ -13,6 +13,9 @@ import typer
 
 from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
+    INPUT,
+    OUTPUT,
+    RAY,
     DebugOpt,
     EngineKind,
     InputFormatOpt,
@@ -50,9 +53,13 @@ def classify(
     *,
     input: Annotated[
         str,
-        typer.Argument(help="JSON lines, CSV, TSV, Parquet or text: a path, a folder, - for stdin, or s3://..."),
+        typer.Argument(
+            metavar="INPUT", help="JSON lines, CSV, TSV, Parquet or text: a path, a folder, - for stdin, or s3://..."
+        ),
     ],
-    output: Annotated[str, typer.Argument(help="Where results go: a path, - for stdout, or s3://...")] = "-",
+    output: Annotated[
+        str, typer.Argument(metavar="OUTPUT", help="Where results go: a path, - for stdout, or s3://...")
+    ] = "-",
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
@@ -61,35 +68,66 @@ def classify(
     text_field: TextFieldOpt = None,
     labels_field: LabelsFieldOpt = None,
     keep: Annotated[
-        Optional[str], typer.Option(help="Input fields to copy into each output line: id,tweet_id or '*'.")
+        Optional[str],
+        typer.Option(
+            metavar="FIELDS",
+            rich_help_panel=OUTPUT,
+            help="Input fields to copy into each output line: id,tweet_id or '*'.",
+        ),
     ] = None,
     on_error: Annotated[
-        OnError, typer.Option(help="fail: stop at the first bad record; skip: log it and go on.")
+        OnError,
+        typer.Option(
+            metavar="MODE", rich_help_panel=OUTPUT, help="fail: stop at the first bad record; skip: log it and go on."
+        ),
     ] = OnError.fail,
-    errors: Annotated[Optional[str], typer.Option(help="With --on-error skip: where bad records go.")] = None,
+    errors: Annotated[
+        Optional[str],
+        typer.Option(metavar="PATH", rich_help_panel=OUTPUT, help="With --on-error skip: where bad records go."),
+    ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted run from its checkpoint (same command plus --resume).")
+        bool,
+        typer.Option(
+            metavar="",
+            rich_help_panel=OUTPUT,
+            help="Continue an interrupted run from its checkpoint (same command plus --resume).",
+        ),
     ] = False,
     window: WindowOpt = DEFAULT_WINDOW,
     max_chars: Annotated[
         int,
         typer.Option(
             min=0,
+            metavar="N",
+            rich_help_panel=INPUT,
             help="An input line longer than this, in characters, is that record's error (read in chunks, "
             "never whole); 0: no bound.",
         ),
     ] = MAX_CHARS,
     engine: Annotated[
-        EngineKind, typer.Option(help="local: in this process; ray: on a Ray cluster.")
+        EngineKind,
+        typer.Option(metavar="ENGINE", rich_help_panel=RAY, help="local: in this process; ray: on a Ray cluster."),
     ] = EngineKind.local,
     ray_address: Annotated[
         Optional[str],
-        typer.Option(help="With --engine ray: auto, host:6379 or ray://host:10001 [default: start a local Ray]."),
+        typer.Option(
+            metavar="ADDRESS",
+            rich_help_panel=RAY,
+            help="With --engine ray: auto, host:6379 or ray://host:10001 [default: start a local Ray].",
+        ),
     ] = None,
     num_workers: Annotated[
-        Optional[int], typer.Option(min=1, help="With --engine ray: model copies [default: one per CPU/GPU share].")
+        Optional[int],
+        typer.Option(
+            min=1,
+            metavar="N",
+            rich_help_panel=RAY,
+            help="With --engine ray: model copies [default: one per CPU/GPU share].",
+        ),
     ] = None,
-    gpus_per_worker: Annotated[float, typer.Option(min=0, help="With --engine ray: GPUs each worker takes.")] = 0,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0, metavar="N", rich_help_panel=RAY, help="With --engine ray: GPUs each worker takes.")
+    ] = 0,
     adapt: AdaptOptions,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,

@@ -10,6 +10,9 @@ import typer
 
 from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
+    INPUT,
+    LABELS,
+    OUTPUT,
     DebugOpt,
     InputFormatOpt,
     QuietOpt,
@@ -38,38 +41,92 @@ if TYPE_CHECKING:
 @adapt_options
 def evaluate(
     *,
-    data: Annotated[str, typer.Argument(help="Labeled data (JSON lines, CSV, TSV, Parquet): a path, -, or s3://...")],
-    label_field: Annotated[str, typer.Option(help="Field holding the gold label (or a list of labels).")],
-    report: Annotated[Optional[str], typer.Option(help="Write the full report as JSON here (path, -, s3://).")] = None,
+    data: Annotated[
+        str, typer.Argument(metavar="DATA", help="Labeled data (JSON lines, CSV, TSV, Parquet): a path, -, or s3://...")
+    ],
+    label_field: Annotated[
+        str,
+        typer.Option(
+            metavar="FIELD", rich_help_panel=INPUT, help="Field holding the gold label (or a list of labels)."
+        ),
+    ],
+    report: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="PATH", rich_help_panel=OUTPUT, help="Write the full report as JSON here (path, -, s3://)."
+        ),
+    ] = None,
     predictions: Annotated[
-        Optional[str], typer.Option(help="Write the predictions here (path, -, s3://), as classify does.")
+        Optional[str],
+        typer.Option(
+            metavar="PATH",
+            rich_help_panel=OUTPUT,
+            help="Write the predictions here (path, -, s3://), as classify does.",
+        ),
     ] = None,
     plot: Annotated[
-        Optional[str], typer.Option(help="Write a confusion-matrix PNG here (needs the plot extra).")
+        Optional[str],
+        typer.Option(
+            metavar="PATH", rich_help_panel=OUTPUT, help="Write a confusion-matrix PNG here (needs the plot extra)."
+        ),
     ] = None,
     from_: Annotated[
-        Optional[str], typer.Option("--from", help="Score this predictions file instead of classifying (no model).")
+        Optional[str],
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            rich_help_panel=INPUT,
+            help="Score this predictions file instead of classifying (no model).",
+        ),
     ] = None,
     id_field: Annotated[
-        Optional[str], typer.Option(help="Join data and --from predictions on this field instead of line order.")
+        Optional[str],
+        typer.Option(
+            metavar="FIELD",
+            rich_help_panel=INPUT,
+            help="Join data and --from predictions on this field instead of line order.",
+        ),
     ] = None,
     labels: Annotated[
-        Optional[str], typer.Option("--labels", "-l", help="Candidate labels [default: the distinct gold labels].")
+        Optional[str],
+        typer.Option(
+            "--labels",
+            "-l",
+            metavar="LABELS",
+            rich_help_panel=LABELS,
+            help="Candidate labels [default: the distinct gold labels].",
+        ),
     ] = None,
     label_map: Annotated[
-        Optional[str], typer.Option(help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.')
+        Optional[str],
+        typer.Option(
+            metavar="MAP",
+            rich_help_panel=LABELS,
+            help='Rename gold labels to candidate labels: "Gold A=label a,..." or @map.json.',
+        ),
     ] = None,
     gold_sep: Annotated[
-        Optional[str], typer.Option(help="Split string gold labels on this separator (multi-label gold).")
+        Optional[str],
+        typer.Option(
+            metavar="SEP", rich_help_panel=LABELS, help="Split string gold labels on this separator (multi-label gold)."
+        ),
     ] = None,
     threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Multi-label: a label is predicted when its score >= this.")
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="P",
+            rich_help_panel=OUTPUT,
+            help="Multi-label: a label is predicted when its score >= this.",
+        ),
     ] = 0.5,
     spec: ModelSpec,
     multi_label: Annotated[
         bool,
         typer.Option(
             "--multi-label/--single-label",
+            metavar="",
             help="Score each label on its own even for single-label gold "
             "(multi-label gold always is); records' own settings are ignored.",
         ),

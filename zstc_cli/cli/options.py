@@ -163,15 +163,37 @@ def record_defaults(
                           input_format=kind)  # fmt: skip
 
 
+# The help's panels: at 80 columns one table of every option leaves its descriptions ~18 characters wide, as
+# each panel sizes its columns to its own options; options without a panel go under "Options".
+MODEL = "Model and batching"
+LABELS = "Labels"
+INPUT = "Input"
+OUTPUT = "Output and errors"
+RAY = "Ray engine"
+ADAPT = "Adaptation"
+
 # Options shared by the commands that classify (classify, evaluate, serve), each declared once.
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id or local directory of the model.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", metavar="NAME", rich_help_panel=MODEL, help="Hub id or local directory of the model."
+    ),
+]
 
 LabelsOpt = Annotated[
-    Optional[str], typer.Option("--labels", "-l", help='Labels for records without their own: "a,b,c" or @file.')
+    Optional[str],
+    typer.Option(
+        "--labels",
+        "-l",
+        metavar="LABELS",
+        rich_help_panel=LABELS,
+        help='Labels for records without their own: "a,b,c" or @file.',
+    ),
 ]
 
 MultiLabelOpt = Annotated[
-    bool, typer.Option("--multi-label/--single-label", help="Default when a record does not say.")
+    bool,
+    typer.Option("--multi-label/--single-label", metavar="", help="Default when a record does not say."),
 ]
 
 TemplateOpt = Annotated[
@@ -179,6 +201,8 @@ TemplateOpt = Annotated[
     typer.Option(
         "--hypothesis-template",
         "-t",
+        metavar="TEXT",
+        rich_help_panel=LABELS,
         help="Hypothesis with {} for the label; repeat for several (scores combined) "
         '[default: NLI "This example is {}.", embedding "This text is about {}."].',
     ),
@@ -187,69 +211,128 @@ TemplateOpt = Annotated[
 InputFormatOpt = Annotated[
     Optional[InputFormat],
     typer.Option(
+        metavar="FORMAT",
+        rich_help_panel=INPUT,
         help="jsonl, csv/tsv (header row), parquet, or text (one text a line) "
-        "[default: from the extension; stdin: jsonl]."
+        "[default: from the extension; stdin: jsonl].",
     ),
 ]
 
-TextFieldOpt = Annotated[Optional[str], typer.Option(help="Field holding the text [default: text|inputs|sequence].")]
+TextFieldOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="FIELD", rich_help_panel=INPUT, help="Field holding the text [default: text|inputs|sequence]."
+    ),
+]
 
 LabelsFieldOpt = Annotated[
-    Optional[str], typer.Option(help="Field holding the labels [default: categories|candidate_labels].")
+    Optional[str],
+    typer.Option(
+        metavar="FIELD",
+        rich_help_panel=INPUT,
+        help="Field holding the labels [default: categories|candidate_labels].",
+    ),
 ]
 
 MaxTokensOpt = Annotated[
     Optional[int],
-    typer.Option(min=1, help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192]."),
+    typer.Option(
+        min=1,
+        metavar="N",
+        rich_help_panel=MODEL,
+        help="Token budget per batch (pairs x longest pair) [default: 2048 on CPU, else 8192].",
+    ),
 ]
 
 BatchSizeOpt = Annotated[
-    Optional[int], typer.Option(min=1, help="At most this many pairs per batch [default: 64 on CPU, else 128].")
+    Optional[int],
+    typer.Option(
+        min=1,
+        metavar="N",
+        rich_help_panel=MODEL,
+        help="At most this many pairs per batch [default: 64 on CPU, else 128].",
+    ),
 ]
 
-WindowOpt = Annotated[int, typer.Option(min=1, help="Records sorted by length together; bounds memory.")]
+WindowOpt = Annotated[
+    int,
+    typer.Option(min=1, metavar="N", rich_help_panel=MODEL, help="Records sorted by length together; bounds memory."),
+]
 
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DeviceOpt = Annotated[
+    str, typer.Option(metavar="DEVICE", rich_help_panel=MODEL, help="auto, cpu, cuda, cuda:N or mps.")
+]
 
-DtypeOpt = Annotated[Dtype, typer.Option(help="auto (float16 on CUDA, else float32), float32, float16, bfloat16.")]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        metavar="DTYPE", rich_help_panel=MODEL, help="auto (float16 on CUDA, else float32), float32, float16, bfloat16."
+    ),
+]
 
 ScorerOpt = Annotated[
     ScorerKind,
-    typer.Option(help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L)."),
+    typer.Option(
+        metavar="KIND",
+        rich_help_panel=MODEL,
+        help="auto (from the model), nli (cross-encoder, NxL passes) or embedding (bi-encoder, N+L).",
+    ),
 ]
 
 AdaptOpt = Annotated[
     bool,
     typer.Option(
-        help="Fit the scorer to a seeded sample of the input (no labels) before classifying it all; read twice."
+        metavar="",
+        rich_help_panel=ADAPT,
+        help="Fit the scorer to a seeded sample of the input (no labels) before classifying it all; read twice.",
     ),
 ]
 
 AdaptSampleOpt = Annotated[
     int,
     typer.Option(
-        min=2, help="With --adapt: records sampled to fit on (accuracy is stable from ~1000; fitting 2000 takes ~3 s)."
+        min=2,
+        metavar="N",
+        rich_help_panel=ADAPT,
+        help="With --adapt: records sampled to fit on (accuracy is stable from ~1000; fitting 2000 takes ~3 s).",
     ),
 ]
 
-SaveAdaptationOpt = Annotated[Optional[str], typer.Option(help="With --adapt: write the fitted state (JSON) here.")]
-
-AdaptationOpt = Annotated[
-    Optional[str], typer.Option(help="Score with a state saved by --save-adaptation (same model, labels, template).")
+SaveAdaptationOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="PATH", rich_help_panel=ADAPT, help="With --adapt: write the fitted state (JSON) here."),
 ]
 
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+AdaptationOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="PATH",
+        rich_help_panel=ADAPT,
+        help="Score with a state saved by --save-adaptation (same model, labels, template).",
+    ),
+]
 
-DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary on stderr.")]
+
+DebugOpt = Annotated[bool, typer.Option(metavar="", help="Show tracebacks.")]
 
 QuantizeOpt = Annotated[
     Quantize,
-    typer.Option(help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels."),
+    typer.Option(
+        metavar="KIND",
+        rich_help_panel=MODEL,
+        help="none (exact), or int8: ONNX Runtime int8, CPU only, ~1.8x faster, changes some top labels.",
+    ),
 ]
 
 ThreadsOpt = Annotated[
     Optional[int],
-    typer.Option(min=1, help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker]."),
+    typer.Option(
+        min=1,
+        metavar="N",
+        rich_help_panel=MODEL,
+        help="CPU threads of torch and ONNX Runtime [default: one per core; Ray: 1 per worker].",
+    ),
 ]
 
 # An option group: (parameter name, annotation, default) of each option, in the order build() takes them.

@@ -20,6 +20,9 @@ from zstc_cli.cli.options import (
 from zstc_cli.errors import ZstcError
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
 
+SERVER = "Server"
+LIMITS = "Request limits"
+
 if TYPE_CHECKING:
     from zstc_cli.models.spec import ModelSpec
     from zstc_cli.scorers.base import Scorer
@@ -29,37 +32,72 @@ if TYPE_CHECKING:
 def serve(
     *,
     spec: ModelSpec,
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 inside a container.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str,
+        typer.Option(metavar="HOST", rich_help_panel=SERVER, help="Address to listen on; 0.0.0.0 inside a container."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, metavar="PORT", rich_help_panel=SERVER, help="Port to listen on.")
+    ] = 8080,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = None,
     max_batch_tokens: Annotated[
         int,
         typer.Option(
-            min=1, help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens)."
+            min=1,
+            metavar="N",
+            rich_help_panel=SERVER,
+            help="Token budget of one micro-batch of requests (split into forward passes by --max-tokens).",
         ),
     ] = DEFAULT_MAX_TOKENS,
     max_wait_ms: Annotated[
-        float, typer.Option(min=0, help="How long a request waits for others to be scored with it.")
+        float,
+        typer.Option(
+            min=0,
+            metavar="MS",
+            rich_help_panel=SERVER,
+            help="How long a request waits for others to be scored with it.",
+        ),
     ] = 5.0,
-    max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting beyond this get 503 + Retry-After.")] = 256,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            min=1, metavar="N", rich_help_panel=SERVER, help="Requests waiting beyond this get 503 + Retry-After."
+        ),
+    ] = 256,
     batching: Annotated[
-        bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent requests, or score one by one.")
+        bool,
+        typer.Option(
+            "--batching/--no-batching",
+            metavar="",
+            help="Micro-batch concurrent requests, or score one by one.",
+        ),
     ] = True,
-    max_labels: Annotated[int, typer.Option(min=1, help="Most labels one record may have (else 400).")] = 100,
-    max_chars: Annotated[int, typer.Option(min=1, help="Longest text, in characters (else 400).")] = 10_000,
+    max_labels: Annotated[
+        int,
+        typer.Option(min=1, metavar="N", rich_help_panel=LIMITS, help="Most labels one record may have (else 400)."),
+    ] = 100,
+    max_chars: Annotated[
+        int, typer.Option(min=1, metavar="N", rich_help_panel=LIMITS, help="Longest text, in characters (else 400).")
+    ] = 10_000,
     max_pairs: Annotated[
         Optional[int],
         typer.Option(
             min=1,
+            metavar="N",
+            rich_help_panel=LIMITS,
             help="Most (text, label) pairs one request may ask for (else 413) "
             "[default: 64 forward passes of --batch-size pairs: 4096 on the CPU, 8192 on a GPU].",
         ),
     ] = None,
-    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (else 413).")] = 6 * 1024 * 1024,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, metavar="BYTES", rich_help_panel=LIMITS, help="Largest request body (else 413).")
+    ] = 6 * 1024 * 1024,
     adaptation: AdaptationOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="Warnings and errors only on stderr.")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Serve the model over HTTP with the hosted endpoints' contract: `GET /ping`, `POST /invocations`.
