@@ -31,25 +31,37 @@ DEFAULT_WINDOW = 512
 # cannot make a window (its tokens and padded batches) hundreds of times larger than usual.
 PAIRS_PER_RECORD = 16
 
+# The first window's size; each next one doubles, up to ``window``. A reader of stdout (``| head``, ``| jq``) gets
+# its first lines once this many records are scored, not a whole window, and scores do not depend on the split
+# (tests/test_first_lines.py compares the outputs byte for byte).
+FIRST_WINDOW = 32
+
 
 def windows(
-    items: Iterable[T], size: int, weight: Callable[[T], int] = lambda item: 0, max_weight: float = math.inf
+    items: Iterable[T],
+    size: int,
+    weight: Callable[[T], int] = lambda item: 0,
+    max_weight: float = math.inf,
+    first: int | None = None,
 ) -> Iterator[list[T]]:
     """Split a stream into consecutive lists of at most ``size`` items without reading ahead further.
 
     A list also ends as soon as the ``weight`` of its items adds up to ``max_weight`` (a single item
-    heavier than that still gets a list of its own: nothing is dropped).
+    heavier than that still gets a list of its own: nothing is dropped). With ``first``, the first list
+    holds at most ``first`` items and each next one twice as many as the one before, up to ``size``.
     """
-    if size < 1:
+    if size < 1 or (first is not None and first < 1):
         raise ValueError("window size must be at least 1")
+    limit = size if first is None else min(first, size)
     chunk: list[T] = []
     total = 0
     for item in items:
         chunk.append(item)
         total += weight(item)
-        if len(chunk) >= size or total >= max_weight:
+        if len(chunk) >= limit or total >= max_weight:
             yield chunk
             chunk, total = [], 0
+            limit = min(2 * limit, size)
     if chunk:
         yield chunk
 
@@ -149,7 +161,8 @@ def classify_stream(
     summary = RunSummary()
     started = time.perf_counter()
     weight = lambda item: len(item.labels) if isinstance(item, Record) else 0
-    chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD)
+    chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD,
+                     first=FIRST_WINDOW)  # fmt: skip
     for chunk, records, prepared in _prepared(chunks, scorer):
         scores = _score(scorer, prepared, records)
         for item in chunk:
