@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 SCORERS = ("auto", "nli", "embedding")
 
 
-SCORERS = ("auto", "nli", "embedding")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model scores, and how: the options every command and the Python API share.
@@ -68,7 +65,11 @@ class ModelSpec:
         from zstc_cli.models.loading import load_model
 
         resolved, device, dtype = self.check()
-        return load_model(self, resolved, device, dtype, quiet)
+        return load_model(
+            resolved, device, dtype, quiet,
+            scorer=self.scorer, quantize=self.quantize, threads=self.threads,
+            max_tokens=self.max_tokens, batch_size=self.batch_size,
+        )  # fmt: skip
 
 
 def load_scorer(
