@@ -2,6 +2,7 @@
 #   make demo   a virtual environment (.venv) with the project and its bundled offline model, then the
 #               New Year's example classified with that model and evaluated against its gold labels
 #   make test   the development set in the same environment, the linters, then the test suite
+#   make test-quick   the quick loop while working: no linters, the tests not marked slow, on 2 workers
 #   make docs   docs/cli.md regenerated from the app, and the docs' checked output from a real run
 # All are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
 # (its stamp file is older). No model hub is contacted (HF_HUB_OFFLINE=1): only the package registry.
@@ -40,7 +41,7 @@ test: lint
 
 # The loop while working: no linters, no slow tests (whole-example runs, signals, clusters: `make test` has them).
 test-quick: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 # docs/cli.md from the typer app, then the shown output of every <!-- output-checked --> block in README.md and
 # docs/ from a real run (the full New Year's example with the bundled model: a few minutes on 2 cores).

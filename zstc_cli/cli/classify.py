@@ -15,6 +15,7 @@ from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
     DebugOpt,
     EngineKind,
+    InputFormatOpt,
     LabelsFieldOpt,
     LabelsOpt,
     MultiLabelOpt,
@@ -47,12 +48,16 @@ if TYPE_CHECKING:
 @adapt_options
 def classify(
     *,
-    input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
+    input: Annotated[
+        str,
+        typer.Argument(help="JSON lines, CSV, TSV, Parquet or text: a path, a folder, - for stdin, or s3://..."),
+    ],
     output: Annotated[str, typer.Argument(help="Where results go: a path, - for stdout, or s3://...")] = "-",
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = None,
+    input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
     labels_field: LabelsFieldOpt = None,
     keep: Annotated[
@@ -110,7 +115,8 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         if on_error == OnError.fail and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
-        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
+        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field,
+                                   input_format=input_format)  # fmt: skip
         run = runs.ClassifyRun(
             input, output, spec, replace(defaults, max_chars=max_chars or None), window, parse_keep(keep),
             errors if on_error == OnError.skip else None, resume, engine.value, ray_address, num_workers,
@@ -122,7 +128,7 @@ def classify(
             run,
             adapt=adapter(adapt, window, quiet) if adapt.active else None,
             fits=adapt.fit,
-            progress=lambda source: progress_bar(source, quiet),
+            progress=lambda source: progress_bar(source, quiet, defaults.input_format),
             loaded=(lambda model: None) if quiet else say_model,
             quiet=quiet,
         )
@@ -138,8 +144,8 @@ def adapter(options: AdaptOptions, window: int, quiet: bool) -> Adapter:
 
 
 @contextlib.contextmanager
-def progress_bar(source: str, quiet: bool) -> Iterator[Callable[[int], object]]:
-    with Progress(source, quiet=quiet) as progress:
+def progress_bar(source: str, quiet: bool, input_format: str | None) -> Iterator[Callable[[int], object]]:
+    with Progress(source, quiet=quiet, input_format=input_format) as progress:
         yield progress.update
 
 

@@ -98,7 +98,7 @@ def _locally(
     from zstc_cli.storage.reading import replayable
 
     with replayable(run.source) if fits else contextlib.nullcontext(run.source) as source:  # stdin spooled
-        jobs = plan_jobs(source, run.target, run.errors)  # fail early
+        jobs = plan_jobs(source, run.target, run.errors, run.defaults.input_format)  # fail early
         if fits:
             check_one_file(jobs)
         with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
@@ -123,7 +123,7 @@ def _on_ray(run: ClassifyRun, adapt: Adapter | None, fits: bool, progress: Progr
     states: list[dict] = []
     if adapt is not None:
         if fits:
-            check_one_file(plan_jobs(run.source, run.target, None))
+            check_one_file(plan_jobs(run.source, run.target, None, run.defaults.input_format))
         scorer = run.model.load(quiet).scorer
         defaults = scorer.with_default_template(defaults)
         fitted: Any = adapt(scorer, run.source, defaults, None)
@@ -132,7 +132,7 @@ def _on_ray(run: ClassifyRun, adapt: Adapter | None, fits: bool, progress: Progr
         from zstc_cli.engines.ray import RayOptions, classify_on_ray
     except ImportError as exc:
         raise ZstcError.about_settings(
-            "{engine} ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'", exc=exc
+            "{engine} ray needs Ray Data ({exc}); install it with: pip install -e '.[ray]' (from a checkout)", exc=exc
         ) from exc
     with progress(run.source) as update:
         return classify_on_ray(
