@@ -90,8 +90,9 @@ class Problem(BaseModel):
     error: str
 
 
-class ModelError(BaseModel):
-    """The runtime API's error for a model that refused or failed a request (what botocore parses)."""
+class RuntimeModelError(BaseModel):
+    """The runtime API's error for a model that refused or failed a request (what botocore parses as its
+    ``ModelError``; named apart from :class:`zstc_cli.errors.ModelError`, a model that cannot load)."""
 
     Message: str
     OriginalStatusCode: int
@@ -393,7 +394,7 @@ def create_app(
     @app.post(
         "/endpoints/{endpoint_name:path}/invocations",
         openapi_extra={"requestBody": INVOCATION_BODY},
-        responses={**answered, 424: {"model": ModelError, "description": "any error of /invocations, wrapped"}},
+        responses={**answered, 424: {"model": RuntimeModelError, "description": "any error of /invocations, wrapped"}},
     )
     async def invoke_endpoint(endpoint_name: str, request: Request) -> Response:
         """The runtime API's InvokeEndpoint, as the AWS SDK sends it: ``/invocations`` for any endpoint name.
