@@ -2,7 +2,9 @@
 #   make demo   a virtual environment (.venv) with the project and its bundled offline model, then the
 #               New Year's example classified with that model and evaluated against its gold labels
 #   make test   the development set in the same environment, the linters, then the test suite
-# Both are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
+#   make test-quick   the quick loop while working: no linters, the tests not marked slow, on 2 workers
+#   make docs   docs/cli.md regenerated from the app, and the docs' checked output from a real run
+# All are idempotent: .venv is created once and each install step reruns only when pyproject.toml changes
 # (its stamp file is older). No model hub is contacted (HF_HUB_OFFLINE=1): only the package registry.
 
 PYTHON ?= python3
@@ -26,7 +28,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # setuptools' note on every editable install ("Editable installation... be careful with folders"): not news here
 EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test lint
+.PHONY: demo test test-quick lint docs
 
 demo: $(VENV)/.installed-offline
 	@mkdir -p $(DEMO)
@@ -36,6 +38,16 @@ demo: $(VENV)/.installed-offline
 
 test: lint
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# The loop while working: no linters, no slow tests (whole-example runs, signals, clusters: `make test` has them).
+test-quick: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+
+# docs/cli.md from the typer app, then the shown output of every <!-- output-checked --> block in README.md and
+# docs/ from a real run (the full New Year's example with the bundled model: a few minutes on 2 cores).
+# tests/test_cli_reference.py and tests/test_doc_commands.py fail until this is rerun after a change.
+docs: $(VENV)/.installed-dev
+	PYTHONPATH="tests$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m support.docs
 
 # Each linter runs once the project configures it (pyproject.toml or its own file) and the dev set installs it.
 lint: $(VENV)/.installed-dev

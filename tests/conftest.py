@@ -1,4 +1,4 @@
-"""Shared fixtures: small NLI models built locally (no hub), the example data, and a `zstc` runner."""
+"""Shared fixtures: small NLI models built locally (no hub) and the example data. Helpers live in ``support``."""
 
 from __future__ import annotations
 
@@ -7,19 +7,14 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/huggingface_hub read it
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from support.data import NYR
 from support.models import NLI_LABELS_ENTAILMENT_FIRST, build_tiny_bart_nli, build_tiny_bert_nli
 
 pytest_plugins = ["support.s3server"]  # the moto S3 server fixtures: s3_env, s3, s3_checking_credentials
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-NYR = EXAMPLES / "new_years_resolutions.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -50,24 +45,3 @@ def bart_nli(models_dir, nyr_texts) -> Path:
 @pytest.fixture(scope="session")
 def bert_nli_entailment_first(models_dir) -> Path:
     return build_tiny_bert_nli(models_dir / "bert-nli-ef", seed=1, label2id=NLI_LABELS_ENTAILMENT_FIRST)
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
-
-
-def run_zstc(*args: str, input: bytes | None = None, check: bool = False, cwd: Path | None = None, env=None):
-    """Run the real `zstc` console script in a subprocess and capture its output."""
-    exe = Path(sys.executable).with_name("zstc")
-    result = subprocess.run(
-        [str(exe), *map(str, args)], input=input, capture_output=True, cwd=cwd,
-        env={**os.environ, **(env or {})}, timeout=600,
-    )  # fmt: skip
-    if check and result.returncode != 0:
-        raise AssertionError(f"zstc {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr.decode()}")
-    return result

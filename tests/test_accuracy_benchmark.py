@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import NYR, ROOT, read_jsonl, write_jsonl
+from support.data import NYR, ROOT, read_jsonl, write_jsonl
 
 
 @pytest.mark.slow

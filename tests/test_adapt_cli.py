@@ -7,7 +7,8 @@ import signal
 import httpx
 import orjson
 import pytest
-from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import NYR, read_jsonl, write_jsonl
 from support.interrupt import checkpoint, stop_after, zstc
 from support.serving import zstc_serve
 
@@ -28,7 +29,7 @@ def adapted_run(tweets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("adapted")
     out, state = folder / "out.jsonl", folder / "state.json"
     args = (tweets, out, *MODEL, "--labels", LABELS, "--adapt", "--adapt-sample", "80", "--save-adaptation", state)
-    result = run_zstc("classify", *args, check=True)
+    result = invoke_zstc("classify", *args, check=True)
     return out, state, result.stderr.decode()
 
 
@@ -37,10 +38,10 @@ def test_adapt_says_the_safeguard_decision_and_is_deterministic(tweets, adapted_
     assert "zstc: adapt [Health & Fitness" in stderr and "records 80" in stderr
     assert "refinement adopted" in stderr or "refinement declined" in stderr
     again = tmp_path / "again.jsonl"
-    run_zstc("classify", tweets, again, *MODEL, "--labels", LABELS, "--adapt", "--adapt-sample", "80", check=True)
+    invoke_zstc("classify", tweets, again, *MODEL, "--labels", LABELS, "--adapt", "--adapt-sample", "80", check=True)
     assert again.read_bytes() == out.read_bytes()
     plain = tmp_path / "plain.jsonl"
-    run_zstc("classify", tweets, plain, *MODEL, "--labels", LABELS, check=True)
+    invoke_zstc("classify", tweets, plain, *MODEL, "--labels", LABELS, check=True)
     assert plain.read_bytes() != out.read_bytes()  # the calibrated scores differ from the fixed constants
 
 
@@ -50,7 +51,7 @@ def test_saved_state_round_trips_to_the_same_output(tweets, adapted_run, tmp_pat
     assert saved["format"] == "zstc-adaptation" and saved["labels"] == LABELS.split(",")
     assert saved["sample_size"] == 80 and "adopted" in saved["decision"]
     reused = tmp_path / "reused.jsonl"
-    result = run_zstc("classify", tweets, reused, *MODEL, "--labels", LABELS, "--adaptation", state, check=True)
+    result = invoke_zstc("classify", tweets, reused, *MODEL, "--labels", LABELS, "--adaptation", state, check=True)
     # the same scores; not byte-equal: the --adapt run reuses the sample's embeddings, batched apart
     for mine, theirs in zip(read_jsonl(reused), read_jsonl(out), strict=True):
         assert mine["labels"][0] == theirs["labels"][0]
@@ -69,7 +70,7 @@ def test_saved_state_round_trips_to_the_same_output(tweets, adapted_run, tmp_pat
 )
 def test_a_state_for_other_labels_or_template_is_refused(tweets, adapted_run, tmp_path, change, words):
     _, state, _ = adapted_run
-    result = run_zstc("classify", tweets, tmp_path / "o.jsonl", *MODEL, *change, "--adaptation", state)
+    result = invoke_zstc("classify", tweets, tmp_path / "o.jsonl", *MODEL, *change, "--adaptation", state)
     stderr = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and stderr[-1].startswith("zstc: error: --adaptation") and words in stderr[-1]
     assert "Traceback" not in result.stderr.decode()
@@ -78,7 +79,7 @@ def test_a_state_for_other_labels_or_template_is_refused(tweets, adapted_run, tm
 def test_a_file_that_is_no_state_is_refused(tweets, tmp_path):
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"hello": 1}')
-    result = run_zstc("classify", tweets, tmp_path / "o.jsonl", *MODEL, "--labels", LABELS, "--adaptation", bogus)
+    result = invoke_zstc("classify", tweets, tmp_path / "o.jsonl", *MODEL, "--labels", LABELS, "--adaptation", bogus)
     assert result.returncode == 2 and "not a zstc adaptation state" in result.stderr.decode()
 
 
@@ -87,12 +88,12 @@ def test_each_label_set_is_adapted_apart_and_a_small_one_is_not(tweets, tmp_path
     rows[3]["categories"] = ["yes", "no"]  # one record with a label set of its own: too few to fit
     data = write_jsonl(tmp_path / "mixed.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", data, out, *MODEL, "--labels", LABELS, "--adapt", check=True)
+    result = invoke_zstc("classify", data, out, *MODEL, "--labels", LABELS, "--adapt", check=True)
     stderr = result.stderr.decode()
     assert "adapt [yes,no]: not adapted (1 sample records for 2 labels" in stderr
     assert "adapt [Health & Fitness" in stderr and "calibrated" in stderr
     plain = tmp_path / "plain.jsonl"
-    run_zstc("classify", data, plain, *MODEL, "--labels", LABELS, check=True)
+    invoke_zstc("classify", data, plain, *MODEL, "--labels", LABELS, check=True)
     assert read_jsonl(out)[3] == read_jsonl(plain)[3]  # not adapted: the plain scores
     assert len(read_jsonl(out)) == len(rows)
 
@@ -100,13 +101,15 @@ def test_each_label_set_is_adapted_apart_and_a_small_one_is_not(tweets, tmp_path
 def test_stdin_is_spooled_and_gives_the_file_result(tweets, adapted_run):
     out, _, _ = adapted_run
     args = ("-", "-", *MODEL, "--labels", LABELS, "--adapt", "--adapt-sample", "80")
-    result = run_zstc("classify", *args, input=tweets.read_bytes(), check=True)
+    result = invoke_zstc("classify", *args, input=tweets.read_bytes(), check=True)
     assert result.stdout == out.read_bytes()
 
 
 def test_nli_scorer_adapts_at_score_level(tweets, bert_nli, tmp_path):
     out = tmp_path / "nli.jsonl"
-    result = run_zstc("classify", tweets, out, "--model", bert_nli, "--labels", "Humor,Career", "--adapt", check=True)
+    result = invoke_zstc(
+        "classify", tweets, out, "--model", bert_nli, "--labels", "Humor,Career", "--adapt", check=True
+    )
     assert "score-level adaptation only" in result.stderr.decode()
     assert len(read_jsonl(out)) == 120
 
@@ -121,18 +124,18 @@ def labeled(tmp_path, poison_last: bool = False):
 def test_evaluate_adapt_reads_no_gold_before_the_predictions_are_final(tmp_path):
     data, predictions = labeled(tmp_path, poison_last=True), tmp_path / "predictions.jsonl"
     args = ("evaluate", data, "--label-field", "topic", *MODEL, "--labels", LABELS, "--predictions", predictions)
-    blind = run_zstc(*args, "--adapt", "--adapt-sample", "40")
+    blind = invoke_zstc(*args, "--adapt", "--adapt-sample", "40")
     assert blind.returncode == 2 and "labeled.jsonl:60" in blind.stderr.decode()
     assert len(read_jsonl(predictions)) == 60  # every prediction was written before the gold field was read
     predictions.unlink()
-    plain = run_zstc(*args)  # without --adapt, gold is read first: the same error comes before any prediction
+    plain = invoke_zstc(*args)  # without --adapt, gold is read first: the same error comes before any prediction
     assert plain.returncode == 2 and "labeled.jsonl:60" in plain.stderr.decode() and not predictions.exists()
 
 
 def test_evaluate_adapt_reports_the_decision(tmp_path):
     data, report = labeled(tmp_path), tmp_path / "report.json"
     args = ("evaluate", data, "--label-field", "topic", *MODEL, "--labels", LABELS, "--report", report)
-    run_zstc(*args, "--adapt", "--adapt-sample", "40", check=True)
+    invoke_zstc(*args, "--adapt", "--adapt-sample", "40", check=True)
     adaptation = orjson.loads(report.read_bytes())["run"]["adaptation"]
     assert len(adaptation) == 1 and adaptation[0]["figures"]["records"] == 40
     assert adaptation[0]["adapted"] and isinstance(adaptation[0]["adopted"], bool) and adaptation[0]["reasons"]
@@ -146,8 +149,8 @@ def test_evaluate_adapt_without_labels_takes_only_the_candidate_set_from_the_gol
     candidates = sorted({row["topic"] for row in read_jsonl(data)})
     named, blind = tmp_path / "named.jsonl", tmp_path / "blind.jsonl"
     common = ("evaluate", data, "--label-field", "topic", *MODEL, "--adapt", "--adapt-sample", "40")
-    run_zstc(*common, "--labels", ",".join(candidates), "--predictions", named, check=True)
-    run_zstc(*common, "--predictions", blind, check=True)
+    invoke_zstc(*common, "--labels", ",".join(candidates), "--predictions", named, check=True)
+    invoke_zstc(*common, "--predictions", blind, check=True)
     assert blind.read_bytes() == named.read_bytes()
 
 
@@ -175,7 +178,12 @@ def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweet
         other = httpx.post(
             f"{served.url}/invocations", json={"inputs": first, "parameters": {"candidate_labels": "a,b"}}
         )
-    assert answer.status_code == 200 and answer.json() == read_jsonl(out)[0]  # classify --adapt's own answer
+    # classify --adapt's own answer: the same labels in order; scores equal up to float noise, as the --adapt run
+    # reuses the sample's embeddings, batched with other records, while serve embeds the record alone
+    want = read_jsonl(out)[0]
+    assert answer.status_code == 200 and answer.json()["labels"] == want["labels"]
+    assert answer.json()["sequence"] == want["sequence"]
+    assert answer.json()["scores"] == pytest.approx(want["scores"], abs=1e-5)
     assert other.status_code == 200 and sorted(other.json()["labels"]) == ["a", "b"]  # no state: plain scores
     assert served.returncode == 0 and "zstc: adapt [Health & Fitness" in served.stderr.decode()
     refused = run_zstc("serve", *MODEL, "--labels", "Humor,Career", "--adaptation", state, "--port", "0")
@@ -214,13 +222,13 @@ def test_a_state_fitted_with_label_descriptions_needs_the_same_descriptions(twee
     plain.write_text("Humor\nCareer\n")
     state = tmp_path / "state.json"
     args = ("classify", tweets, tmp_path / "out.jsonl", *MODEL, "--adapt-sample", "60")
-    run_zstc(*args, "--labels", f"@{described}", "--adapt", "--save-adaptation", state, check=True)
+    invoke_zstc(*args, "--labels", f"@{described}", "--adapt", "--save-adaptation", state, check=True)
     assert orjson.loads(state.read_bytes())["extra"]["descriptions"] == {"Humor": "jokes and funny resolutions"}
-    reused = run_zstc(
+    reused = invoke_zstc(
         "classify", tweets, tmp_path / "again.jsonl", *MODEL, "--labels", f"@{described}", "--adaptation", state
     )
     assert reused.returncode == 0, reused.stderr.decode()
-    refused = run_zstc(
+    refused = invoke_zstc(
         "classify", tweets, tmp_path / "other.jsonl", *MODEL, "--labels", f"@{plain}", "--adaptation", state
     )
     assert refused.returncode == 2 and "fitted with label descriptions" in refused.stderr.decode()
@@ -229,5 +237,5 @@ def test_a_state_fitted_with_label_descriptions_needs_the_same_descriptions(twee
 def test_evaluate_adapt_draws_the_confusion_matrix(tmp_path):
     data, plot = labeled(tmp_path), tmp_path / "confusion.png"
     args = ("evaluate", data, "--label-field", "topic", *MODEL, "--labels", LABELS, "--plot", plot)
-    run_zstc(*args, "--adapt", "--adapt-sample", "40", check=True)
+    invoke_zstc(*args, "--adapt", "--adapt-sample", "40", check=True)
     assert plot.read_bytes().startswith(b"\x89PNG")

@@ -1,4 +1,4 @@
-"""Bad input through the real `zstc` command: FILE:LINE, exit 2, no traceback; --on-error skip loses nothing."""
+"""Bad input through the `zstc` command (in-process): FILE:LINE, exit 2, no traceback; --on-error skip loses nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import re
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc
+from support.cli import invoke_zstc
+from support.data import read_jsonl
 
 from zstc_cli.cli.options import flag
 from zstc_cli.errors import ZstcError, scoring_failure
@@ -51,7 +52,9 @@ def messy_input(path):
 def test_skip_puts_every_record_in_exactly_one_file(tmp_path, bert_nli):
     src, lines = messy_input(tmp_path / "in.jsonl")
     out, bad = tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
-    result = run_zstc("classify", src, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "--window", "4")
+    result = invoke_zstc(
+        "classify", src, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "--window", "4"
+    )
     assert result.returncode == 0, result.stderr.decode()
     errors = read_jsonl(bad)
     assert [e["line"] for e in errors] == [3 * i + 2 for i in range(len(BAD))]
@@ -72,7 +75,7 @@ def test_skip_puts_every_record_in_exactly_one_file(tmp_path, bert_nli):
 def fail_run(tmp_path, model, raw: bytes, *options):
     src = tmp_path / "in.jsonl"
     src.write_bytes(GOOD + b"\n" + raw + b"\n")
-    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", model, "-q", *options)
+    result = invoke_zstc("classify", src, tmp_path / "out.jsonl", "--model", model, "-q", *options)
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     assert not (tmp_path / "out.jsonl").exists() and list(tmp_path.glob(".out.jsonl*")) == []
     (line,) = result.stderr.decode().strip().splitlines()
@@ -104,7 +107,7 @@ def corrupt_run(tmp_path, model, name: str, data: bytes, *options):
     src = tmp_path / name
     src.write_bytes(data)
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", src, out, "--model", model, "-q", "--window", "8", *options)
+    result = invoke_zstc("classify", src, out, "--model", model, "-q", "--window", "8", *options)
     assert result.returncode == 2 and b"Traceback" not in result.stderr, result.stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == [name] and result.stdout == b""
     (line,) = result.stderr.decode().strip().splitlines()
@@ -159,7 +162,7 @@ def test_corrupt_gzip_member_is_not_skipped(tmp_path, bert_nli):
 def test_corrupt_gzip_labeled_data_in_evaluate(tmp_path):
     src = tmp_path / "gold.jsonl.gz"
     src.write_bytes(GOOD + b"\n")
-    result = run_zstc("evaluate", src, "--label-field", "categories", "--from", src)
+    result = invoke_zstc("evaluate", src, "--label-field", "categories", "--from", src)
     (line,) = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {src}:1: reading stopped at this line: the gzip")
 
@@ -185,7 +188,7 @@ def test_disk_errors_and_plain_inputs_are_not_called_corrupt():
 def test_bad_options_are_one_line(tmp_path, options, message):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "a"}\n')
-    result = run_zstc("classify", src, "--model", tmp_path / "never-loaded", *options)
+    result = invoke_zstc("classify", src, "--model", tmp_path / "never-loaded", *options)
     (line,) = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
     assert result.stdout == b""
@@ -209,7 +212,7 @@ def typer_usage_error(stderr: bytes) -> str:
 def test_bad_choices_get_typers_own_error(tmp_path, option, value, choices):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "a"}\n')
-    result = run_zstc("classify", src, "--model", tmp_path / "never-loaded", option, value)
+    result = invoke_zstc("classify", src, "--model", tmp_path / "never-loaded", option, value)
     assert result.returncode == 2 and result.stdout == b""
     assert f"Invalid value for '{option}': Value error, '{value}' is not one of {choices}." in typer_usage_error(
         result.stderr
@@ -222,7 +225,7 @@ def test_long_text_truncates_and_500_labels_work(tmp_path, bert_nli):
     src.write_bytes(orjson.dumps({"text": "word " * 100_000, "categories": labels[:3]}) + b"\n"
                     + orjson.dumps({"text": "many labels", "categories": labels}) + b"\n")  # fmt: skip
     out = tmp_path / "out.jsonl"
-    run_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
+    invoke_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
     long, many = read_jsonl(out)
     assert len(long["sequence"]) == 500_000 and len(long["labels"]) == 3
     assert sorted(many["labels"]) == sorted(labels) and abs(sum(many["scores"]) - 1) < 1e-6
@@ -258,7 +261,7 @@ def test_model_failures_are_not_record_errors(tmp_path, bert_nli):
     src = tmp_path / "in.jsonl"
     src.write_bytes(GOOD + b"\n" + GOOD + b"\n")
     bad = tmp_path / "bad.jsonl"
-    result = run_zstc(
+    result = invoke_zstc(
         "classify", src, tmp_path / "out.jsonl", "--model", broken, "-q", "--on-error", "skip", "--errors", bad
     )
     assert result.returncode == 1

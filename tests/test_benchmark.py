@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 import torch
-from conftest import ROOT
+from support.data import ROOT
 
 from zstc_cli.models.quantize import detect_formulation
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import NYR, read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import NYR, read_jsonl, write_jsonl
 
 import zstc_cli
 from zstc_cli import Classification, Classifier, ModelError, ZstcError
@@ -57,7 +58,7 @@ def test_classify_file_writes_what_the_cli_writes(which, request, records, tmp_p
     summary = classifier.classify_file(records, tmp_path / "py.jsonl", labels=LABELS, multi_label=True,
                                        keep=["tweet_id"])  # fmt: skip
     assert summary.records == 40 and summary.errors == 0
-    run_zstc("classify", str(records), str(tmp_path / "cli.jsonl"), "--labels", ",".join(LABELS), "--multi-label",
+    invoke_zstc("classify", str(records), str(tmp_path / "cli.jsonl"), "--labels", ",".join(LABELS), "--multi-label",
              "--keep", "tweet_id", "--model", model, "--device", "cpu", "-q", check=True)  # fmt: skip
     py, cli = read_jsonl(tmp_path / "py.jsonl"), read_jsonl(tmp_path / "cli.jsonl")
     assert [(row["sequence"], row["tweet_id"]) for row in py] == [(row["sequence"], row["tweet_id"]) for row in cli]
@@ -80,7 +81,7 @@ def test_classify_file_skips_bad_records_into_errors(minilm, tmp_path):
 
 def test_evaluate_returns_the_report_the_cli_writes(nli, records, tmp_path):
     report = nli.evaluate(records, label_field="Resolution_Category", report=str(tmp_path / "py.json"))
-    run_zstc("evaluate", str(records), "--label-field", "Resolution_Category", "--model", nli.spec.name,
+    invoke_zstc("evaluate", str(records), "--label-field", "Resolution_Category", "--model", nli.spec.name,
              "--device", "cpu", "--report", str(tmp_path / "cli.json"), "-q", check=True)  # fmt: skip
     cli = orjson.loads((tmp_path / "cli.json").read_bytes())
     for key in ("created", "run"):

@@ -1,4 +1,4 @@
-"""The real `zstc` command in subprocesses: files, pipes, compression, order, errors."""
+"""The `zstc` command: files, pipes, compression, order, errors (in-process; real processes for the pipes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer
@@ -47,7 +48,9 @@ def assert_same(results, expected):
 def test_file_to_file_keeps_order_across_windows(tmp_path, bert_nli, mixed_rows):
     src = write_jsonl(tmp_path / "in.jsonl", mixed_rows)
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "--max-tokens", "300", "--keep", "id")
+    result = invoke_zstc(
+        "classify", src, out, "--model", bert_nli, "--window", "7", "--max-tokens", "300", "--keep", "id"
+    )
     assert result.returncode == 0, result.stderr.decode()
     results = read_jsonl(out)
     assert [r["id"] for r in results] == list(range(60))
@@ -69,7 +72,7 @@ def test_compressed_input_and_output(tmp_path, bert_nli, mixed_rows):
     src = tmp_path / "in.jsonl.gz"
     src.write_bytes(gzip.compress(b"".join(orjson.dumps(row) + b"\n" for row in mixed_rows[:20])))
     out = tmp_path / "out.jsonl.gz"
-    run_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
+    invoke_zstc("classify", src, out, "--model", bert_nli, "-q", check=True)
     results = [orjson.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
     assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
 
@@ -93,7 +96,7 @@ def test_compressions_round_trip_across_windows_and_when_empty(tmp_path, bert_nl
     src = tmp_path / f"in.jsonl{suffix}"
     src.write_bytes(module.compress(b"".join(orjson.dumps(row) + b"\n" for row in mixed_rows[:20])))
     out, bad = tmp_path / f"out.jsonl{suffix}", tmp_path / f"bad.jsonl{suffix}"
-    run_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "--on-error", "skip", "--errors", bad, "-q",
+    invoke_zstc("classify", src, out, "--model", bert_nli, "--window", "7", "--on-error", "skip", "--errors", bad, "-q",
              check=True)  # fmt: skip
     results = [orjson.loads(line) for line in module.decompress(out.read_bytes()).splitlines()]
     assert_same(results, expected_for(bert_nli, mixed_rows[:20]))
@@ -101,7 +104,7 @@ def test_compressions_round_trip_across_windows_and_when_empty(tmp_path, bert_nl
 
     empty = tmp_path / f"empty.jsonl{suffix}"
     empty.write_bytes(module.compress(b""))
-    run_zstc("classify", empty, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "-q", check=True)
+    invoke_zstc("classify", empty, out, "--model", bert_nli, "--on-error", "skip", "--errors", bad, "-q", check=True)
     assert module.decompress(out.read_bytes()) == b"" == module.decompress(bad.read_bytes())
 
 
@@ -110,7 +113,7 @@ def test_record_fields_and_multi_label_options(tmp_path, bert_nli, nyr_texts):
     rows = [{"body": text, "tags": ["health", "money", "humor"]} for text in nyr_texts[:4]]
     rows.append({"body": nyr_texts[4], "tags": ["health", "money"], "multi_label": False})
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    result = run_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
+    result = invoke_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
                       "--multi-label", "-q", check=True)  # fmt: skip
     results = [orjson.loads(line) for line in result.stdout.splitlines()]
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
@@ -119,10 +122,10 @@ def test_record_fields_and_multi_label_options(tmp_path, bert_nli, nyr_texts):
     assert_same(results, expected)
     assert sum(results[0]["scores"]) != pytest.approx(1.0) and sum(results[4]["scores"]) == pytest.approx(1.0)
 
-    single = run_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
+    single = invoke_zstc("classify", src, "-", "--model", bert_nli, "--text-field", "body", "--labels-field", "tags",
                       "--single-label", "-q", check=True)  # fmt: skip
     assert all(sum(orjson.loads(line)["scores"]) == pytest.approx(1.0) for line in single.stdout.splitlines())
-    missing = run_zstc("classify", src, "-", "--model", bert_nli, "--labels-field", "tags")
+    missing = invoke_zstc("classify", src, "-", "--model", bert_nli, "--labels-field", "tags")
     assert missing.returncode == 2 and f"{src}:1: no text field".encode() in missing.stderr
 
 
@@ -130,12 +133,12 @@ def test_bad_line_is_one_clear_error_and_leaves_no_output(tmp_path, bert_nli):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "fine", "categories": ["a"]}\n{"text": "broken", \n')
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", src, out, "--model", bert_nli)
+    result = invoke_zstc("classify", src, out, "--model", bert_nli)
     assert result.returncode == 2
     assert result.stderr.decode().strip().splitlines()[-1].startswith(f"zstc: error: {src}:2: invalid JSON")
     assert b"Traceback" not in result.stderr
     assert not out.exists() and list(tmp_path.glob(".out.jsonl*")) == []
-    debug = run_zstc("classify", src, out, "--model", bert_nli, "--debug")
+    debug = invoke_zstc("classify", src, out, "--model", bert_nli, "--debug")
     assert debug.returncode == 2 and b"Traceback" in debug.stderr
 
 
@@ -144,27 +147,29 @@ def test_labels_from_file_and_hosted_shape(tmp_path, bert_nli):
     src = write_jsonl(
         tmp_path / "in.jsonl", [{"inputs": "I will run a marathon"}, {"text": "save money", "categories": "humor"}]
     )
-    result = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", f"@{tmp_path / 'labels.txt'}", "-q")
+    result = invoke_zstc("classify", src, "-", "--model", bert_nli, "--labels", f"@{tmp_path / 'labels.txt'}", "-q")
     first, second = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert sorted(first["labels"]) == ["health", "money"] and second["labels"] == ["humor"]
 
 
 def test_missing_model_fails_fast_in_one_line(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
-    result = run_zstc("classify", src, "--model", "nobody/no-such-model")
+    result = invoke_zstc("classify", src, "--model", "nobody/no-such-model")
     assert result.returncode == 2
     (line,) = result.stderr.decode().strip().splitlines()
     assert "nobody/no-such-model" in line and "HF_HUB_OFFLINE" in line
 
 
 def test_help_and_version():
-    assert run_zstc("--version", check=True).stdout.decode().startswith("zstc ")
-    assert b"zstc classify tweets.jsonl" in run_zstc("classify", "--help", check=True).stdout
+    assert invoke_zstc("--version", check=True).stdout.decode().startswith("zstc ")
+    assert b"zstc classify tweets.jsonl" in invoke_zstc("classify", "--help", check=True).stdout
 
 
 def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "categories": ["x"]}])
-    result = run_zstc("classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "--errors", tmp_path / "bad.jsonl")
+    result = invoke_zstc(
+        "classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "--errors", tmp_path / "bad.jsonl"
+    )
     assert result.returncode == 2 and b"--errors is only written with --on-error skip" in result.stderr
 
 
@@ -223,7 +228,7 @@ def test_outputs_that_would_destroy_data_are_refused_before_any_work(tmp_path, a
     original = b'{"text": "keep me", "categories": ["a", "b"]}\n'
     for name in ("in.jsonl", ".out.jsonl.partial", "sub/in.jsonl"):
         (tmp_path / name).write_bytes(original)
-    result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
+    result = invoke_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
     (line,) = result.stderr.decode().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}")
     assert result.stdout == b"" and sorted(p.name for p in tmp_path.iterdir()) == [
@@ -265,7 +270,7 @@ def test_links_to_the_input_and_read_only_outputs_are_refused(tmp_path, args, me
     (tmp_path / "folder").mkdir()
     os.link(tmp_path / "in.jsonl", tmp_path / "folder" / "in.jsonl")
     os.link(tmp_path / "in.jsonl", tmp_path / "folder" / "in.jsonl.out")  # an output hard-linked to an input
-    result = run_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
+    result = invoke_zstc("classify", *args, "--model", "never-loaded", cwd=tmp_path)
     (line,) = result.stderr.decode().splitlines()
     assert result.returncode == 2 and line.startswith(f"zstc: error: {message}"), line
     assert (tmp_path / "in.jsonl").read_bytes() == original and (tmp_path / "ro.jsonl").read_bytes() == b"precious\n"

@@ -1,4 +1,4 @@
-"""The real `zstc evaluate` in subprocesses on New Year's resolutions, with a tiny (random) NLI model.
+"""`zstc evaluate` (in-process) on New Year's resolutions, with a tiny (random) NLI model.
 
 Scores mean nothing, so the tests check that each report agrees with the predictions it was computed from.
 """
@@ -11,8 +11,9 @@ from collections import Counter
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
 from sklearn.metrics import f1_score, hamming_loss
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer
@@ -32,7 +33,7 @@ def evaluated(nyr_slice, bert_nli, tmp_path_factory):
     src, rows = nyr_slice
     out = tmp_path_factory.mktemp("evaluated")
     paths = {name: out / name for name in ("report.json", "pred.jsonl", "cm.png")}
-    result = run_zstc(
+    result = invoke_zstc(
         "evaluate", src, "--label-field", FIELD, "--model", bert_nli, "--id-field", "id",
         "--report", paths["report.json"], "--predictions", paths["pred.jsonl"], "--plot", paths["cm.png"],
         check=True,
@@ -87,7 +88,7 @@ def test_from_scores_a_predictions_file_by_line_order_or_by_id(evaluated, nyr_sl
     rows, _, report, paths = evaluated
     src, _ = nyr_slice
     # --model names nothing loadable: scoring a predictions file must not load a model.
-    again = run_zstc(
+    again = invoke_zstc(
         "evaluate", src, "--label-field", FIELD, "--from", paths["pred.jsonl"], "--model", "nobody/none",
         "--report", tmp_path / "again.json", check=True,
     )  # fmt: skip
@@ -97,14 +98,14 @@ def test_from_scores_a_predictions_file_by_line_order_or_by_id(evaluated, nyr_sl
     shuffled = read_jsonl(paths["pred.jsonl"])
     random.Random(1).shuffle(shuffled)
     write_jsonl(tmp_path / "shuffled.jsonl", shuffled)
-    by_id = run_zstc(
+    by_id = invoke_zstc(
         "evaluate", src, "--label-field", FIELD, "--from", tmp_path / "shuffled.jsonl", "--id-field", "id",
         "--report", tmp_path / "by_id.json", check=True,
     )  # fmt: skip
     assert by_id.returncode == 0
     assert orjson.loads((tmp_path / "by_id.json").read_bytes())["metrics"] == report["metrics"]
 
-    wrong = run_zstc("evaluate", src, "--label-field", FIELD, "--from", tmp_path / "shuffled.jsonl")
+    wrong = invoke_zstc("evaluate", src, "--label-field", FIELD, "--from", tmp_path / "shuffled.jsonl")
     assert wrong.returncode == 2
     (line,) = wrong.stderr.decode().strip().splitlines()
     assert line.startswith(f"zstc: error: {tmp_path / 'shuffled.jsonl'}:1: sequence differs") and "--id-field" in line
@@ -114,7 +115,7 @@ def test_stdin_label_map_and_predictions_on_stdout(nyr_slice, bert_nli, tmp_path
     src, rows = nyr_slice
     mapping = {"Health & Fitness": "health and fitness", "Humor": "a joke", "Nope": "never used"}
     (tmp_path / "map.json").write_bytes(orjson.dumps(mapping))
-    result = run_zstc(
+    result = invoke_zstc(
         "evaluate", "-", "--label-field", FIELD, "--model", bert_nli, "--label-map", f"@{tmp_path / 'map.json'}",
         "--predictions", "-", "--report", tmp_path / "r.json", "-t", "This tweet is about {}.",
         input=src.read_bytes(), check=True,
@@ -142,7 +143,7 @@ def test_multi_label_gold_lists(nyr_slice, bert_nli, tmp_path):
         for i, row in enumerate(rows[:30])
     ]
     src = write_jsonl(tmp_path / "multi.jsonl", data)
-    run_zstc(
+    invoke_zstc(
         "evaluate", src, "--label-field", "gold", "--model", bert_nli, "--threshold", "0.4",
         "--predictions", tmp_path / "p.jsonl", "--report", tmp_path / "r.json", check=True,
     )  # fmt: skip
@@ -167,7 +168,7 @@ def test_gold_sep_and_label_map_on_a_known_predictions_file(tmp_path):
             {"labels": ["money", "fun", "health"], "scores": [0.7, 0.2, 0.1]},
         ],
     )
-    run_zstc(
+    invoke_zstc(
         "evaluate", src, "--label-field", "tags", "--gold-sep", "|", "--label-map", "Money=money,Health=health,Fun=fun",
         "--from", pred, "--report", tmp_path / "r.json", check=True,
     )  # fmt: skip
@@ -181,12 +182,12 @@ def test_mixed_gold_shapes_are_refused_unless_multi_label_is_asked(tmp_path):
     """One `[]` among string golds does not switch the report to multi-label: it is a FILE:LINE error."""
     src = write_jsonl(tmp_path / "d.jsonl", [{"text": "one", "y": "money"}, {"text": "two", "y": []}])
     pred = write_jsonl(tmp_path / "p.jsonl", [{"labels": ["money"], "scores": [0.9]}] * 2)
-    refused = run_zstc("evaluate", src, "--label-field", "y", "--from", pred)
+    refused = invoke_zstc("evaluate", src, "--label-field", "y", "--from", pred)
     assert refused.returncode == 2 and refused.stderr.decode().splitlines() == [
         f"zstc: error: {src}:2: 'y' is a list of labels but on line 1 it is one label; mixed gold shapes: pass "
         "--multi-label to read every gold value as a set of labels (or --gold-sep to split strings)"
     ]
-    asked = run_zstc("evaluate", src, "--label-field", "y", "--from", pred, "--multi-label", "--report", "-")
+    asked = invoke_zstc("evaluate", src, "--label-field", "y", "--from", pred, "--multi-label", "--report", "-")
     assert asked.returncode == 0, asked.stderr.decode()
     assert orjson.loads(asked.stdout)["metrics"]["subset_accuracy"] == 0.5  # {money} right, {} predicted {money}
 
@@ -196,13 +197,13 @@ def test_bad_gold_field_is_a_file_line_error_before_any_model_loads(nyr_slice, t
     bad = [rows[0], rows[1], {"text": "no gold here"}, rows[3]]
     src = write_jsonl(tmp_path / "bad.jsonl", bad)
     report = tmp_path / "r.json"
-    result = run_zstc("evaluate", src, "--label-field", FIELD, "--model", "nobody/none", "--report", report)
+    result = invoke_zstc("evaluate", src, "--label-field", FIELD, "--model", "nobody/none", "--report", report)
     assert result.returncode == 2
     (line,) = result.stderr.decode().strip().splitlines()
     assert line == f"zstc: error: {src}:3: no {FIELD!r} field (the --label-field)"
     assert not report.exists()
     write_jsonl(src, [rows[0], {"text": "x", FIELD: 7}])
-    result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", src, input=src.read_bytes())
+    result = invoke_zstc("evaluate", "-", "--label-field", FIELD, "--from", src, input=src.read_bytes())
     assert result.stderr.decode().strip() == f"zstc: error: -:2: {FIELD!r} must be a label or a list of labels, got 7"
 
 
@@ -214,7 +215,10 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, nyr_slice):
     env = {"PYTHONPATH": f"{shim.parent}:{':'.join(sys.path)}"}
     result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--plot", tmp_path / "cm.png", env=env)
     assert result.returncode == 2
-    assert result.stderr.decode().strip() == "zstc: error: --plot needs matplotlib: pip install 'zstc-cli[plot]'"
+    assert (
+        result.stderr.decode().strip()
+        == "zstc: error: --plot needs matplotlib: pip install -e '.[plot]' (from a checkout)"
+    )
 
 
 @pytest.mark.slow
@@ -255,7 +259,7 @@ def test_record_label_fields_cannot_leak_the_gold_answer(nyr_slice, bert_nli, tm
         for row in rows[:12]
     ]
     src = write_jsonl(tmp_path / "leaky.jsonl", leaky)
-    run_zstc(
+    invoke_zstc(
         "evaluate", src, "--label-field", "categories", "--model", bert_nli, "--labels", "Humor,Career,Finance",
         "--predictions", tmp_path / "p.jsonl", "--report", tmp_path / "r.json", "-q", check=True,
     )  # fmt: skip
@@ -286,7 +290,7 @@ def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(ny
     (tmp_path / "sub").mkdir()
     for name in ("data.jsonl", "pred.jsonl"):
         (tmp_path / name).write_bytes(src.read_bytes())
-    result = run_zstc(
+    result = invoke_zstc(
         "evaluate", "data.jsonl", "--label-field", FIELD, "--model", "never-loaded", *options, cwd=tmp_path
     )
     (line,) = result.stderr.decode().splitlines()
@@ -297,13 +301,13 @@ def test_outputs_that_would_overwrite_data_are_refused_before_the_model_loads(ny
 
 def test_only_one_output_may_go_to_stdout(nyr_slice, tmp_path):
     src, _ = nyr_slice
-    result = run_zstc("evaluate", "-", "--label-field", FIELD, "--from", "-", input=src.read_bytes())
+    result = invoke_zstc("evaluate", "-", "--label-field", FIELD, "--from", "-", input=src.read_bytes())
     assert result.returncode == 2 and result.stderr == b"zstc: error: DATA and --from cannot both be - (stdin)\n"
-    empty = run_zstc("evaluate", "-", "--label-field", FIELD, "--model", "never-loaded", input=b"")
+    empty = invoke_zstc("evaluate", "-", "--label-field", FIELD, "--model", "never-loaded", input=b"")
     assert empty.returncode == 2 and empty.stderr == b"zstc: error: -: no records\n"  # not stdin's temporary copy
-    result = run_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")
+    result = invoke_zstc("evaluate", src, "--label-field", FIELD, "--report", "-", "--plot", "-", "--model", "x/y")
     assert result.returncode == 2 and b"--report and --plot cannot all be - (stdout)" in result.stderr
-    result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")
+    result = invoke_zstc("evaluate", src, "--label-field", FIELD, "--from", src, "--predictions", tmp_path / "p")
     assert result.returncode == 2 and b"with --from there is nothing to write" in result.stderr
 
 
@@ -314,7 +318,7 @@ def classified_over_all(nyr_rows, nyr_slice, bert_nli, tmp_path_factory):
     labels = sorted({row[FIELD] for row in nyr_rows})
     assert len(labels) == 10 and {row[FIELD] for row in rows} < set(labels)
     out = tmp_path_factory.mktemp("all") / "p60.jsonl"
-    run_zstc("classify", src, out, "--model", bert_nli, "--labels", ",".join(labels), "-q", check=True)
+    invoke_zstc("classify", src, out, "--model", bert_nli, "--labels", ",".join(labels), "-q", check=True)
     return labels, out
 
 
@@ -330,7 +334,7 @@ def test_from_predictions_over_other_labels_is_a_file_line_error(nyr_slice, clas
         (["-l", ",".join([*labels, "Astrology"])], "11 candidate labels (missing: 'Astrology')"),
     ]
     for args, problem in cases:
-        result = run_zstc("evaluate", src, "--label-field", FIELD, "--from", pred, *args, "--report", tmp_path / "r")
+        result = invoke_zstc("evaluate", src, "--label-field", FIELD, "--from", pred, *args, "--report", tmp_path / "r")
         assert result.returncode == 2 and result.stdout == b""
         *warnings, line = result.stderr.decode().strip().splitlines()  # warnings about the gold come first
         assert all(w.startswith("zstc: warning: gold labels that are not candidate labels") for w in warnings)
@@ -347,7 +351,7 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
     src, rows = nyr_slice
     labels, pred = classified_over_all
     gold = [row[FIELD] for row in rows]
-    run = run_zstc(
+    run = invoke_zstc(
         "evaluate", src, "--label-field", FIELD, "--from", pred, "-l", ",".join(labels[::-1]),
         "--report", tmp_path / "all.json", check=True,
     )  # fmt: skip
@@ -364,7 +368,7 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
     two = ["Career", "Humor"]
     cut = [{"labels": [l for l in p["labels"] if l in two], "scores": [0.6, 0.4]} for p in read_jsonl(pred)]
     write_jsonl(tmp_path / "p2.jsonl", cut)
-    run = run_zstc(
+    run = invoke_zstc(
         "evaluate", src, "--label-field", FIELD, "--from", tmp_path / "p2.jsonl", "-l", "Humor,Career",
         "--report", tmp_path / "two.json", check=True,
     )  # fmt: skip
@@ -387,5 +391,5 @@ def test_from_with_its_own_labels_the_warning_table_and_report_agree(nyr_slice, 
 
 
 def test_a_folder_as_data_is_named_as_a_folder(tmp_path):
-    result = run_zstc("evaluate", tmp_path, "--label-field", FIELD, "--model", "never-loaded")
+    result = invoke_zstc("evaluate", tmp_path, "--label-field", FIELD, "--model", "never-loaded")
     assert result.returncode == 2 and result.stderr.decode() == f"zstc: error: {tmp_path}: a folder, not a file\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import read_jsonl, write_jsonl
 from support.models import bundled_minilm_dir
 
 from zstc_cli.engines.local import classify_file, classify_texts
@@ -127,7 +128,9 @@ def test_results_equal_across_batch_sizes_windows_and_token_budgets(tmp_path, ny
 def test_zstc_classify_with_the_bundled_model(tmp_path, nyr_rows, minilm):
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": row["text"]} for i, row in enumerate(nyr_rows[:50])])
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", src, out, "--model", "all-MiniLM-L6-v2", "--labels", ",".join(LABELS), "--keep", "id")
+    result = invoke_zstc(
+        "classify", src, out, "--model", "all-MiniLM-L6-v2", "--labels", ",".join(LABELS), "--keep", "id"
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert b"all-MiniLM-L6-v2 (bundled, embedding scorer, cpu float32)" in result.stderr
     results = read_jsonl(out)

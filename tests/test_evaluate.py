@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_jsonl
+from support.data import write_jsonl
 
 from zstc_cli.evaluation.evaluate import evaluate_predictions
 from zstc_cli.evaluation.gold import read_gold

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import orjson
-from conftest import NYR, read_jsonl, write_jsonl
+from support.data import NYR, read_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from zstc_cli.cli.app import app

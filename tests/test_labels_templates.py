@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import read_jsonl, write_jsonl
 from support.models import build_tiny_embedder, bundled_minilm_dir
 
 from zstc_cli.engines.local import classify_file, classify_texts
@@ -59,7 +60,7 @@ def test_a_malformed_label_line_names_file_and_line(lines, message):
 def test_cli_reports_a_malformed_label_file_in_one_line(tmp_path, bert_nli):
     (tmp_path / "labels.txt").write_text("health: fitness\nmoney:\n")
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS])
-    done = run_zstc("classify", str(src), "-", "--labels", f"@{tmp_path / 'labels.txt'}", "--model", str(bert_nli))
+    done = invoke_zstc("classify", str(src), "-", "--labels", f"@{tmp_path / 'labels.txt'}", "--model", str(bert_nli))
     assert done.returncode == 2 and done.stdout == b""
     assert done.stderr.decode().strip().splitlines() == [
         f"zstc: error: {tmp_path / 'labels.txt'}:2: 'money:' ends with ':' but has no description "
@@ -88,14 +89,14 @@ def test_classify_and_evaluate_read_descriptions_from_the_label_file(tmp_path, b
     rows = [{"text": text, "gold": gold} for text, gold in zip(TEXTS, LABELS)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    run_zstc("classify", str(src), str(out), "-l", f"@{tmp_path / 'labels.txt'}", "-m", str(bert_nli), check=True)
+    invoke_zstc("classify", str(src), str(out), "-l", f"@{tmp_path / 'labels.txt'}", "-m", str(bert_nli), check=True)
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     expected = classify_texts(scorer, TEXTS, LABELS, descriptions=DESCRIPTIONS)
     assert [{k: r[k] for k in ("labels", "scores")} for r in read_jsonl(out)] == [
         {k: r[k] for k in ("labels", "scores")} for r in expected
     ]
     report = tmp_path / "report.json"
-    run_zstc("evaluate", str(src), "--label-field", "gold", "-l", f"@{tmp_path / 'labels.txt'}",
+    invoke_zstc("evaluate", str(src), "--label-field", "gold", "-l", f"@{tmp_path / 'labels.txt'}",
              "-m", str(bert_nli), "--report", str(report), "-q", check=True)  # fmt: skip
     result = orjson.loads(report.read_bytes())
     assert result["run"]["label_descriptions"] == DESCRIPTIONS
@@ -134,7 +135,7 @@ def test_embedding_several_templates_use_the_renormalised_mean_hypothesis_vector
 def test_repeated_t_on_the_command_line_equals_the_api(tmp_path, bert_nli, nli):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS])
     flags = [arg for template in TEMPLATES[:2] for arg in ("-t", template)]
-    done = run_zstc("classify", str(src), "-", "-l", ",".join(LABELS), "-m", str(bert_nli), "-q", *flags, check=True)
+    done = invoke_zstc("classify", str(src), "-", "-l", ",".join(LABELS), "-m", str(bert_nli), "-q", *flags, check=True)
     got = [orjson.loads(line) for line in done.stdout.splitlines()]
     assert got == classify_texts(nli, TEXTS, LABELS, template=TEMPLATES[:2])
 
@@ -180,7 +181,7 @@ def test_resuming_a_checkpoint_made_with_another_default_template_is_refused(tmp
     with pytest.raises(Interrupted):  # as an older zstc, whose embedding default was the NLI one, would stop
         classify_file(str(src), str(out), scorer, RecordDefaults(("a", "b"), template=DEFAULT_TEMPLATE), window=2,
                       progress=stop)  # fmt: skip
-    done = run_zstc(*common, "--resume")
+    done = invoke_zstc(*common, "--resume")
     assert done.returncode == 2
     assert "--hypothesis-template" in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1
 
@@ -240,6 +241,6 @@ def test_e5_is_recognised_by_a_name_part(name, prompt):
 
 
 def test_zstc_models_lists_the_strong_embedders():
-    listing = run_zstc("models", check=True).stdout.decode()
+    listing = invoke_zstc("models", check=True).stdout.decode()
     for name in ("intfloat/e5-base-v2", "Alibaba-NLP/gte-base-en-v1.5", "BAAI/bge-base-en-v1.5"):
         assert name in listing

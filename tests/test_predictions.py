@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import write_jsonl
+from support.data import write_jsonl
 
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.evaluation.evaluate import evaluate_predictions

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NYR
+from support.data import NYR
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 BLOCKS = re.findall(r"```python\n(.*?)```(?:\n\nprints\n\n```\n(.*?)```)?", DOC.read_text(), re.S)

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.cli.options import flag
 from zstc_cli.engines.local import classify_texts
@@ -224,11 +225,11 @@ def assert_int8_scores(rows: list[dict], model: str, texts: list[str]) -> None:
 def test_cli_quantize_int8_and_bad_mode(bert_nli, cache, tmp_path, nyr_texts):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in nyr_texts[:20]])
     out = tmp_path / "out.jsonl"
-    done = run_zstc("classify", source, out, "-m", bert_nli, "-l", ",".join(LABELS), "--quantize", "int8",
+    done = invoke_zstc("classify", source, out, "-m", bert_nli, "-l", ",".join(LABELS), "--quantize", "int8",
                     "--device", "cpu", env={"ZSTC_CACHE": str(cache)}, check=True)  # fmt: skip
     assert f"nli scorer, cpu int8 {quantize.detect_formulation()})".encode() in done.stderr
     assert_int8_scores(read_jsonl(out), str(bert_nli), nyr_texts[:20])
-    bad = run_zstc("classify", source, out, "-m", bert_nli, "-l", "a,b", "--quantize", "int4")
+    bad = invoke_zstc("classify", source, out, "-m", bert_nli, "-l", "a,b", "--quantize", "int4")
     message = " ".join(bad.stderr.decode().translate(str.maketrans("│╭╮╰╯─", "      ")).split())  # typer's box undone
     assert (
         bad.returncode == 2
@@ -255,7 +256,7 @@ def test_int8_embeddings_follow_exact_mode(cache, nyr_texts):
 def test_cli_embedding_model_quantize_int8(cache, tmp_path, nyr_texts):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in nyr_texts[:20]])
     out = tmp_path / "out.jsonl"
-    done = run_zstc("classify", source, out, "--model", "all-MiniLM-L6-v2", "-l", ",".join(LABELS), "--quantize",
+    done = invoke_zstc("classify", source, out, "--model", "all-MiniLM-L6-v2", "-l", ",".join(LABELS), "--quantize",
                     "int8", "--device", "cpu", env={"ZSTC_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}, check=True)  # fmt: skip
     assert f"embedding scorer, cpu int8 {quantize.detect_formulation()})".encode() in done.stderr
     rows = read_jsonl(out)

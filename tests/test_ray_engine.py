@@ -22,7 +22,8 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.s3server import free_port
 
 from zstc_cli.cli.options import flag

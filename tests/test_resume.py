@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, zstc
 
 LABELS = (
@@ -92,10 +93,10 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resumes(tmp_path, messy_input, bert
     assert message.startswith("zstc: interrupted; ") and "rerun the same command with --resume" in message
     assert "Traceback" not in message and not out.exists()
 
-    changed = run_zstc(*options(messy_input, out, bad, bert_nli, "--max-tokens", "512"), "--resume")
+    changed = invoke_zstc(*options(messy_input, out, bad, bert_nli, "--max-tokens", "512"), "--resume")
     assert changed.returncode == 2 and b"cannot resume: the options (--max-tokens) changed" in changed.stderr
     other_labels = [("Humor,Career" if arg == LABELS else arg) for arg in args]
-    changed = run_zstc(*other_labels, "--resume")
+    changed = invoke_zstc(*other_labels, "--resume")
     assert changed.returncode == 2 and b"cannot resume: the options (--labels) changed" in changed.stderr
 
     resumed = run_zstc(*args, "--resume", env={"OMP_NUM_THREADS": "1"})
@@ -103,13 +104,13 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resumes(tmp_path, messy_input, bert
     assert f"({state['records']} from the interrupted run)".encode() in resumed.stderr
     assert_same_files(out, bad, clean_runs["jsonl"])
 
-    done = run_zstc(*args, "--resume")
+    done = invoke_zstc(*args, "--resume")
     assert done.returncode == 0 and b"nothing to resume" in done.stderr
     assert_same_files(out, bad, clean_runs["jsonl"])
 
 
 def test_resume_needs_a_file_input(tmp_path, bert_nli):
-    result = run_zstc("classify", "-", tmp_path / "out.jsonl", "--model", bert_nli, "--labels", "a,b", "--resume",
+    result = invoke_zstc("classify", "-", tmp_path / "out.jsonl", "--model", bert_nli, "--labels", "a,b", "--resume",
                       input=b'{"text": "x"}\n')  # fmt: skip
     assert result.returncode == 2 and b"--resume needs a file or S3 INPUT" in result.stderr
 
@@ -169,13 +170,13 @@ def test_resume_after_a_kill_between_the_renames_says_only_what_it_did(tmp_path,
     assert killed.returncode == 9, killed.stderr.decode()
     assert bad.exists() and not out.exists()
 
-    resumed = run_zstc(*args, "--resume", check=True).stderr.decode()
+    resumed = invoke_zstc(*args, "--resume", check=True).stderr.decode()
     assert resumed.count(f"zstc: the interrupted run had finished; renamed its partial output onto {out}\n") == 1
     assert "nothing to resume" not in resumed
     assert f"zstc: 5 records (5 from the interrupted run) in 0.0 s (0.0 records/s), 1 bad records in {bad}" in resumed
     assert len(read_jsonl(out)) == 5 and len(read_jsonl(bad)) == 1
 
-    again = run_zstc(*args, "--resume", check=True).stderr.decode()
+    again = invoke_zstc(*args, "--resume", check=True).stderr.decode()
     assert again.count("nothing to resume") == 1 and "interrupted run" not in again
     assert "records" not in again  # no summary: a "0 records" line would read as an empty input
 
@@ -188,18 +189,18 @@ def test_resume_of_a_folder_leaves_complete_outputs_alone_and_does_the_rest(tmp_
     for i, name in enumerate("abc"):
         write_jsonl(folder / f"{name}.jsonl", [{"text": row["text"]} for row in nyr_rows[i * 4 : i * 4 + 4]])
     args = ["classify", str(folder), str(out), "-m", str(bert_nli), "-l", "health,money"]
-    run_zstc(*args, "-q", check=True)
+    invoke_zstc(*args, "-q", check=True)
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
     (out / "c.jsonl.out").unlink()  # as if the run had stopped in c.jsonl
 
-    resumed = run_zstc(*args, "--resume", check=True).stderr.decode()
+    resumed = invoke_zstc(*args, "--resume", check=True).stderr.decode()
     assert resumed.count("no unfinished run was found: nothing to resume") == 2
     assert "zstc: 4 records in " in resumed and resumed.rstrip().endswith(f"-> {out}; 2 outputs were already complete")
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
     assert after["a.jsonl.out"] == before["a.jsonl.out"] and after["b.jsonl.out"] == before["b.jsonl.out"]
     assert after["c.jsonl.out"][1] == before["c.jsonl.out"][1]
 
-    again = run_zstc(*args, "--resume", check=True).stderr.decode()
+    again = invoke_zstc(*args, "--resume", check=True).stderr.decode()
     assert again.count("nothing to resume") == 3 and "records" not in again  # all complete: no summary
 
 

@@ -1,4 +1,7 @@
-"""S3 through a real S3 API (moto server mode on 127.0.0.1) and local folders, via the real `zstc` command."""
+"""S3 through a real S3 API (moto server mode on 127.0.0.1) and local folders, via the `zstc` command.
+
+The S3 runs are real processes: boto3's default session caches the credentials it first resolves, for the
+life of the process, so in-process runs would not see each test's own (or bad) credentials."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import gzip
 
 import orjson
 import pytest
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError
@@ -109,7 +113,7 @@ def test_local_folder_to_folder(tmp_path, bert_nli):
     write_jsonl(tmp_path / "in" / "b.jsonl", ROWS[2:])
     (tmp_path / "in" / "sub" / "a.jsonl.gz").write_bytes(gzip.compress(jsonl(ROWS[:2])))
     (tmp_path / "in" / "notes.md").write_text("ignored")
-    result = run_zstc("classify", tmp_path / "in", tmp_path / "out", "--model", bert_nli, "--keep", "id")
+    result = invoke_zstc("classify", tmp_path / "in", tmp_path / "out", "--model", bert_nli, "--keep", "id")
     assert result.returncode == 0, result.stderr.decode()
     outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
     assert outputs == ["b.jsonl.out", "sub", "sub/a.jsonl.out.gz"]
@@ -118,7 +122,7 @@ def test_local_folder_to_folder(tmp_path, bert_nli):
         row["id"] for row in lines(gzip.decompress((tmp_path / "out" / "sub" / "a.jsonl.out.gz").read_bytes()))
     ] == [0, 1]
     assert b"7 records" in result.stderr
-    to_stdout = run_zstc("classify", tmp_path / "in", "-", "--model", bert_nli)
+    to_stdout = invoke_zstc("classify", tmp_path / "in", "-", "--model", bert_nli)
     assert to_stdout.returncode == 2 and b"OUTPUT must be a folder or prefix too" in to_stdout.stderr
 
 
@@ -141,5 +145,5 @@ def test_list_inputs_of_a_local_folder_and_an_s3_prefix_agree(tmp_path, s3):
     assert plan_jobs(str(tmp_path / "c.txt"), "out.jsonl") == [Job(str(tmp_path / "c.txt"), "out.jsonl")]
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / ".hidden.jsonl").write_bytes(b"")
-    with pytest.raises(ZstcError, match="no \\*.jsonl files"):
+    with pytest.raises(ZstcError, match=r"no \*\.jsonl, \*\.csv, \*\.tsv, \*\.parquet files"):
         list_inputs(str(tmp_path / "none"))

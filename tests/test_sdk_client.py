@@ -16,7 +16,8 @@ import httpx
 import orjson
 import pytest
 from botocore.config import Config
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc
+from support.data import read_jsonl, write_jsonl
 from support.serving import Served, zstc_serve
 from test_serve import LABELS, assert_close
 
@@ -48,9 +49,9 @@ def invoke(runtime, body: bytes | str, content_type: str = JSON, accept: str = J
 
 
 def classified(tmp_path, model, rows: list[dict]) -> list[dict]:
-    """What the real `zstc classify` answers for ``rows``: the reference every answer is compared with."""
+    """What `zstc classify` answers for ``rows``: the reference every answer is compared with."""
     src = write_jsonl(tmp_path / "rows.jsonl", rows)
-    run_zstc("classify", src, tmp_path / "classified.jsonl", "--model", model, "-q", check=True)
+    invoke_zstc("classify", src, tmp_path / "classified.jsonl", "--model", model, "-q", check=True)
     return read_jsonl(tmp_path / "classified.jsonl")
 
 

@@ -15,7 +15,8 @@ import httpx
 import orjson
 import pytest
 import torch
-from conftest import read_jsonl, run_zstc, write_jsonl
+from support.cli import invoke_zstc, run_zstc
+from support.data import read_jsonl, write_jsonl
 from support.serving import zstc_serve
 
 from zstc_cli.engines.local import classify_texts
@@ -151,7 +152,7 @@ def test_answers_equal_classify_for_single_list_and_jsonlines(server, tmp_path, 
     classic = [{"text": text, "categories": LABELS[:4]} for text in rng.sample(nyr_texts, 4)]
     rows = singles + [{"inputs": text, "parameters": shared} for text in listed] + classic
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    run_zstc("classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "-q", check=True)
+    invoke_zstc("classify", src, tmp_path / "out.jsonl", "--model", bert_nli, "-q", check=True)
     expected = read_jsonl(tmp_path / "out.jsonl")
 
     for row, want in zip(singles, expected):

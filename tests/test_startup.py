@@ -6,7 +6,8 @@ import re
 
 import orjson
 import pytest
-from conftest import NYR, run_zstc
+from support.cli import run_zstc
+from support.data import NYR
 
 TORCH = re.compile(rb"^import time:.*\|\s+(torch|transformers)(\.|$)", re.M)
 
@@ -34,3 +35,15 @@ def test_evaluate_from_predictions_imports_no_torch(tmp_path):
     data.write_bytes(b"\n".join(lines) + b"\n")
     args = ("evaluate", str(data), "--label-field", "Resolution_Category", "--from", str(predictions))
     assert imported_heavy_modules(*args) == []
+
+
+def test_a_line_says_what_is_loading_before_the_model_loads(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_bytes(b'{"text": "Run a marathon"}\n')
+    result = run_zstc("classify", data, "-", "--model", "all-MiniLM-L6-v2", "--labels", "health,money",
+                      "--device", "cpu", check=True)  # fmt: skip
+    lines = result.stderr.decode().splitlines()
+    loading = lines.index("zstc: loading all-MiniLM-L6-v2 (embedding, cpu) ...")
+    assert loading < next(i for i, line in enumerate(lines) if line.startswith("zstc: model "))
+    quiet = run_zstc("classify", data, "-", "--model", "all-MiniLM-L6-v2", "--labels", "health,money", "--quiet")
+    assert quiet.returncode == 0 and b"loading" not in quiet.stderr

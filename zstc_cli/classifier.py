@@ -101,6 +101,7 @@ class Classifier:
         labels: Labels | None = None,
         multi_label: bool = False,
         hypothesis_template: Templates = None,
+        input_format: str | None = None,
         text_field: str | None = None,
         labels_field: str | None = None,
         descriptions: Mapping[str, str] | None = None,
@@ -110,14 +111,16 @@ class Classifier:
         window: int = DEFAULT_WINDOW,
         progress: Callable[[int], object] = lambda n: None,
     ) -> RunSummary:
-        """``zstc classify INPUT OUTPUT``: a file, a folder or an S3 prefix (every ``*.jsonl`` under it, into
-        ``OUTPUT/NAME.out``), with the command's options. ``labels`` serve records without their own;
-        with ``errors`` set (``--on-error skip --errors PATH``) bad records go there and the run goes on."""
+        """``zstc classify INPUT OUTPUT``: a file, a folder or an S3 prefix (every ``*.jsonl``, ``*.csv``,
+        ``*.tsv`` and ``*.parquet`` under it, into ``OUTPUT/NAME.out``), with the command's options.
+        ``input_format`` (jsonl, csv, tsv, parquet, text) overrides the extension. ``labels`` serve records
+        without their own; with ``errors`` set (``--on-error skip --errors PATH``) bad records go there and
+        the run goes on."""
         from zstc_cli.engines.local import classify_path
 
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
-                                  descriptions=descriptions or None)  # fmt: skip
+                                  descriptions=descriptions or None, input_format=input_format)  # fmt: skip
         return classify_path(input, output, self.scorer, defaults, keep=tuple(keep), errors=errors,
                              resume=resume, window=window, progress=progress)  # fmt: skip
 
@@ -170,6 +173,7 @@ class Classifier:
         threshold: float = 0.5,
         multi_label: bool = False,
         hypothesis_template: Templates = None,
+        input_format: str | None = None,
         text_field: str | None = None,
         descriptions: Mapping[str, str] | None = None,
         window: int = DEFAULT_WINDOW,
@@ -184,9 +188,10 @@ class Classifier:
 
         source, mapping = os.fspath(data), dict(label_map or {})
         gold = gd.read_gold(source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                            text_field=text_field, multi_label=multi_label)  # fmt: skip
+                            text_field=text_field, multi_label=multi_label, input_format=input_format)  # fmt: skip
         defaults = self._defaults(None, multi_label=multi_label, template=hypothesis_template,
-                                  text_field=text_field, descriptions=descriptions or None)  # fmt: skip
+                                  text_field=text_field, descriptions=descriptions or None,
+                                  input_format=input_format)  # fmt: skip
         names = labels if labels is None or isinstance(labels, str) else tuple(labels)
         candidates = replace(defaults, labels=names).labels or tuple(gold.distinct())  # type: ignore[arg-type]
         evaluation = ev.evaluate_model(gold, self.scorer, candidates, predictions, defaults,

@@ -89,7 +89,7 @@ def iter_records(
     ``after_line`` are skipped unparsed (a resumed run has already accounted for them). With a ``scorer``,
     a record it cannot score whole (:meth:`~zstc_cli.scorers.base.Scorer.check_record`) is a bad record too.
     """
-    lines = iter_lines(source, after_line, defaults.max_chars)
+    lines = iter_lines(source, after_line, defaults.max_chars, defaults.input_format)
     if scorer is None:
         yield from parse_lines(source, lines, defaults)
     else:

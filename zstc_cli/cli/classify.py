@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -14,6 +15,7 @@ from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
     DebugOpt,
     EngineKind,
+    InputFormatOpt,
     LabelsFieldOpt,
     LabelsOpt,
     MultiLabelOpt,
@@ -31,26 +33,31 @@ from zstc_cli.cli.options import (
 from zstc_cli.cli.progress import Progress, print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
-from zstc_cli.records import MAX_CHARS, RecordDefaults
+from zstc_cli.records import MAX_CHARS
 from zstc_cli.results import parse_keep
 from zstc_cli.storage.files import STDIO
 
 if TYPE_CHECKING:
     from zstc_cli.cli.adapting import AdaptOptions
+    from zstc_cli.engines.run import Adapter
+    from zstc_cli.models.loading import LoadedModel
     from zstc_cli.models.spec import ModelSpec
-    from zstc_cli.storage.jobs import Job
 
 
 @model_options
 @adapt_options
 def classify(
     *,
-    input: Annotated[str, typer.Argument(help="JSON-lines input: a path, - for stdin, or s3://...")],
+    input: Annotated[
+        str,
+        typer.Argument(help="JSON lines, CSV, TSV, Parquet or text: a path, a folder, - for stdin, or s3://..."),
+    ],
     output: Annotated[str, typer.Argument(help="Where results go: a path, - for stdout, or s3://...")] = "-",
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
     hypothesis_template: TemplateOpt = None,
+    input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
     labels_field: LabelsFieldOpt = None,
     keep: Annotated[
@@ -100,9 +107,7 @@ def classify(
 
         zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
     """
-    from zstc_cli.engines.local import classify_jobs, lock_jobs
-    from zstc_cli.storage.checkpoint import saved_settings
-    from zstc_cli.storage.jobs import plan_jobs
+    from zstc_cli.engines import run as runs
 
     signal.signal(signal.SIGTERM, terminate_as_interrupt)
     with user_errors(debug, data_on_stdout=output == STDIO):
@@ -110,73 +115,39 @@ def classify(
             raise ZstcError("--on-error skip needs --errors PATH to receive the bad records")
         if on_error == OnError.fail and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
-        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field)
-        defaults = replace(defaults, max_chars=max_chars or None)
-        keep_fields = parse_keep(keep)
+        defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field,
+                                   input_format=input_format)  # fmt: skip
+        run = runs.ClassifyRun(
+            input, output, spec, replace(defaults, max_chars=max_chars or None), window, parse_keep(keep),
+            errors if on_error == OnError.skip else None, resume, engine.value, ray_address, num_workers,
+            gpus_per_worker,
+        )  # fmt: skip
         adapt.check()
-        if engine == EngineKind.ray:
-            if resume:
-                raise ZstcError("--resume works with the local engine only")
-            states: list[dict] = []
-            if adapt.active:  # fitted (or read) here, on the driver; every worker scores with the same states
-                if adapt.fit:
-                    check_one_file(plan_jobs(input, output, None))
-                loaded = spec.load(quiet)
-                defaults = loaded.scorer.with_default_template(defaults)
-                fitted = adapting.adapted(loaded.scorer, input, defaults, adapt, window=window, quiet=quiet)
-                states = [state.to_dict() for state in fitted.states.values()]  # type: ignore[attr-defined]
-            summary = _classify_on_ray(
-                input, output, spec, defaults, window,
-                keep_fields, errors if on_error == OnError.skip else None,
-                ray_address, num_workers, gpus_per_worker, quiet, states,
-            )  # fmt: skip
-        elif ray_address is not None or num_workers is not None or gpus_per_worker:
-            raise ZstcError("--ray-address, --num-workers and --gpus-per-worker need --engine ray")
-        else:
-            from zstc_cli.storage.reading import replayable
-
-            with replayable(input) if adapt.fit else contextlib.nullcontext(input) as source:  # stdin spooled
-                jobs = plan_jobs(source, output, errors if on_error == OnError.skip else None)  # fail early
-                if adapt.fit:
-                    check_one_file(jobs)
-                with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
-                    loaded = spec.load(quiet)
-                    defaults = loaded.scorer.with_default_template(defaults)  # recorded in the checkpoint
-                    if not quiet:
-                        print(f"zstc: model {loaded.describe()}, {loaded.threads} CPU threads", file=sys.stderr)
-                    scorer = adapting.adapted(
-                        loaded.scorer, source, defaults, adapt, window=window, quiet=quiet,
-                        checkpointed=saved_settings(jobs[0].target) if resume else None,
-                    )  # fmt: skip
-                    with Progress(source, quiet=quiet) as progress:
-                        summary = classify_jobs(
-                            jobs, scorer, defaults,
-                            window=window, keep=keep_fields, resume=resume, progress=progress.update,
-                        )  # fmt: skip
+        runs.check(run)
+        summary = runs.classify(
+            run,
+            adapt=adapter(adapt, window, quiet) if adapt.active else None,
+            fits=adapt.fit,
+            progress=lambda source: progress_bar(source, quiet, defaults.input_format),
+            loaded=(lambda model: None) if quiet else say_model,
+            quiet=quiet,
+        )
         if not quiet:
             print_summary(summary, output, errors)
 
 
-def check_one_file(jobs: list[Job]) -> None:
-    """``--adapt`` samples one input: a folder (or prefix) is refused before the model loads."""
-    if len(jobs) != 1 or jobs[0].in_folder:
-        raise ZstcError("--adapt fits on one input file; for a folder, fit on one file with --save-adaptation "
-                        "and classify the folder with --adaptation")  # fmt: skip
+def adapter(options: AdaptOptions, window: int, quiet: bool) -> Adapter:
+    """The scorer adapted as ``--adapt`` / ``--adaptation`` say (see :mod:`zstc_cli.cli.adapting`)."""
+    return lambda scorer, source, defaults, checkpointed: adapting.adapted(
+        scorer, source, defaults, options, window=window, quiet=quiet, checkpointed=checkpointed
+    )
 
 
-def _classify_on_ray(
-    input: str, output: str, model: ModelSpec, defaults: RecordDefaults, window: int, keep: tuple[str, ...],
-    errors: str | None,
-    address: str | None, num_workers: int | None, gpus_per_worker: float, quiet: bool, adaptation: list[dict],
-):  # fmt: skip
-    """``classify --engine ray``: hand the same options to the Ray engine (models load on the workers)."""
-    try:
-        from zstc_cli.engines.ray import RayOptions, classify_on_ray
-    except ImportError as exc:
-        raise ZstcError(f"--engine ray needs Ray Data ({exc}); install it with: pip install 'zstc-cli[ray]'") from exc
-    with Progress(input, quiet=quiet) as progress:
-        return classify_on_ray(
-            input, output, model, defaults,
-            options=RayOptions(address, num_workers, gpus_per_worker),
-            window=window, keep=keep, errors=errors, progress=progress.update, adaptation=adaptation,
-        )  # fmt: skip
+@contextlib.contextmanager
+def progress_bar(source: str, quiet: bool, input_format: str | None) -> Iterator[Callable[[int], object]]:
+    with Progress(source, quiet=quiet, input_format=input_format) as progress:
+        yield progress.update
+
+
+def say_model(model: LoadedModel) -> None:
+    print(f"zstc: model {model.describe()}, {model.threads} CPU threads", file=sys.stderr)

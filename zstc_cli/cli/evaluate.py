@@ -11,6 +11,7 @@ import typer
 from zstc_cli.cli import adapting
 from zstc_cli.cli.options import (
     DebugOpt,
+    InputFormatOpt,
     QuietOpt,
     TemplateOpt,
     TextFieldOpt,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 @adapt_options
 def evaluate(
     *,
-    data: Annotated[str, typer.Argument(help="Labeled JSON-lines data: a path, - for stdin, or s3://...")],
+    data: Annotated[str, typer.Argument(help="Labeled data (JSON lines, CSV, TSV, Parquet): a path, -, or s3://...")],
     label_field: Annotated[str, typer.Option(help="Field holding the gold label (or a list of labels).")],
     report: Annotated[Optional[str], typer.Option(help="Write the full report as JSON here (path, -, s3://).")] = None,
     predictions: Annotated[
@@ -74,6 +75,7 @@ def evaluate(
         ),
     ] = False,
     hypothesis_template: TemplateOpt = None,
+    input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
     window: WindowOpt = DEFAULT_WINDOW,
     adapt: AdaptOptions,
@@ -109,10 +111,11 @@ def evaluate(
         adapt.check()
         if adapt.active and from_ is not None:
             raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
+        kind = None if input_format is None else input_format.value
         with replayable(data) as source:
             read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
                 source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                text_field=text_field, multi_label=multi_label,
+                text_field=text_field, multi_label=multi_label, input_format=kind,
             )  # fmt: skip
             if adapt.active:
                 candidates, descriptions = read_labels_option(labels)
@@ -125,14 +128,19 @@ def evaluate(
                         print(f"zstc: warning: {warning}", file=sys.stderr)
                     del first
                 defaults = record_defaults(
-                    None, multi_label or gold_multi or gold_sep is not None, hypothesis_template, text_field, None,
+                    None,
+                    multi_label or gold_multi or gold_sep is not None,
+                    hypothesis_template,
+                    text_field,
+                    None,
                     descriptions,
-                )  # fmt: skip
+                    input_format,
+                )
                 defaults = replace(defaults, labels=candidates, override=True)
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 scorer = adapting.adapted(loaded.scorer, source, defaults, adapt, window=window, quiet=quiet)
-                with Progress(source, quiet=quiet) as progress:
+                with Progress(source, quiet=quiet, input_format=kind) as progress:
                     evaluation = ev.evaluate_blind(
                         source, read, scorer, candidates or (), predictions, defaults,
                         threshold=threshold, id_field=id_field, window=window, progress=progress.update,
@@ -155,10 +163,12 @@ def evaluate(
                     evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
                     run = None
                 else:
-                    defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions)
+                    defaults = record_defaults(
+                        None, multi_label, hypothesis_template, text_field, None, descriptions, input_format
+                    )
                     loaded = spec.load(quiet)
                     defaults = loaded.scorer.with_default_template(defaults)
-                    with Progress(source, quiet=quiet) as progress:
+                    with Progress(source, quiet=quiet, input_format=kind) as progress:
                         evaluation = ev.evaluate_model(
                             gold, loaded.scorer, candidates, predictions, defaults,
                             threshold=threshold, window=window, progress=progress.update,

@@ -31,6 +31,16 @@ class OnError(str, Enum):
     skip = "skip"
 
 
+class InputFormat(str, Enum):
+    """``--input-format``: how INPUT is read, when its extension does not say (or says wrong)."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+    text = "text"
+
+
 class EngineKind(str, Enum):
     """``--engine``: this process, or a Ray cluster."""
 
@@ -138,6 +148,7 @@ def record_defaults(
     text_field: str | None,
     labels_field: str | None,
     descriptions: dict[str, str] | None = None,
+    input_format: InputFormat | None = None,
 ) -> RecordDefaults:
     """The defaults the options give; ``templates`` None (no ``-t``) leaves the scorer's default, and
     ``descriptions`` adds to those of a ``--labels @file``."""
@@ -147,7 +158,9 @@ def record_defaults(
         raise ZstcError(f"--hypothesis-template: {exc}") from None
     names, described = read_labels_option(labels)
     described = {**described, **(descriptions or {})}
-    return RecordDefaults(names, multi_label, template, text_field, labels_field, descriptions=described or None)
+    kind = None if input_format is None else InputFormat(input_format).value
+    return RecordDefaults(names, multi_label, template, text_field, labels_field, descriptions=described or None,
+                          input_format=kind)  # fmt: skip
 
 
 # Options shared by the commands that classify (classify, evaluate, serve), each declared once.
@@ -168,6 +181,14 @@ TemplateOpt = Annotated[
         "-t",
         help="Hypothesis with {} for the label; repeat for several (scores combined) "
         '[default: NLI "This example is {}.", embedding "This text is about {}."].',
+    ),
+]
+
+InputFormatOpt = Annotated[
+    Optional[InputFormat],
+    typer.Option(
+        help="jsonl, csv/tsv (header row), parquet, or text (one text a line) "
+        "[default: from the extension; stdin: jsonl]."
     ),
 ]
 

@@ -2,39 +2,51 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from zstc_cli.storage.files import STDIO, compression_of, is_remote
+from zstc_cli.errors import ZstcError
+from zstc_cli.storage.files import STDIO, compression_of, format_of, is_remote
 
 if TYPE_CHECKING:
     from zstc_cli.pipeline import RunSummary
 
 COUNT_BUFFER = 1 << 20
+MAX_PARSED_COUNT = 64 << 20
+"""The largest CSV or TSV whose rows are counted for the bar's total: a quoted value may span lines, so the
+rows are parsed to count them (about 3 s per 100 MB on one core), which a larger file would wait for."""
 
 
-def count_lines(uri: str) -> int | None:
+def count_lines(uri: str, input_format: str | None = None) -> int | None:
     """Non-blank lines (what progress counts) in an uncompressed local file, or None for stdin, remote or
-    compressed input."""
+    compressed input; for other formats than JSON lines, its records (rows: a CSV header is none)."""
     if uri == STDIO or is_remote(uri) or compression_of(uri) != "disable":
         return None
     try:
+        kind = format_of(uri, input_format)
+        if kind in ("csv", "tsv") and os.path.getsize(uri) > MAX_PARSED_COUNT:
+            return None  # counting rows means parsing them: a big file would wait that long for its bar
+        if kind != "jsonl":
+            from zstc_cli.storage.reading import count_rows
+
+            return count_rows(uri, input_format)
         with open(uri, "rb", buffering=COUNT_BUFFER) as handle:
             from zstc_cli.storage.reading import numbered_lines  # smart_open: imported when a run starts
 
             return sum(1 for _ in numbered_lines(handle))  # about 1 GB/s
-    except OSError:
+    except (OSError, ZstcError):  # unreadable: the run itself says why
         return None
 
 
 class Progress:
     """A tqdm bar over input records (good and bad), silent with ``quiet`` and always on stderr."""
 
-    def __init__(self, source: str, quiet: bool = False):
-        total = None if quiet else count_lines(source)
+    def __init__(self, source: str, quiet: bool = False, input_format: str | None = None):
+        total = None if quiet else count_lines(source, input_format)
         self.bar = tqdm(total=total, unit=" rec", file=sys.stderr, disable=quiet, mininterval=0.5, dynamic_ncols=True)
 
     def update(self, n: int) -> None:

@@ -79,7 +79,8 @@ def serve(
         try:
             from zstc_cli.serving.app import ServeSettings, endpoint
         except ImportError as exc:
-            raise ZstcError(f"zstc serve needs FastAPI and uvicorn: pip install 'zstc-cli[serve]' ({exc})") from None
+            hint = "pip install -e '.[serve]' (from a checkout)"
+            raise ZstcError(f"zstc serve needs FastAPI and uvicorn: {hint} ({exc})") from None
         settings = ServeSettings(
             record_defaults(labels, multi_label, hypothesis_template, None, None),
             max_labels=max_labels, max_chars=max_chars, max_pairs=max_pairs, max_body_bytes=max_body_bytes,

@@ -33,7 +33,8 @@ def classify_file(
     log: Log = stderr_log,
     tee: Callable[[bytes], object] | None = None,
 ) -> RunSummary:
-    """Classify JSON-lines ``source`` into ``target`` (paths, ``-`` or smart-open URIs).
+    """Classify ``source`` into JSON-lines ``target`` (paths, ``-`` or smart-open URIs); ``source`` is read as
+    ``defaults.input_format`` says, by default from its extension (JSON lines, CSV, TSV, Parquet, text).
 
     With ``errors`` set, bad records go to that file and the run continues; otherwise the first bad record
     raises :class:`~zstc_cli.errors.RecordError` and no output file is left behind. Local outputs are
@@ -78,9 +79,11 @@ def classify_path(
     **options: Any,
 ) -> RunSummary:
     """Like :func:`classify_file`, but ``source`` may also be a local folder or an S3 prefix: every
-    ``*.jsonl`` under it is classified, in name order, into ``target/NAME.out`` (see :mod:`zstc_cli.storage.jobs`)."""
+    input file under it (``*.jsonl``, ``*.csv``...) is classified, in name order, into ``target/NAME.out`` (see
+    :mod:`zstc_cli.storage.jobs`)."""
     errors = options.pop("errors", None)
-    jobs = plan_jobs(os.fspath(source), os.fspath(target), None if errors is None else os.fspath(errors))
+    errors = None if errors is None else os.fspath(errors)
+    jobs = plan_jobs(os.fspath(source), os.fspath(target), errors, defaults.input_format)
     return classify_jobs(jobs, scorer, defaults, **options)
 
 

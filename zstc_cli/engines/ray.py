@@ -36,7 +36,7 @@ from zstc_cli.models.spec import ModelSpec
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write
 from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
-from zstc_cli.storage.files import STDIO, is_remote
+from zstc_cli.storage.files import STDIO, format_of, is_remote
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.storage.reading import Overlong, numbered_lines
 from zstc_cli.storage.writer import open_output
@@ -84,12 +84,17 @@ def _block(name: str, lines: list[int], raws: list[bytes | Overlong]) -> pa.Tabl
     return pa.table({"file": [name] * len(lines), "line": lines, "raw": pa.array(data, pa.binary()), "chars": chars})
 
 
-def plan(source: str, target: str, errors: str | None) -> list[Job]:
+def plan(source: str, target: str, errors: str | None, input_format: str | None = None) -> list[Job]:
     """The local engine's jobs for ``source`` (same files, output names and refusals), checked before Ray starts."""
     if source == STDIO:
         raise ZstcError.about_settings("{engine} ray reads files, folders or s3:// prefixes, not stdin")
-    jobs = plan_jobs(source, target, errors)
+    jobs = plan_jobs(source, target, errors, input_format)
     for job in jobs:
+        kind = format_of(job.source, input_format)
+        if kind != "jsonl":  # Ray Data reads the lines itself, in blocks (JsonLinesDatasource)
+            raise ZstcError.about_settings(
+                "{path}: {engine} ray reads JSON lines, not {kind}; use the local engine", path=job.source, kind=kind
+            )
         if job.source.lower().endswith(".xz"):  # Arrow, which reads for Ray Data, has no xz codec
             raise ZstcError.about_settings(
                 "{path}: {engine} ray reads .gz, .bz2 and .zst compressed input, not .xz", path=job.source
@@ -292,7 +297,7 @@ def classify_on_ray(
     of the files before it complete and none for its own; the summary counts every input record.
     ``adaptation``: fitted states (``AdaptationState.to_dict()``) every worker scores with (``--adapt``).
     """
-    jobs = plan(source, target, errors)
+    jobs = plan(source, target, errors, defaults.input_format)
     if options.address is None and not ray.is_initialized():
         model.check()  # the workers will run on this machine: a missing model fails here, in one line
     with (

@@ -143,12 +143,14 @@ def read_gold(
     id_field: str | None = None,
     text_field: str | None = None,
     multi_label: bool = False,
+    input_format: str | None = None,
 ) -> Gold:
     """Read the gold label of every record; lists (or ``gold_sep``-delimited strings) mean multi-label.
 
     Lists mixed with single labels are refused unless ``gold_sep`` or ``multi_label`` is set (then a single
     label is a set of one). Gold values are renamed through ``label_map``. A bad line raises
-    :class:`RecordError` (FILE:LINE).
+    :class:`RecordError` (FILE:LINE). ``input_format``: how to read ``source`` (see
+    :func:`~zstc_cli.storage.reading.iter_lines`), by default from its extension.
     """
     label_map = label_map or {}
     gold = Gold(source, label_field, id_field=id_field, multi_label=gold_sep is not None)
@@ -156,7 +158,7 @@ def read_gold(
     used: set[str] = set()
     text_names = (text_field,) if text_field else TEXT_FIELDS
     first: tuple[int, bool] | None = None  # (line, is a list) of the first record, when shapes must agree
-    for number, raw in iter_lines(source):
+    for number, raw in iter_lines(source, input_format=input_format):
         try:
             obj = decode_line(raw, number)
             value = _gold_value(obj, label_field, gold_sep)
@@ -170,7 +172,7 @@ def read_gold(
                 seen_ids[key] = number
                 gold.ids.append(key)
         except ValueError as exc:
-            raise RecordError.of(source, number, exc, raw) from None
+            raise RecordError.of(source, number, exc, raw if isinstance(raw, bytes) else raw.raw) from None
         used.update([value] if isinstance(value, str) else value)
         mapped = label_map.get(value, value) if isinstance(value, str) else [label_map.get(v, v) for v in value]
         gold.multi_label = gold.multi_label or isinstance(mapped, list)

@@ -112,8 +112,8 @@ class Predictions:
 def read_predictions(source: str, id_field: str | None = None, candidates: Sequence[str] | None = None) -> Predictions:
     """Read a predictions file as ``zstc classify`` writes it; ``candidates``: the labels each line must rank."""
     predictions = Predictions(source, id_field, candidates)
-    for number, raw in iter_lines(source):
-        predictions.add(raw, number)
+    for number, raw in iter_lines(source, input_format="jsonl"):  # what classify writes, whatever its name
+        predictions.add(raw, number)  # type: ignore[arg-type]  # jsonl lines are bytes
     return predictions
 
 

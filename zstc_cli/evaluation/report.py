@@ -158,7 +158,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ZstcError.about_settings("{plot} needs matplotlib: pip install 'zstc-cli[plot]'") from None
+        raise ZstcError.about_settings("{plot} needs matplotlib: pip install -e '.[plot]' (from a checkout)") from None
 
 
 def plot_confusion(report: dict[str, Any], target: str) -> None:

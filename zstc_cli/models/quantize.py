@@ -64,7 +64,8 @@ def check_mode(mode: str, device: torch.device) -> None:
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise ZstcError.about_settings("{quantize} int8 needs ONNX Runtime: pip install 'zstc-cli[int8]'") from None
+            hint = "pip install -e '.[int8]' (from a checkout)"
+            raise ZstcError.about_settings("{quantize} int8 needs ONNX Runtime: " + hint) from None
 
 
 @dataclass(frozen=True)

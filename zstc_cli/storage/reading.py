@@ -1,5 +1,11 @@
 """Reading inputs: raw JSON lines, numbered, streamed from a file, stdin or S3, decompressed on the way.
 
+CSV, TSV, Parquet and plain text inputs are read here too, each row turned into the JSON line it stands for
+(``{"column": "value", ...}``, or ``{"text": line}`` for plain text), so that everything after reading (records,
+gold labels, ``--keep``, the errors log, checkpoints) has one path whatever the format. A row is numbered by
+the file line it starts on (CSV, TSV, text: what an editor shows; the header is line 1) or, for Parquet, by its
+position (1 for the first row).
+
 A read that fails (a remote store, a truncated or corrupt compressed file) is one line naming the input line
 where reading stopped, like a bad record.
 """
@@ -7,7 +13,9 @@ where reading stopped, like a bad record.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
+import io
 import lzma
 import shutil
 import sys
@@ -16,10 +24,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, overload
+from typing import Any, BinaryIO, Union, overload
+
+import orjson
 
 from zstc_cli.errors import RecordError, ZstcError, one_line
-from zstc_cli.storage.files import CODECS, STDIO, compression_of, is_remote, zstd_module
+from zstc_cli.storage.files import CODECS, STDIO, compression_of, format_of, is_remote, zstd_module
 from zstc_cli.storage.s3 import error_code, remote_error, remote_failures
 
 
@@ -82,6 +92,7 @@ def read_error(uri: str, line: int, exc: BaseException) -> ZstcError | None:
     return remote_error(uri, exc, midway=True) if is_remote(uri) else None
 
 
+BOM = b"\xef\xbb\xbf"
 CHUNK = 1 << 16  # bytes read at a time from a line longer than this (a shorter line is one read)
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that continue a character
 
@@ -98,6 +109,20 @@ class Overlong:
     chars: int
     """Its length in characters (line end excluded; bytes that are not UTF-8 count at least one per 4)."""
     max_chars: int
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that is no record in its own format (a CSV row with more or fewer fields than the header), in
+    place of its bytes: its record's error, which ``--on-error skip`` skips like any bad record."""
+
+    message: str
+    raw: bytes
+    """The row's fields as a JSON list, what the errors log shows of it."""
+
+
+Raw = Union[bytes, Overlong, BadRow]
+"""What reading yields for one input line or row: its JSON bytes, or why it cannot be a record."""
 
 
 def _line_end(part: bytes) -> int:
@@ -156,21 +181,152 @@ def numbered_lines(
 
 
 @overload
-def iter_lines(source: str, after_line: int = 0, max_chars: None = None) -> Iterator[tuple[int, bytes]]: ...
+def iter_lines(
+    source: str, after_line: int = 0, max_chars: None = None, input_format: str | None = None
+) -> Iterator[tuple[int, bytes | BadRow]]: ...
 @overload
 def iter_lines(
-    source: str, after_line: int = 0, max_chars: int | None = None
-) -> Iterator[tuple[int, bytes | Overlong]]: ...
+    source: str, after_line: int = 0, max_chars: int | None = None, input_format: str | None = None
+) -> Iterator[tuple[int, Raw]]: ...
 def iter_lines(
-    source: str, after_line: int = 0, max_chars: int | None = None
-) -> Iterator[tuple[int, bytes | Overlong]]:
-    """Yield ``(line_number, raw_line)`` for each non-blank line after ``after_line``, streaming from any
-    smart-open URI or ``-``; reading failures are one line naming the line (see :func:`numbered_lines`,
-    which also says what ``max_chars`` does)."""
+    source: str, after_line: int = 0, max_chars: int | None = None, input_format: str | None = None
+) -> Iterator[tuple[int, Raw]]:
+    """Yield ``(line_number, raw_line)`` for each non-blank line (or row) after ``after_line``, streaming from
+    any smart-open URI or ``-``; reading failures are one line naming the line (see :func:`numbered_lines`,
+    which also says what ``max_chars`` does). ``input_format`` (one of
+    :data:`~zstc_cli.storage.files.FORMATS`) says how to read it, by default from its extension; a row of
+    another format comes out as its JSON line (see the module docstring)."""
+    kind = format_of(source, input_format)
+    if kind == "parquet":
+        yield from _parquet_rows(source, after_line, max_chars)
+        return
     with open_input(source) as handle:
-        for number, raw in numbered_lines(handle, source, max_chars):
+        if kind == "jsonl":
+            rows: Iterator[tuple[int, Raw]] = numbered_lines(handle, source, max_chars)
+        elif kind == "text":
+            rows = _text_rows(handle, source, max_chars)
+        else:
+            rows = _delimited_rows(handle, source, max_chars, "\t" if kind == "tsv" else ",")
+        for number, raw in rows:
             if number > after_line:
                 yield number, raw
+
+
+def _as_line(obj: dict[str, Any], max_chars: int | None) -> bytes | Overlong:
+    """A row as its JSON line; one longer than ``max_chars`` characters is its record's error, as a long
+    JSON line is (the row is already in memory: its format gives no line to stop reading at)."""
+    line = orjson.dumps(obj, default=str)  # Parquet's decimals, binary...: as text, not a failure
+    if max_chars is not None and len(line) > max_chars and (chars := utf8_chars(line)) > max_chars:
+        return Overlong(chars, max_chars)
+    return line
+
+
+def _text_rows(handle: BinaryIO, source: str, max_chars: int | None) -> Iterator[tuple[int, Raw]]:
+    """Plain text: each non-blank line is one record, ``{"text": line}``. A line that is not UTF-8 keeps its
+    bytes, which are no JSON either, so it gets the "invalid UTF-8" error a JSON line would."""
+    for number, raw in numbered_lines(handle, source, max_chars):
+        if isinstance(raw, Overlong):
+            yield number, raw
+            continue
+        try:
+            text = raw.removeprefix(BOM if number == 1 else b"").decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, raw
+            continue
+        yield number, orjson.dumps({"text": text})  # the line was measured: its JSON escapes do not count
+
+
+def _csv_reader(handle: BinaryIO, delimiter: str, errors: str = "strict") -> Any:
+    """Python's CSV reader on a UTF-8 stream (-sig: a byte-order mark is no column name)."""
+    csv.field_size_limit(sys.maxsize)  # the default (131,072 characters) is a guard max_chars already is
+    return csv.reader(io.TextIOWrapper(handle, encoding="utf-8-sig", newline="", errors=errors), delimiter=delimiter)
+
+
+def _blank(row: list[str]) -> bool:
+    """A row of nothing but blanks, which is skipped as a blank JSON line is."""
+    return not any(value.strip() for value in row)
+
+
+def _delimited_rows(handle: BinaryIO, source: str, max_chars: int | None, delimiter: str) -> Iterator[tuple[int, Raw]]:
+    """CSV or TSV (quoted as Excel and pandas write it): the first non-blank row names the columns, every
+    other non-blank row is one record ``{column: value}``, numbered by the line it starts on (a quoted value
+    may span lines). Values are strings, as the file holds them."""
+    reader = _csv_reader(handle, delimiter)
+    header: list[str] | None = None
+    start = 1  # the line the next row starts on
+    try:
+        for row in reader:
+            number, start = start, reader.line_num + 1
+            if _blank(row):
+                continue
+            if header is None:
+                twice = [name for name in dict.fromkeys(row) if row.count(name) > 1]
+                if twice:
+                    raise RecordError(source, number, f"column {twice[0]!r} appears twice in the header row")
+                header = row
+            elif len(row) != len(header):
+                message = f"{len(row)} fields, but the header row names {len(header)} columns"
+                yield number, BadRow(message, orjson.dumps(row))
+            else:
+                yield number, _as_line(dict(zip(header, row)), max_chars)
+    except UnicodeDecodeError as exc:
+        raise RecordError(source, start, f"reading stopped at this line: invalid UTF-8 ({one_line(exc)})") from None
+    except csv.Error as exc:
+        raise RecordError(source, start, f"reading stopped at this line: {one_line(exc)}") from None
+    except read_failures() as exc:
+        error = read_error(source, start, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _parquet_module() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ZstcError("reading Parquet needs pyarrow; install it with: pip install -e '.[parquet]'") from None
+    return pq
+
+
+def _parquet_rows(source: str, after_line: int, max_chars: int | None) -> Iterator[tuple[int, Raw]]:
+    """Parquet: each row is one record ``{column: value}``, numbered by its position (1 for the first row),
+    read a batch at a time. Parquet is read from its end (the footer), so stdin and compressed names are
+    refused: the file's columns are compressed inside it."""
+    if source == STDIO:
+        raise ZstcError("Parquet cannot be read from stdin (its footer, at the end, is read first); give its path")
+    if compression_of(source) != "disable":
+        raise ZstcError(
+            f"{source}: a Parquet file is compressed inside; name it .parquet, without {compression_of(source)}"
+        )
+    pq = _parquet_module()
+    with open_input(source) as handle:
+        try:
+            table = pq.ParquetFile(handle)
+        except Exception as exc:  # pyarrow raises ArrowInvalid (a ValueError) or OSError for a file that is not Parquet
+            raise ZstcError(f"{source}: not a Parquet file ({type(exc).__name__}: {one_line(exc)})") from None
+        number = 0
+        for batch in table.iter_batches(batch_size=1024):
+            if number + batch.num_rows <= after_line:  # a resumed run: rows already done are not decoded
+                number += batch.num_rows
+                continue
+            for row in batch.to_pylist():
+                number += 1
+                if number > after_line:
+                    yield number, _as_line(row, max_chars)
+
+
+def count_rows(source: str, input_format: str | None = None) -> int:
+    """How many records reading ``source`` yields (blank lines and a header row are none): Parquet's from its
+    footer, other formats by reading them."""
+    kind = format_of(source, input_format)
+    if kind == "parquet":
+        with open_input(source) as handle:
+            return int(_parquet_module().ParquetFile(handle).metadata.num_rows)
+    if kind in ("csv", "tsv"):  # rows parsed, not turned into records: several times faster
+        with open_input(source) as handle:
+            rows = sum(not _blank(row) for row in _csv_reader(handle, "\t" if kind == "tsv" else ",", "replace"))
+            return max(rows - 1, 0)  # the header
+    return sum(1 for _ in iter_lines(source, input_format=input_format))
 
 
 @contextlib.contextmanager
