@@ -109,12 +109,8 @@ def evaluate(
             rp.require_matplotlib()
         mapping = gd.parse_label_map(label_map)
         adapt.check()
-        if adapt.active:
-            if from_ is not None:
-                raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
-            if labels is None:
-                raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
-                                "gold labels, which are read only after every prediction is final")  # fmt: skip
+        if adapt.active and from_ is not None:
+            raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
         kind = None if input_format is None else input_format.value
         with replayable(data) as source:
             read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
@@ -123,9 +119,17 @@ def evaluate(
             )  # fmt: skip
             if adapt.active:
                 candidates, descriptions = read_labels_option(labels)
+                gold_multi = False
+                if candidates is None:  # the candidate set (distinct gold values) only: no record's own gold
+                    # reaches the fit or the scorer, which score every record against the whole set
+                    first = read()
+                    candidates, gold_multi = tuple(first.distinct()), first.multi_label
+                    for warning in gd.gold_warnings(first, candidates):
+                        print(f"zstc: warning: {warning}", file=sys.stderr)
+                    del first
                 defaults = record_defaults(
                     None,
-                    multi_label or gold_sep is not None,
+                    multi_label or gold_multi or gold_sep is not None,
                     hypothesis_template,
                     text_field,
                     None,
