@@ -109,12 +109,8 @@ def evaluate(
             rp.require_matplotlib()
         mapping = gd.parse_label_map(label_map)
         adapt.check()
-        if adapt.active:
-            if from_ is not None:
-                raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
-            if labels is None:
-                raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
-                                "gold labels, which are read only after every prediction is final")  # fmt: skip
+        if adapt.active and from_ is not None:
+            raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
         kind = None if input_format is None else input_format.value
         with replayable(data) as source:
             read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
@@ -125,19 +121,27 @@ def evaluate(
             if adapt.active:
                 gold = ev.LaterGold(source, read, id_field)
                 names, descriptions = read_labels_option(labels)
-                candidates = names or ()
+                gold_multi = False
+                if names is None:  # the candidate set (distinct gold values) only: no record's own gold
+                    # reaches the fit or the scorer, which score every record against the whole set
+                    first = read()
+                    names, gold_multi = tuple(first.distinct()), first.multi_label
+                    for warning in gd.gold_warnings(first, names):
+                        print(f"zstc: warning: {warning}", file=sys.stderr)
+                    del first
+                candidates = names
             else:
                 gold = read()
                 check_plot(plot, gold.multi_label)  # before any model loads
                 names, descriptions = read_labels_option(labels)
-                candidates = names or tuple(gold.distinct())
+                candidates, gold_multi = names or tuple(gold.distinct()), gold.multi_label
                 for warning in gd.gold_warnings(gold, candidates):
                     print(f"zstc: warning: {warning}", file=sys.stderr)
             run = None
             if from_ is not None:
                 evaluation = ev.evaluate(gold, candidates, from_, threshold=threshold)
             else:
-                mode = multi_label or gold_sep is not None  # split gold is multi-label, even when read later
+                mode = multi_label or gold_multi or gold_sep is not None  # the gold's, even when read later
                 defaults = record_defaults(
                     None, mode, hypothesis_template, text_field, None, descriptions, input_format
                 )
