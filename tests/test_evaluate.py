@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.data import write_jsonl
 
-from zstc_cli.evaluation.evaluate import evaluate
+from zstc_cli.evaluation.evaluate import LaterGold, evaluate
 from zstc_cli.evaluation.gold import read_gold
 
 
@@ -42,3 +42,13 @@ def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_pa
     assert evaluation.warnings == [
         "gold labels that are not candidate labels count as errors: c (map them to candidate labels with a label map)"
     ]
+
+
+def test_gold_read_later_is_not_scored_against_a_predictions_file(tmp_path):
+    """A predictions file is joined to gold read first; gold held back for --adapt is never read for it."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "y": "a"}])
+    reads = []
+    later = LaterGold(str(data), lambda: reads.append(1) or read_gold(str(data), "y"))
+    with pytest.raises(ValueError, match="LaterGold needs Classify"):
+        evaluate(later, ["a", "b"], str(tmp_path / "p.jsonl"))
+    assert reads == []
