@@ -23,8 +23,9 @@ from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
-from zstc_cli.serving.app import Endpoint, ServeSettings, endpoint
 from zstc_cli.serving.microbatch import MicroBatcher, Overloaded, estimated_tokens
+from zstc_cli.serving.requests import ServeSettings
+from zstc_cli.serving.server import Endpoint, endpoint
 
 LABELS = ["health", "money", "humor", "career", "family", "travel"]
 JSON = {"Content-Type": "application/json"}
