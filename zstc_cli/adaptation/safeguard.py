@@ -21,7 +21,7 @@ figures of the unlabeled sample whose meaning does not depend on the data set or
   spreads errors. Adopted when it is at least :data:`CONSISTENCY_BAR`.
 
 The bars were chosen on the seven labeled sets of the accuracy suite and validated leaving each set out
-(``benchmarks/accuracy.py``, docs/better-labels.md). ``purity`` (the expected share of each prototype's mass
+(``benchmarks/adapt_suite.py``, docs/better-labels.md). ``purity`` (the expected share of each prototype's mass
 from its own label), ``agreement`` and ``kappa`` (between zero-shot and refined labels) are reported to say
 how much the refinement changed, not used in the decision: purity falls with the number of labels whatever
 the data, so a rule on it cannot pass with many labels.
