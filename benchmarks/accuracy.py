@@ -7,7 +7,7 @@ records/s, seconds, and --adapt's safeguard decision per data set.
 
 Usage::
 
-    python benchmarks/accuracy.py                          # the four sets in ../shared/data, full size
+    python benchmarks/accuracy.py                          # the seven sets in ../shared/data, full size
     python benchmarks/accuracy.py --limit 500              # the first 500 records of each (a quick run)
     python benchmarks/accuracy.py --data mine.jsonl:topic  # add your own labeled file (FILE:GOLD_FIELD)
 """
@@ -35,6 +35,9 @@ DATA_SETS = (
     ("SST-2", "sst2_test.jsonl", "label"),
     ("emotion", "emotion_yin2019_test.jsonl", "label"),
     ("situation", "situation_yin2019_test.jsonl", "labels"),
+    ("TweetEval sentiment", "tweeteval_sentiment_test.jsonl", "label"),
+    ("TweetEval offensive", "tweeteval_offensive_test.jsonl", "label"),
+    ("CLINC150", "clinc150_test.jsonl", "label"),
 )
 CONFIGURATIONS = {
     "0.1.0 template": ("-t", "This example is {}."),  # the embedding scorer's default before issue 14
@@ -90,7 +93,7 @@ def run(data: Path, field: str, labels: list[str], multi: bool, options: tuple[s
     notes = result["run"].get("adaptation") or []
     row["safeguard"] = "; ".join(
         ("adopted" if note["adopted"] else "declined") + f" ({'; '.join(note['reasons'])})" for note in notes
-    )
+    )  # "adopted": at least one component (refinement, smoothing); the reasons say which
     return row
 
 

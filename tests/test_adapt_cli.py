@@ -139,8 +139,19 @@ def test_evaluate_adapt_reports_the_decision(tmp_path):
     adaptation = orjson.loads(report.read_bytes())["run"]["adaptation"]
     assert len(adaptation) == 1 and adaptation[0]["figures"]["records"] == 40
     assert adaptation[0]["adapted"] and isinstance(adaptation[0]["adopted"], bool) and adaptation[0]["reasons"]
-    refused = invoke_zstc("evaluate", data, "--label-field", "topic", *MODEL, "--adapt")
-    assert refused.returncode == 2 and "pass --labels" in refused.stderr.decode()
+
+
+def test_evaluate_adapt_without_labels_takes_only_the_candidate_set_from_the_gold(tmp_path):
+    """Without --labels the candidates are the distinct gold values; every record is still scored against
+    the whole set, so the predictions equal those of --labels naming the same set: no record's own gold
+    reached the fit or the scorer."""
+    data = labeled(tmp_path)
+    candidates = sorted({row["topic"] for row in read_jsonl(data)})
+    named, blind = tmp_path / "named.jsonl", tmp_path / "blind.jsonl"
+    common = ("evaluate", data, "--label-field", "topic", *MODEL, "--adapt", "--adapt-sample", "40")
+    invoke_zstc(*common, "--labels", ",".join(candidates), "--predictions", named, check=True)
+    invoke_zstc(*common, "--predictions", blind, check=True)
+    assert blind.read_bytes() == named.read_bytes()
 
 
 @pytest.mark.slow

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from support.data import write_jsonl
 
-from zstc_cli.evaluation.evaluate import evaluate_predictions
+from zstc_cli.evaluation.evaluate import LaterGold, evaluate
 from zstc_cli.evaluation.gold import read_gold
 
 
 def test_gold_labels_outside_the_candidates_are_errors_with_a_warning(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"y": "a"}, {"y": "c"}])
     pred = write_jsonl(tmp_path / "p.jsonl", [{"labels": ["a", "b"], "scores": [0.6, 0.4]}] * 2)
-    evaluation = evaluate_predictions(read_gold(str(data), "y"), str(pred), ["a", "b"])
+    evaluation = evaluate(read_gold(str(data), "y"), ["a", "b"], str(pred))
     assert evaluation.metrics["accuracy"] == 0.5
     assert [row["label"] for row in evaluation.metrics["per_label"]] == ["a", "b", "c"]
     assert evaluation.warnings == [
@@ -28,7 +28,7 @@ def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_pa
     ranked = [["a", "b"], ["b", "a"], ["b", "a"], ["b", "a"], ["a", "b"], ["a", "b"]]
     data = write_jsonl(tmp_path / "d.jsonl", [{"y": y} for y in gold])
     pred = write_jsonl(tmp_path / "p.jsonl", [{"labels": r, "scores": [0.7, 0.3]} for r in ranked])
-    evaluation = evaluate_predictions(read_gold(str(data), "y"), str(pred), ["b", "a"])
+    evaluation = evaluate(read_gold(str(data), "y"), ["b", "a"], str(pred))
     m, top = evaluation.metrics, [r[0] for r in ranked]
     assert evaluation.candidates == ("b", "a")
     assert m["accuracy"] == pytest.approx(accuracy_score(gold, top))
@@ -42,3 +42,13 @@ def test_candidates_in_any_order_and_gold_outside_them_agree_with_sklearn(tmp_pa
     assert evaluation.warnings == [
         "gold labels that are not candidate labels count as errors: c (map them to candidate labels with a label map)"
     ]
+
+
+def test_gold_read_later_is_not_scored_against_a_predictions_file(tmp_path):
+    """A predictions file is joined to gold read first; gold held back for --adapt is never read for it."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "y": "a"}])
+    reads = []
+    later = LaterGold(str(data), lambda: reads.append(1) or read_gold(str(data), "y"))
+    with pytest.raises(ValueError, match="LaterGold needs Classify"):
+        evaluate(later, ["a", "b"], str(tmp_path / "p.jsonl"))
+    assert reads == []

@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support.cli import run_zstc
+from support.cli import invoke_zstc
 from support.data import read_jsonl, write_jsonl
 
 from zstc_cli.cli.progress import count_lines
@@ -124,7 +124,7 @@ CLASSIFY = ("--labels", LABELS, "--keep", "id,topic", "--window", "7")
 
 @pytest.fixture(scope="module")
 def from_json_lines(bert_nli, inputs) -> bytes:
-    return run_zstc("classify", inputs["jsonl"], "-", "--model", bert_nli, *CLASSIFY, check=True).stdout
+    return invoke_zstc("classify", inputs["jsonl"], "-", "--model", bert_nli, *CLASSIFY, check=True).stdout
 
 
 @pytest.mark.parametrize("kind", ["csv", "tsv", "parquet"])
@@ -132,17 +132,17 @@ def test_classify_reads_each_format_as_the_same_records_in_json_lines(
     tmp_path, bert_nli, inputs, from_json_lines, kind
 ):
     args, want = ("--model", bert_nli, *CLASSIFY), from_json_lines
-    got = run_zstc("classify", inputs[kind], "-", *args, check=True)
+    got = invoke_zstc("classify", inputs[kind], "-", *args, check=True)
     assert got.stdout == want  # byte-identical: same texts, same order, kept columns as the file holds them
     assert b"30 records" in got.stderr
     renamed = tmp_path / "data.dat"
     renamed.write_bytes(Path(inputs[kind]).read_bytes())
-    forced = run_zstc("classify", renamed, "-", *args, "--input-format", kind, check=True)
+    forced = invoke_zstc("classify", renamed, "-", *args, "--input-format", kind, check=True)
     assert forced.stdout == want
 
 
 def test_classify_reads_plain_text_one_record_a_line(bert_nli, inputs, rows):
-    got = run_zstc("classify", inputs["text"], "-", "--model", bert_nli, "--labels", LABELS, check=True)
+    got = invoke_zstc("classify", inputs["text"], "-", "--model", bert_nli, "--labels", LABELS, check=True)
     assert [line["sequence"] for line in read_jsonl_bytes(got.stdout)] == [r["text"].replace("\n", " ") for r in rows]
 
 
@@ -152,22 +152,22 @@ def read_jsonl_bytes(data: bytes) -> list[dict]:
 
 def test_csv_from_stdin_needs_the_format_named(bert_nli, inputs):
     data = Path(inputs["csv"]).read_bytes()
-    named = run_zstc("classify", "-", "--model", bert_nli, "--labels", LABELS, "--input-format", "csv", input=data)
+    named = invoke_zstc("classify", "-", "--model", bert_nli, "--labels", LABELS, "--input-format", "csv", input=data)
     assert named.returncode == 0 and len(named.stdout.splitlines()) == 30
-    unnamed = run_zstc("classify", "-", "--model", bert_nli, "--labels", LABELS, input=data)
+    unnamed = invoke_zstc("classify", "-", "--model", bert_nli, "--labels", LABELS, input=data)
     assert unnamed.returncode == 2 and b"zstc: error: -:1: invalid JSON" in unnamed.stderr
 
 
 def test_a_csv_row_with_extra_fields_is_a_bad_record_named_by_its_line(tmp_path, bert_nli):
     src = tmp_path / "in.csv"
     src.write_text('text,id\nfine,1\n"two\nlines",2\noops,3,4\nlast,5\n')
-    failed = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", LABELS)
+    failed = invoke_zstc("classify", src, "-", "--model", bert_nli, "--labels", LABELS)
     assert failed.returncode == 2 and failed.stdout == b""
     assert failed.stderr.decode().strip().splitlines()[-1] == (
         f"zstc: error: {src}:5: 3 fields, but the header row names 2 columns"
     )
     bad = tmp_path / "bad.jsonl"
-    skipped = run_zstc("classify", src, "-", "--model", bert_nli, "--labels", LABELS, "--keep", "id",
+    skipped = invoke_zstc("classify", src, "-", "--model", bert_nli, "--labels", LABELS, "--keep", "id",
                        "--on-error", "skip", "--errors", bad, check=True)  # fmt: skip
     assert [line["id"] for line in read_jsonl_bytes(skipped.stdout)] == ["1", "2", "5"]
     assert read_jsonl(bad) == [{"line": 5, "error": "3 fields, but the header row names 2 columns",
@@ -176,13 +176,13 @@ def test_a_csv_row_with_extra_fields_is_a_bad_record_named_by_its_line(tmp_path,
 
 def test_evaluate_reads_gold_labels_from_csv_and_parquet_as_from_json_lines(tmp_path, bert_nli, inputs):
     args = ("--label-field", "topic", "--model", bert_nli, "--report", "-")
-    want = orjson.loads(run_zstc("evaluate", inputs["jsonl"], *args, check=True).stdout)["metrics"]
+    want = orjson.loads(invoke_zstc("evaluate", inputs["jsonl"], *args, check=True).stdout)["metrics"]
     assert want["confusion_matrix"]
     predictions = tmp_path / "predictions.jsonl"
-    got = run_zstc("evaluate", inputs["csv"], *args, "--id-field", "id", "--predictions", predictions, check=True)
+    got = invoke_zstc("evaluate", inputs["csv"], *args, "--id-field", "id", "--predictions", predictions, check=True)
     assert orjson.loads(got.stdout)["metrics"] == want
     shuffled = write_jsonl(tmp_path / "shuffled.jsonl", list(reversed(read_jsonl(predictions))))
-    joined = run_zstc("evaluate", inputs["parquet"], "--label-field", "topic", "--from", shuffled, "--id-field", "id",
+    joined = invoke_zstc("evaluate", inputs["parquet"], "--label-field", "topic", "--from", shuffled, "--id-field", "id",
                       "--report", "-", check=True)  # fmt: skip
     assert orjson.loads(joined.stdout)["metrics"] == want  # gold from Parquet joined to predictions on its id column
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from support.cli import invoke_zstc, run_zstc
 from support.data import read_jsonl, write_jsonl
-from test_serve import serving, wait_ready
+from support.serving import serving, wait_ready
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.errors import ZstcError

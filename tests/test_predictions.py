@@ -8,7 +8,7 @@ import pytest
 from support.data import write_jsonl
 
 from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.evaluation.evaluate import evaluate_predictions
+from zstc_cli.evaluation.evaluate import evaluate
 from zstc_cli.evaluation.gold import read_gold
 from zstc_cli.evaluation.predictions import align, read_predictions
 
@@ -19,7 +19,7 @@ def test_join_errors_name_the_file_and_line(tmp_path):
 
     write_jsonl(tmp_path / "short.jsonl", pred[:2])
     with pytest.raises(ZstcError, match="has 3 records but .*short.jsonl has 2 predictions"):
-        evaluate_predictions(read_gold(str(data), "y"), str(tmp_path / "short.jsonl"), ["a", "b"])
+        evaluate(read_gold(str(data), "y"), ["a", "b"], str(tmp_path / "short.jsonl"))
     gold = read_gold(str(data), "y", id_field="id")
     with pytest.raises(ZstcError, match=r"d\.jsonl:3: id 2 has no prediction"):
         align(gold, read_predictions(str(tmp_path / "short.jsonl"), "id"))
@@ -50,6 +50,6 @@ def test_predictions_must_rank_exactly_the_candidates(tmp_path, labels, candidat
     pred = write_jsonl(tmp_path / "p.jsonl", [ok, bad, ok])
     expected = r"p\.jsonl:2: the prediction ranks other labels than the " + re.escape(problem)
     with pytest.raises(RecordError, match=expected) as exc:
-        evaluate_predictions(gold, str(pred), candidates)
+        evaluate(gold, candidates, str(pred))
     assert "pass candidates with the labels the predictions were made with" in str(exc.value)
     assert "pass --labels with" in exc.value.naming(lambda setting: {"candidates": "--labels"}.get(setting, setting))

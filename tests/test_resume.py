@@ -173,7 +173,7 @@ def test_resume_after_a_kill_between_the_renames_says_only_what_it_did(tmp_path,
     resumed = invoke_zstc(*args, "--resume", check=True).stderr.decode()
     assert resumed.count(f"zstc: the interrupted run had finished; renamed its partial output onto {out}\n") == 1
     assert "nothing to resume" not in resumed
-    assert f"zstc: 5 records (5 from the interrupted run) in 0.0 s (0.0 records/s), 1 bad records in {bad}" in resumed
+    assert f"zstc: 5 records (5 from the interrupted run) in 0.0 s (0.0 records/s), 1 bad record in {bad}" in resumed
     assert len(read_jsonl(out)) == 5 and len(read_jsonl(bad)) == 1
 
     again = invoke_zstc(*args, "--resume", check=True).stderr.decode()

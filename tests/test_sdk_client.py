@@ -18,8 +18,7 @@ import pytest
 from botocore.config import Config
 from support.cli import invoke_zstc
 from support.data import read_jsonl, write_jsonl
-from support.serving import Served, zstc_serve
-from test_serve import LABELS, assert_close
+from support.serving import LABELS, Served, assert_close, zstc_serve
 
 JSON, JSONLINES = "application/json", "application/jsonlines"
 MAX_BODY = 64 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 import threading
@@ -17,47 +16,16 @@ import pytest
 import torch
 from support.cli import invoke_zstc, run_zstc
 from support.data import read_jsonl, write_jsonl
-from support.serving import zstc_serve
+from support.serving import LABELS, assert_close, serving, wait_ready, zstc_serve
 
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
 from zstc_cli.scorers.nli import NLIScorer
-from zstc_cli.serving.app import Endpoint, ServeSettings, endpoint
 from zstc_cli.serving.microbatch import MicroBatcher, Overloaded, estimated_tokens
 
-LABELS = ["health", "money", "humor", "career", "family", "travel"]
 JSON = {"Content-Type": "application/json"}
 JSONLINES = {"Content-Type": "application/jsonlines"}
-
-
-@contextlib.contextmanager
-def serving(load, **settings) -> Iterator[Endpoint]:
-    """The real server on a free loopback port, in a thread, until the block ends."""
-    ep = endpoint(load, ServeSettings(**settings), "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=ep.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not ep.server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        yield ep
-    finally:
-        ep.server.should_exit = True
-        thread.join(30)
-
-
-def wait_ready(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while httpx.get(f"{url}/ping").status_code != 200:
-        assert time.monotonic() < deadline, "the model did not load"
-        time.sleep(0.05)
-
-
-def assert_close(got: dict, want: dict) -> None:
-    assert got["sequence"] == want["sequence"] and got["labels"] == want["labels"]
-    assert max(abs(a - b) for a, b in zip(got["scores"], want["scores"])) < 1e-5
 
 
 class ExplodesOn(torch.nn.Module):

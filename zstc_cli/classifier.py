@@ -194,8 +194,8 @@ class Classifier:
                                   input_format=input_format)  # fmt: skip
         names = labels if labels is None or isinstance(labels, str) else tuple(labels)
         candidates = replace(defaults, labels=names).labels or tuple(gold.distinct())  # type: ignore[arg-type]
-        evaluation = ev.evaluate_model(gold, self.scorer, candidates, predictions, defaults,
-                                       threshold=threshold, window=window, progress=progress)  # fmt: skip
+        classify = ev.Classify(self.scorer, defaults, predictions, window, progress)
+        evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
         run = rp.run_metadata(self.loaded, defaults.template, evaluation, defaults.descriptions)
         result = rp.build_report(evaluation, data=source, predictions=predictions, run=run, label_map=mapping)
         if report is not None:

@@ -157,8 +157,9 @@ OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory", "not enough mem
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 300 characters), to report it on one line."""
-    return (str(exc).strip().splitlines() or [""])[0][:300]
+    """The first line of an exception's message (at most 300 characters), or its type's name when it has no
+    message, to report it on one line."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def scoring_failure(exc: Exception, first_line: int, last_line: int) -> ScoringError:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from zstc_cli.adaptation.calibration import fit_calibration, softmax
+from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours
 from zstc_cli.adaptation.priors import estimate_priors
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import judge
@@ -45,27 +46,33 @@ def fit_embedding(
     templates: Sequence[str],
     labels: Sequence[str],
     seed: int = 0,
+    k: int = DEFAULT_K,
+    weight: float = DEFAULT_WEIGHT,
 ) -> AdaptationState:
-    """Calibrate and (if the safeguard agrees) refine the embedding scorer on a sample.
+    """Calibrate the embedding scorer on a sample, and fit the refinement and the neighbour smoothing
+    (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines.
 
     ``texts``: (n, d) unit embeddings of the sample's texts; ``hypotheses``: (L, d) or (templates, L, d)
     unit embeddings of the label hypotheses. With fewer than :data:`MIN_RECORDS_PER_LABEL` records per label
-    the refinement is not tried (the decision says so); calibration still is.
+    neither component is tried (the decision says so); calibration still is. The state carries the sample's
+    embeddings only when the smoothing is adopted (it reads them to find each record's neighbours).
     """
     texts, hypotheses = np.asarray(texts, np.float64), combine_hypotheses(hypotheses)
     cosines = texts @ hypotheses.T
     calibration = fit_calibration(cosines)
     zero_shot = calibration.logits(cosines)
-    refinement, decision = None, _too_small(len(texts), len(labels))
+    refinement, neighbours, decision = None, None, _too_small(len(texts), len(labels))
     if decision is None:
         refinement = refine(texts, zero_shot)
-        decision = judge(refinement, texts, hypotheses, seed)
-        for key in ("drifted", "impure"):
-            decision["figures"][key] = [labels[i] for i in decision["figures"][key]]
+        decision = judge(refinement, texts, hypotheses, seed, k)
+        decision["figures"]["drifted"] = [labels[i] for i in decision["figures"]["drifted"]]
+        decision["components"]["smoothing"].update(k=k, weight=weight)
+        if decision["components"]["smoothing"]["adopted"]:
+            neighbours = Neighbours.of(texts, hypotheses, k, weight)
     return AdaptationState(
         model=model, scorer="embedding", templates=tuple(templates), labels=tuple(labels), calibration=calibration,
         priors=estimate_priors(softmax(zero_shot)), refinement=refinement, decision=decision,
-        sample_size=len(texts), seed=seed,
+        sample_size=len(texts), seed=seed, neighbours=neighbours,
     )  # fmt: skip
 
 
@@ -82,7 +89,10 @@ def fit_scores(
     raw scores against the sample and re-estimated label priors; no label-side refinement."""
     raw_scores = np.asarray(raw_scores, np.float64)
     calibration = fit_calibration(raw_scores)
-    decision = {"adopted": False, "reasons": ["score-level adaptation only: no refinement to adopt"], "figures": {}}
+    decision = {
+        "adopted": False, "figures": {},
+        "reasons": ["score-level adaptation only: the refinement and the smoothing are embedding-only"],
+    }  # fmt: skip
     return AdaptationState(
         model=model, scorer=scorer, templates=tuple(templates), labels=tuple(labels), calibration=calibration,
         priors=estimate_priors(calibration.single_label(raw_scores)), refinement=None, decision=decision,

@@ -166,69 +166,61 @@ def evaluate(
             rp.require_matplotlib()
         mapping = gd.parse_label_map(label_map)
         adapt.check()
-        if adapt.active:
-            if from_ is not None:
-                raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
-            if labels is None:
-                raise ZstcError("with --adapt or --adaptation, pass --labels: the candidates cannot come from the "
-                                "gold labels, which are read only after every prediction is final")  # fmt: skip
+        if adapt.active and from_ is not None:
+            raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
         kind = None if input_format is None else input_format.value
         with replayable(data) as source:
             read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
                 source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
                 text_field=text_field, multi_label=multi_label, input_format=kind,
             )  # fmt: skip
+            gold: gd.Gold | ev.LaterGold
             if adapt.active:
-                candidates, descriptions = read_labels_option(labels)
-                defaults = record_defaults(
-                    None,
-                    multi_label or gold_sep is not None,
-                    hypothesis_template,
-                    text_field,
-                    None,
-                    descriptions,
-                    input_format,
-                )
-                defaults = replace(defaults, labels=candidates, override=True)
-                loaded = spec.load(quiet)
-                defaults = loaded.scorer.with_default_template(defaults)
-                scorer = adapting.adapted(loaded.scorer, source, defaults, adapt, window=window, quiet=quiet)
-                with Progress(source, quiet=quiet, input_format=kind) as progress:
-                    evaluation = ev.evaluate_blind(
-                        source, read, scorer, candidates or (), predictions, defaults,
-                        threshold=threshold, id_field=id_field, window=window, progress=progress.update,
-                    )  # fmt: skip
-                for warning in evaluation.warnings:
-                    print(f"zstc: warning: {warning}", file=sys.stderr)
-                if not quiet and evaluation.summary is not None:
-                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                check_plot(plot, evaluation.gold.multi_label)  # the gold was read only now
-                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
-                run["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
+                gold = ev.LaterGold(source, read, id_field)
+                names, descriptions = read_labels_option(labels)
+                gold_multi = False
+                if names is None:  # the candidate set (distinct gold values) only: no record's own gold
+                    # reaches the fit or the scorer, which score every record against the whole set
+                    first = read()
+                    names, gold_multi = tuple(first.distinct()), first.multi_label
+                    for warning in gd.gold_warnings(first, names):
+                        print(f"zstc: warning: {warning}", file=sys.stderr)
+                    del first
+                candidates = names
             else:
                 gold = read()
                 check_plot(plot, gold.multi_label)  # before any model loads
                 names, descriptions = read_labels_option(labels)
-                candidates = names or tuple(gold.distinct())
+                candidates, gold_multi = names or tuple(gold.distinct()), gold.multi_label
                 for warning in gd.gold_warnings(gold, candidates):
                     print(f"zstc: warning: {warning}", file=sys.stderr)
-                if from_ is not None:
-                    evaluation = ev.evaluate_predictions(gold, from_, candidates, threshold)
-                    run = None
-                else:
-                    defaults = record_defaults(
-                        None, multi_label, hypothesis_template, text_field, None, descriptions, input_format
-                    )
-                    loaded = spec.load(quiet)
-                    defaults = loaded.scorer.with_default_template(defaults)
-                    with Progress(source, quiet=quiet, input_format=kind) as progress:
-                        evaluation = ev.evaluate_model(
-                            gold, loaded.scorer, candidates, predictions, defaults,
-                            threshold=threshold, window=window, progress=progress.update,
-                        )  # fmt: skip
-                    if not quiet and evaluation.summary is not None:
-                        print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                    run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
+            run = None
+            if from_ is not None:
+                evaluation = ev.evaluate(gold, candidates, from_, threshold=threshold)
+            else:
+                mode = multi_label or gold_multi or gold_sep is not None  # the gold's, even when read later
+                defaults = record_defaults(
+                    None, mode, hypothesis_template, text_field, None, descriptions, input_format
+                )
+                loaded = spec.load(quiet)
+                defaults = loaded.scorer.with_default_template(defaults)
+                scorer = loaded.scorer
+                if adapt.active:
+                    fit = replace(defaults, labels=candidates, override=True)
+                    scorer = adapting.adapted(scorer, source, fit, adapt, window=window, quiet=quiet)
+                with Progress(source, quiet=quiet, input_format=kind) as progress:
+                    classify = ev.Classify(scorer, defaults, predictions, window, progress.update)
+                    evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
+                if isinstance(gold, ev.LaterGold):  # the gold was read only now
+                    for warning in evaluation.warnings:
+                        print(f"zstc: warning: {warning}", file=sys.stderr)
+                if not quiet and evaluation.summary is not None:
+                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
+                if isinstance(gold, ev.LaterGold):
+                    check_plot(plot, evaluation.gold.multi_label)
+                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
+                if adapt.active:
+                    run["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
         result = rp.build_report(evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping)
         rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
         if report:

@@ -67,13 +67,18 @@ def print_summary(summary: RunSummary, output: str, errors: str | None = None) -
     """
     if summary.existing_outputs == summary.outputs:
         return
-    bad = f", {summary.errors} bad records in {errors}" if summary.errors else ""
+    bad = f", {counted(summary.errors, 'bad record')} in {errors}" if summary.errors else ""
     resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
     complete = {0: "", 1: "; 1 output was already complete"}.get(
         summary.existing_outputs, f"; {summary.existing_outputs} outputs were already complete"
     )
     print(
-        f"zstc: {summary.records} records{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
+        f"zstc: {counted(summary.records, 'record')}{resumed} in {summary.seconds:.1f} s ({summary.rate:.1f} records/s)"
         f"{bad} -> {output}{complete}",
         file=sys.stderr,
     )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 record``, ``2 records``: the summary is read by people."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -115,7 +115,8 @@ def serve(
     """
     with user_errors(debug):
         try:
-            from zstc_cli.serving.app import ServeSettings, endpoint
+            from zstc_cli.serving.requests import ServeSettings
+            from zstc_cli.serving.server import endpoint
         except ImportError as exc:
             hint = "pip install -e '.[serve]' (from a checkout)"
             raise ZstcError(f"zstc serve needs FastAPI and uvicorn: {hint} ({exc})") from None

@@ -108,9 +108,9 @@ class AdaptedScorer:
         state = self.states.get(key)
         if state is None:
             return raw.plain
-        if multi_label or len(raw.scores) == 1:
-            return state.multi_label(raw.scores[None])[0]
         texts = None if raw.text is None else raw.text[None]
+        if multi_label or len(raw.scores) == 1:
+            return state.multi_label(raw.scores[None], texts=texts)[0]
         return state.single_label(raw.scores[None], texts=texts)[0]
 
 
@@ -189,26 +189,33 @@ def describe_state(state: AdaptationState) -> dict[str, Any]:
     """What the summary and evaluate's report say about one label set's adaptation."""
     return {
         "labels": list(state.labels), "templates": list(state.templates), "adapted": True, "adopted": state.adopted,
-        "reasons": list(state.decision.get("reasons", [])),
+        "scorer": state.scorer, "reasons": list(state.decision.get("reasons", [])),
+        **({"components": state.decision["components"]} if "components" in state.decision else {}),
         "figures": {"records": state.sample_size, **state.decision.get("figures", {})},
     }  # fmt: skip
 
 
 def note_line(note: dict[str, Any]) -> str:
-    """One summary line: the label set, whether the refinement was adopted, why, and the figures."""
+    """One summary line: the label set, which components were adopted, why, and the figures."""
     labels = ",".join(note["labels"])
     labels = labels if len(labels) <= 60 else labels[:57] + "..."
     figures = note["figures"]
     shown = ", ".join(
-        f"{name} {figures[name]}" for name in ("records", "purity", "anchoring", "stability", "agreement")
+        f"{name} {figures[name]}"
+        for name in ("records", "anchoring", "stability", "consistency", "agreement", "purity")
         if name in figures
     )  # fmt: skip
+    components = note.get("components")
     if not note["adapted"]:
         verdict = "not adapted"
-    elif note["adopted"]:
-        verdict = "calibrated, refinement adopted"
+    elif components is None and note.get("scorer", "embedding") != "embedding":
+        verdict = "calibrated (refinement and smoothing are embedding-only)"
+    elif components is None:  # a version-1 state: the refinement was its only component
+        verdict = f"calibrated, refinement {'adopted' if note['adopted'] else 'declined'}"
     else:
-        verdict = "calibrated, refinement declined"
+        verdict = "calibrated, " + ", ".join(
+            f"{name} {'adopted' if part['adopted'] else 'declined'}" for name, part in components.items()
+        )
     return f"adapt [{labels}]: {verdict} ({'; '.join(note['reasons'])}) [{shown}]"
 
 

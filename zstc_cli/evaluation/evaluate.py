@@ -1,5 +1,9 @@
 """Evaluation against a gold column: get predictions (:mod:`~zstc_cli.evaluation.predictions`) for the gold
 records (:mod:`~zstc_cli.evaluation.gold`), join them, and score them (:mod:`~zstc_cli.evaluation.metrics`).
+
+:func:`evaluate` is the one path: the predictions come from a model (:class:`Classify`) or from an earlier
+predictions file, and the gold labels are read before classifying or, for ``--adapt``, only after
+(:class:`LaterGold`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,33 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Classify:
+    """Predictions made now: classify the data with ``scorer`` and ``defaults`` (the evaluation's template and
+    mode), writing them to ``predictions`` when given, so that they can be inspected or scored again."""
+
+    scorer: Scorer
+    defaults: RecordDefaults = field(default_factory=RecordDefaults)
+    predictions: str | None = None
+    window: int = DEFAULT_WINDOW
+    progress: Callable[[int], object] = lambda n: None
+
+
+@dataclass(frozen=True)
+class LaterGold:
+    """Gold labels that must not be read before every prediction is final: ``read`` is called only then.
+
+    What ``--adapt`` needs: it fits on the data itself, so the gold field must not be read, not even to
+    know the candidates or whether it is multi-label, before the predictions exist (the candidates and
+    the mode come from the options). ``source`` is the data to classify; ``id_field`` joins the
+    predictions to the gold records when set.
+    """
+
+    source: str
+    read: Callable[[], Gold]
+    id_field: str | None = None
+
+
 def score(
     gold: Gold, ranked: Sequence[Ranked], candidates: Sequence[str], threshold: float, summary: RunSummary | None
 ) -> Evaluation:
@@ -42,66 +73,41 @@ def score(
     return Evaluation(gold, tuple(candidates), metrics, summary, gold_warnings(gold, candidates))
 
 
-def evaluate_predictions(gold: Gold, source: str, candidates: Sequence[str], threshold: float = 0.5) -> Evaluation:
-    """Score an existing predictions file against ``gold`` (no model involved).
-
-    Each line must rank exactly ``candidates``, as a prediction of :func:`evaluate_model` does.
-    """
-    predictions = read_predictions(source, gold.id_field, candidates)
-    return score(gold, align(gold, predictions), candidates, threshold, None)
-
-
-def evaluate_model(
-    gold: Gold,
-    scorer: Scorer,
-    candidates: Sequence[str],
-    predictions: str | None = None,
-    defaults: RecordDefaults = RecordDefaults(),
-    *,
-    threshold: float = 0.5,
-    window: int = DEFAULT_WINDOW,
-    progress: Callable[[int], object] = lambda n: None,
+def evaluate(
+    gold: Gold | LaterGold, candidates: Sequence[str], predictions: Classify | str, *, threshold: float = 0.5
 ) -> Evaluation:
-    """Classify ``gold.source`` with the candidate labels, write ``predictions`` (if given), and score.
+    """Score ``predictions`` against ``gold`` over ``candidates``.
 
-    Every record is scored against ``candidates`` with the evaluation's template and mode, whatever label
-    fields it carries (they may hold the gold answer). Multi-label gold makes multi-label scoring the
-    default. Predictions keep the id and gold fields, so
-    they can be inspected next to the gold label or scored again with ``--from``.
+    ``predictions`` is where they come from: a :class:`Classify` to classify the gold records with now, or
+    the path of an earlier predictions file (``--from``; no model involved), each line of which must rank
+    exactly ``candidates``, as a prediction written here does. When classifying, every record is scored
+    against ``candidates`` with the evaluation's template and mode, whatever label fields it carries (they
+    may hold the gold answer); multi-label gold makes multi-label scoring the default, and the predictions
+    keep the id and gold fields. With :class:`LaterGold` (which needs a :class:`Classify`), the gold is
+    read only after classifying, the predictions keep only the id field, and multi-label gold scored
+    single-label is refused.
     """
+    if isinstance(predictions, str):
+        if isinstance(gold, LaterGold):
+            raise ValueError("a predictions file is scored against gold read first; LaterGold needs Classify")
+        found = read_predictions(predictions, gold.id_field, candidates)
+        return score(gold, align(gold, found), candidates, threshold, None)
+    run = predictions
+    if isinstance(gold, LaterGold):
+        defaults = replace(run.defaults, labels=tuple(candidates), override=True)
+        keep: tuple[str, ...] = (gold.id_field,) if gold.id_field else ()
+        collected, summary = predict(
+            gold.source, run.scorer, defaults, run.predictions, keep, run.window, run.progress, gold.id_field
+        )
+        read = gold.read()
+        if read.multi_label and not defaults.multi_label:
+            raise ZstcError.about_settings(
+                "{source}: the gold labels are multi-label, so classify them with {multi_label}", source=gold.source
+            )
+        return score(read, align(read, collected), candidates, threshold, summary)
     defaults = replace(
-        defaults, labels=tuple(candidates), multi_label=defaults.multi_label or gold.multi_label, override=True
+        run.defaults, labels=tuple(candidates), multi_label=run.defaults.multi_label or gold.multi_label, override=True
     )
     keep = tuple(name for name in (gold.id_field, gold.field) if name)
-    collected, summary = predict(gold.source, scorer, defaults, predictions, keep, window, progress)
+    collected, summary = predict(gold.source, run.scorer, defaults, run.predictions, keep, run.window, run.progress)
     return score(gold, collected.ranked, candidates, threshold, summary)
-
-
-def evaluate_blind(
-    source: str,
-    read: Callable[[], Gold],
-    scorer: Scorer,
-    candidates: Sequence[str],
-    predictions: str | None = None,
-    defaults: RecordDefaults = RecordDefaults(),
-    *,
-    threshold: float = 0.5,
-    id_field: str | None = None,
-    window: int = DEFAULT_WINDOW,
-    progress: Callable[[int], object] = lambda n: None,
-) -> Evaluation:
-    """Classify first, read the gold labels (``read``) only once every prediction is final, then score.
-
-    What ``--adapt`` needs: it fits on the data itself, so the gold field must not be read, not even to
-    know the candidates or whether it is multi-label, before the predictions exist (``candidates`` and
-    ``defaults.multi_label`` come from the options). Multi-label gold scored single-label is refused.
-    """
-    defaults = replace(defaults, labels=tuple(candidates), override=True)
-    keep = (id_field,) if id_field else ()
-    collected, summary = predict(source, scorer, defaults, predictions, keep, window, progress, id_field)
-    gold = read()
-    if gold.multi_label and not defaults.multi_label:
-        raise ZstcError.about_settings(
-            "{source}: the gold labels are multi-label, so classify them with {multi_label}", source=source
-        )
-    return score(gold, align(gold, collected), candidates, threshold, summary)

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-from zstc_cli.errors import ModelError, ZstcError
-from zstc_cli.models.resolution import ResolvedModel, first_line, load_config, model_file, pooling_config, read_json
+from zstc_cli.errors import ModelError, ZstcError, one_line
+from zstc_cli.models.resolution import ResolvedModel, load_config, model_file, pooling_config, read_json
 from zstc_cli.scorers.base import Scorer
 from zstc_cli.scorers.embedding import EmbeddingScorer, embedding_prompt, pooling_mode
 from zstc_cli.scorers.nli import NLIScorer, entailment_id, max_input_length
-
-if TYPE_CHECKING:
-    from zstc_cli.models.spec import ModelSpec
-
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -118,7 +113,7 @@ def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
         model = auto_class.from_pretrained(resolved.location, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line(exc)}") from exc
+        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {one_line(exc)}") from exc
     return model.to(device).eval(), tokenizer
 
 
@@ -174,23 +169,33 @@ class LoadedModel:
 
 
 def load_model(
-    spec: ModelSpec, resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quiet: bool
+    resolved: ResolvedModel,
+    device: torch.device,
+    dtype: torch.dtype,
+    quiet: bool,
+    *,
+    scorer: str = "auto",
+    quantize: str = "none",
+    threads: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
 ) -> LoadedModel:
-    """Load ``spec``'s model (checked and resolved by :meth:`ModelSpec.check`) in its scorer."""
+    """Load the model (checked and resolved by :meth:`~zstc_cli.models.spec.ModelSpec.check`, whose fields the
+    options are) in its scorer."""
     from zstc_cli.models import quantize as quantization
 
     if quiet:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    if spec.threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
-        torch.set_num_threads(spec.threads)
-    batching = {"max_tokens": spec.max_tokens, "batch_size": spec.batch_size}  # None: the device's default
-    if choose_scorer(resolved, load_config(resolved), spec.scorer) == "embedding":
-        chosen: Scorer = embedding_scorer(resolved, device, dtype, spec.quantize, **batching)
+    if threads is not None:  # before loading: an int8 session sizes its pool from torch's setting
+        torch.set_num_threads(threads)
+    batching = {"max_tokens": max_tokens, "batch_size": batch_size}  # None: the device's default
+    if choose_scorer(resolved, load_config(resolved), scorer) == "embedding":
+        chosen: Scorer = embedding_scorer(resolved, device, dtype, quantize, **batching)
     else:
         model, tokenizer = load_pretrained(resolved, device, dtype)
         input_names = list(tokenizer.model_input_names)
-        model = quantization.quantize(model, input_names, resolved.location, spec.quantize, "logits")
+        model = quantization.quantize(model, input_names, resolved.location, quantize, "logits")
         chosen = NLIScorer(model, tokenizer, device, **batching)
-    return LoadedModel(resolved, chosen, device, dtype, spec.quantize, torch.get_num_threads())
+    return LoadedModel(resolved, chosen, device, dtype, quantize, torch.get_num_threads())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zstc_cli.errors import ModelError
+from zstc_cli.errors import ModelError, one_line
 from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, bundled_model_dir, find_known
 
 HUB_PROBE_TIMEOUT = 5.0
@@ -35,10 +35,6 @@ class ResolvedModel:
     name: str
     location: str
     source: str  # "local", "bundled", "cached" or "remote"
-
-
-def first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _hub_offline() -> bool:
@@ -164,4 +160,4 @@ def load_config(resolved: ResolvedModel):
     try:
         return AutoConfig.from_pretrained(resolved.location)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {first_line(exc)}") from exc
+        raise ModelError(f"cannot load model {resolved.name!r} from {resolved.location}: {one_line(exc)}") from exc

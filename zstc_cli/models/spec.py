@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 SCORERS = ("auto", "nli", "embedding")
 
 
-SCORERS = ("auto", "nli", "embedding")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model scores, and how: the options every command and the Python API share.
@@ -75,7 +72,11 @@ class ModelSpec:
             scorer = self.scorer if self.scorer != "auto" else known.scorer if known else None
             what = ", ".join(part for part in (scorer, str(device)) if part)
             print(f"zstc: loading {self.name} ({what}) ...", file=sys.stderr, flush=True)
-        return load_model(self, resolved, device, dtype, quiet)
+        return load_model(
+            resolved, device, dtype, quiet,
+            scorer=self.scorer, quantize=self.quantize, threads=self.threads,
+            max_tokens=self.max_tokens, batch_size=self.batch_size,
+        )  # fmt: skip
 
 
 def load_scorer(

@@ -1,0 +1,64 @@
+"""benchmarks/adapt_suite.py on two tiny synthetic 'data sets' written in its cache format, so the script
+that reproduces docs/better-labels.md's table cannot rot: every column, every set, a LODO rule from the grid."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tests.support.data import ROOT
+
+
+def load_suite():
+    spec = importlib.util.spec_from_file_location("adapt_suite", ROOT / "benchmarks" / "adapt_suite.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16) -> None:
+    """Unit text embeddings clustered around unit label vectors, as the suite's cache stores them."""
+    rng = np.random.default_rng(seed)
+    hyp = rng.normal(size=(labels, dim))
+    hyp /= np.linalg.norm(hyp, axis=1, keepdims=True)
+    gold = rng.integers(0, labels, n)
+    texts = hyp[gold] + rng.normal(scale=0.6, size=(n, dim))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
+             labels=np.array([f"l{i}" for i in range(labels)]), multi=False, total=n + 20)  # fmt: skip
+
+
+def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None:
+    suite = load_suite()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake_set(cache / "nyr.npz", 1)
+    fake_set(cache / "sst2.npz", 2)
+    out = tmp_path / "out" / "adapt_suite"
+    argv = ["--cache", str(cache), "--data-dir", str(tmp_path / "none"), "--sets", "nyr,sst2", "--out", str(out)]
+    assert suite.main(argv) == 0
+    lines = out.with_suffix(".md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| data set"))
+    assert [cell.strip() for cell in header.strip("|").split("|")] == list(suite.COLUMNS)
+    rows = [line for line in lines if line.startswith("| New Year's") or line.startswith("| SST-2")]
+    assert rows[0].startswith("| New Year's (80 of 100) | 3 |")
+    assert len(rows) == 2 and all(len(row.strip("|").split("|")) == len(suite.COLUMNS) for row in rows)
+    assert any(line.startswith("mean single-label accuracy gain") for line in lines)
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["rule"] == list(suite.SHIPPED) and "cpu" in summary
+    for name in ("nyr", "sst2"):
+        figures = summary["sets"][name]
+        a, s, c, k, w = figures["lodo_rule"]
+        assert a in suite.ANCHORING and s in suite.STABILITY and c in suite.CONSISTENCY
+        assert k in suite.KS and w in suite.WEIGHTS
+        assert 0.0 <= figures["lodo"][0] <= 1.0 and 0.0 <= figures["adapt"][0] <= 1.0
+
+
+def test_adapt_suite_names_a_missing_data_set(tmp_path: Path, capsys) -> None:
+    suite = load_suite()
+    argv = ["--cache", str(tmp_path), "--data-dir", str(tmp_path), "--sets", "sst2", "--out", str(tmp_path / "o")]
+    assert suite.main(argv) == 2
+    assert "sst2_test.jsonl:1: no such data set" in capsys.readouterr().err
