@@ -132,18 +132,21 @@ def classify(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Classify each JSON line of INPUT and write `{"sequence", "labels", "scores"}` lines to OUTPUT, in order.
+    """Classify each record of INPUT and write `{"sequence", "labels", "scores"}` lines to OUTPUT, in order.
 
     Records look like `{"text": ..., "categories": [...], "multi_label": false}` or the hosted-endpoint shape
     `{"inputs": ..., "parameters": {"candidate_labels": [...]}}`. Examples:
 
-        zstc classify tweets.jsonl labeled.jsonl --labels "health,money,humor"
+        zstc classify examples/new_years_resolutions.jsonl out.jsonl \\
+            --model all-MiniLM-L6-v2 --labels @examples/new_years_labels.txt
 
-        zcat big.jsonl.gz | zstc classify - --labels @labels.txt --keep id | jq .labels[0]
+        head -n 3 examples/new_years_resolutions.jsonl \\
+            | zstc classify - --model all-MiniLM-L6-v2 --labels health,money
 
-        zstc classify s3://bucket/in.jsonl.gz s3://bucket/out.jsonl.gz --model ./my-nli-model --multi-label
+        zstc classify s3://bucket/in.jsonl.gz s3://bucket/out.jsonl.gz \\
+            --model ./my-nli-model --labels @labels.txt --multi-label
 
-        zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt   # one NAME.out per file
+        zstc classify s3://bucket/inputs/ s3://bucket/outputs/ --labels @labels.txt
     """
     from zstc_cli.engines import run as runs
 

@@ -144,9 +144,11 @@ def evaluate(
     Prints a table (to stderr when `--predictions -`), and writes the JSON report, predictions and plot
     where asked. Gold lists, or `--gold-sep`, make a multi-label evaluation. Examples:
 
-        zstc evaluate examples/new_years_resolutions.jsonl --label-field Resolution_Category --report report.json
+        zstc evaluate examples/new_years_resolutions.jsonl \\
+            --label-field Resolution_Category --model all-MiniLM-L6-v2
 
-        zstc evaluate data.jsonl --label-field topic --from predictions.jsonl --id-field id --plot confusion.png
+        zstc evaluate examples/new_years_resolutions.jsonl \\
+            --label-field Resolution_Category --from out.jsonl --id-field id
     """
     from zstc_cli.evaluation import evaluate as ev
     from zstc_cli.evaluation import gold as gd

@@ -107,8 +107,8 @@ def serve(
     `{"sequence", "labels", "scores"}`. Concurrent requests are scored together (`--no-batching`: one by one).
     OpenAPI docs at `/docs`.
 
-        zstc serve --model ./my-nli-model --port 8080
-        zstc serve --adaptation state.json   # answers with a state fitted by classify --adapt --save-adaptation
+        zstc serve --model all-MiniLM-L6-v2 --port 8080
+        zstc serve --model all-MiniLM-L6-v2 --adaptation state.json
 
         curl -H 'Content-Type: application/json' localhost:8080/invocations \\
             -d '{"inputs": "Run a marathon", "parameters": {"candidate_labels": "health,money"}}'
