@@ -170,6 +170,7 @@ def test_resume_with_adapt_reuses_the_checkpointed_state_and_equals_a_clean_run(
     assert out.read_bytes() == clean.read_bytes()
 
 
+@pytest.mark.slow
 def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweets, adapted_run):
     out, state, _ = adapted_run
     first = read_jsonl(tweets)[0]["text"]

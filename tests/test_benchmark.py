@@ -93,6 +93,7 @@ def test_int8_fidelity_simulates_each_scheme(bert_nli, tmp_path):
     assert every["per-token + 100000 float32 channels"] == every["exact (float32)"] == 1.0
 
 
+@pytest.mark.slow
 def test_padding_counts_the_tokens_each_tool_computes(bert_nli, tmp_path):
     """With no repeated pair both tools compute the same pairs, so their real tokens are equal; zstc's padding
     shrinks as its window grows, and the pipeline, batching in input order, pads more than its smallest."""

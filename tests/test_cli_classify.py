@@ -58,6 +58,7 @@ def test_file_to_file_keeps_order_across_windows(tmp_path, bert_nli, mixed_rows)
     assert b"60 records" in result.stderr and result.stdout == b""
 
 
+@pytest.mark.slow
 def test_stdin_to_stdout_in_a_shell_pipeline(tmp_path, bart_nli, nyr_rows):
     src = write_jsonl(tmp_path / "in.jsonl", nyr_rows[:25])
     zstc = f"{sys.executable} -m zstc_cli"
@@ -277,6 +278,7 @@ def test_links_to_the_input_and_read_only_outputs_are_refused(tmp_path, args, me
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_rows):
     """`zstc classify ... - | head -n 1`: once head exits, zstc stops with SIGPIPE's status and says nothing."""
     src = write_jsonl(tmp_path / "in.jsonl", nyr_rows[:40])
@@ -289,6 +291,7 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path, bert_nli, nyr_
     assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_written(tmp_path, bert_nli, nyr_rows):
     rows = [orjson.dumps({"text": row["text"]}) + b"\n" + b'{"broken\n' for row in nyr_rows[:40]]
     src = tmp_path / "in.jsonl"

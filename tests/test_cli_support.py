@@ -23,6 +23,7 @@ def cases(tmp_path, model) -> dict[str, list]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["help", "usage error", "bad record", "bad record, --debug", "classified"])
 def test_in_process_and_real_runs_agree(case, tmp_path, bert_nli):
     args = cases(tmp_path, bert_nli)[case]

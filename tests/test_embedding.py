@@ -107,6 +107,7 @@ def test_unchanged_label_set_is_embedded_once_per_run(nyr_texts, minilm):
         hook.remove()
 
 
+@pytest.mark.slow
 def test_results_equal_across_batch_sizes_windows_and_token_budgets(tmp_path, nyr_rows, minilm):
     rows = [
         {"text": row["text"], "categories": list(LABELS[: 2 + i % 6]), "multi_label": i % 4 == 0}

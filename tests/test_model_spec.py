@@ -60,6 +60,7 @@ def test_threads_reach_torch_and_default_leaves_torch_alone(bert_nli, torch_thre
     assert loaded.scorer.describe() == default.scorer.describe()  # threads do not change what a checkpoint records
 
 
+@pytest.mark.slow
 def test_int8_session_runs_on_the_spec_threads(bert_nli, torch_threads, tmp_path, monkeypatch):
     monkeypatch.setenv("ZSTC_CACHE", str(tmp_path / "cache"))
     target = 1 if torch_threads != 1 else 2
@@ -67,6 +68,7 @@ def test_int8_session_runs_on_the_spec_threads(bert_nli, torch_threads, tmp_path
     assert loaded.scorer.model.session.get_session_options().intra_op_num_threads == target
 
 
+@pytest.mark.slow
 def test_cli_threads_reach_torch_in_a_real_run(tmp_path, bert_nli):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "I will run a marathon"}, {"text": "Save money"}])
     args = ["classify", source, tmp_path / "out.jsonl", "-m", bert_nli, "-l", "health,money", "--device", "cpu"]

@@ -253,6 +253,7 @@ def test_int8_embeddings_follow_exact_mode(cache, nyr_texts):
     assert max(scores) < 0.25
 
 
+@pytest.mark.slow
 def test_cli_embedding_model_quantize_int8(cache, tmp_path, nyr_texts):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in nyr_texts[:20]])
     out = tmp_path / "out.jsonl"

@@ -435,6 +435,7 @@ def adapt_input(tmp_path, rows) -> Path:
     return write_jsonl(tmp_path / "in.jsonl", [{"id": row["id"], "text": row["text"]} for row in rows])
 
 
+@pytest.mark.slow
 def test_adapted_states_score_on_the_workers_as_on_the_local_engine(tmp_path, cluster, bert_nli, rows):
     """The driver fits (``--adapt``); every worker wraps its scorer with the same states."""
     from zstc_cli.engines.adapt import adapt
