@@ -150,8 +150,9 @@ def test_evaluate_adapt_without_labels_takes_only_the_candidate_set_from_the_gol
     named, blind = tmp_path / "named.jsonl", tmp_path / "blind.jsonl"
     common = ("evaluate", data, "--label-field", "topic", *MODEL, "--adapt", "--adapt-sample", "40")
     invoke_zstc(*common, "--labels", ",".join(candidates), "--predictions", named, check=True)
-    invoke_zstc(*common, "--predictions", blind, check=True)
+    said = invoke_zstc(*common, "--predictions", blind, "--label-map", "No such gold=x", check=True).stderr.decode()
     assert blind.read_bytes() == named.read_bytes()
+    assert said.count("label map key 'No such gold' matches no gold label") == 1  # said once, not per reading
 
 
 @pytest.mark.slow

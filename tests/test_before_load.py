@@ -51,3 +51,11 @@ def test_a_bad_first_record_with_on_error_skip_still_runs(tmp_path, no_loading):
     )
     assert no_loading == ["facebook/bart-large-mnli"]  # skipping bad records is asked for: the run goes on to load
     assert result.exit_code == 1
+
+
+def test_evaluate_refuses_a_record_without_text_before_the_model_loads(tmp_path, no_loading):
+    src = tmp_path / "gold.jsonl"
+    src.write_bytes(b'{"body": "fine", "topic": "a"}\n{"body": "also", "topic": "b"}\n')
+    result = CliRunner().invoke(app, ["evaluate", str(src), "--label-field", "topic"])
+    assert result.exit_code == 2 and no_loading == []
+    assert result.stderr == f"zstc: error: {src}:1: no text field (looked for 'text', 'inputs', 'sequence')\n"

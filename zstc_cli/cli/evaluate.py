@@ -26,8 +26,8 @@ from zstc_cli.cli.options import (
     user_errors,
 )
 from zstc_cli.cli.progress import Progress, print_summary
-from zstc_cli.errors import ZstcError
-from zstc_cli.pipeline import DEFAULT_WINDOW
+from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.pipeline import DEFAULT_WINDOW, iter_records
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
 from zstc_cli.storage.reading import replayable
@@ -35,6 +35,7 @@ from zstc_cli.storage.reading import replayable
 if TYPE_CHECKING:
     from zstc_cli.cli.adapting import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
+    from zstc_cli.records import RecordDefaults
 
 
 @model_options
@@ -177,6 +178,7 @@ def evaluate(
                 text_field=text_field, multi_label=multi_label, input_format=kind,
             )  # fmt: skip
             gold: gd.Gold | ev.LaterGold
+            said: list[str] = []
             if adapt.active:
                 gold = ev.LaterGold(source, read, id_field)
                 names, descriptions = read_labels_option(labels)
@@ -185,7 +187,8 @@ def evaluate(
                     # reaches the fit or the scorer, which score every record against the whole set
                     first = read()
                     names, gold_multi = tuple(first.distinct()), first.multi_label
-                    for warning in gd.gold_warnings(first, names):
+                    said = gd.gold_warnings(first, names)
+                    for warning in said:
                         print(f"zstc: warning: {warning}", file=sys.stderr)
                     del first
                 candidates = names
@@ -204,6 +207,7 @@ def evaluate(
                 defaults = record_defaults(
                     None, mode, hypothesis_template, text_field, None, descriptions, input_format
                 )
+                first_record_ok(source, replace(defaults, labels=candidates, override=True))
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 scorer = loaded.scorer
@@ -215,7 +219,8 @@ def evaluate(
                     evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
                 if isinstance(gold, ev.LaterGold):  # the gold was read only now
                     for warning in evaluation.warnings:
-                        print(f"zstc: warning: {warning}", file=sys.stderr)
+                        if warning not in said:  # the candidate set's reading said it already
+                            print(f"zstc: warning: {warning}", file=sys.stderr)
                 if not quiet and evaluation.summary is not None:
                     print_summary(evaluation.summary, predictions or "(predictions not kept)")
                 if isinstance(gold, ev.LaterGold):
@@ -234,3 +239,11 @@ def evaluate(
 def check_plot(plot: str | None, multi_label: bool) -> None:
     if plot and multi_label:
         raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
+
+
+def first_record_ok(source: str, defaults: RecordDefaults) -> None:
+    """Refuse a first record that cannot be classified (no text field, say) before the model loads: the
+    input alone decides it, and loading takes seconds. ``source`` is a file here (stdin was spooled)."""
+    item = next(iter_records(source, defaults), None)
+    if isinstance(item, RecordError):
+        raise item
