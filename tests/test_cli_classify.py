@@ -163,7 +163,7 @@ def test_missing_model_fails_fast_in_one_line(tmp_path):
 
 def test_help_and_version():
     assert invoke_zstc("--version", check=True).stdout.decode().startswith("zstc ")
-    assert b"zstc classify tweets.jsonl" in invoke_zstc("classify", "--help", check=True).stdout
+    assert b"zstc classify examples/new_years_resolutions.jsonl" in invoke_zstc("classify", "--help", check=True).stdout
 
 
 def test_errors_file_without_skip_is_refused(tmp_path, bert_nli):
