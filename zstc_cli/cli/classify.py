@@ -137,7 +137,7 @@ def classify(
     Records look like `{"text": ..., "categories": [...], "multi_label": false}` or the hosted-endpoint shape
     `{"inputs": ..., "parameters": {"candidate_labels": [...]}}`. Examples:
 
-        zstc classify examples/new_years_resolutions.jsonl out.jsonl \\
+        zstc classify examples/new_years_resolutions.jsonl out.jsonl --keep id \\
             --model all-MiniLM-L6-v2 --labels @examples/new_years_labels.txt
 
         head -n 3 examples/new_years_resolutions.jsonl \\
