@@ -26,8 +26,8 @@ from zstc_cli.cli.options import (
     user_errors,
 )
 from zstc_cli.cli.progress import Progress, print_summary
-from zstc_cli.errors import RecordError, ZstcError
-from zstc_cli.pipeline import DEFAULT_WINDOW, iter_records
+from zstc_cli.errors import ZstcError
+from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
 from zstc_cli.storage.reading import replayable
@@ -35,7 +35,6 @@ from zstc_cli.storage.reading import replayable
 if TYPE_CHECKING:
     from zstc_cli.cli.adapting import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
-    from zstc_cli.records import RecordDefaults
 
 
 @model_options
@@ -207,7 +206,10 @@ def evaluate(
                 defaults = record_defaults(
                     None, mode, hypothesis_template, text_field, None, descriptions, input_format
                 )
-                first_record_ok(source, replace(defaults, labels=candidates, override=True))
+                from zstc_cli.engines.local import check_first_record
+
+                # what the input alone decides (no text field, say) is refused before the model loads
+                check_first_record(source, replace(defaults, labels=candidates, override=True))
                 loaded = spec.load(quiet)
                 defaults = loaded.scorer.with_default_template(defaults)
                 scorer = loaded.scorer
@@ -239,11 +241,3 @@ def evaluate(
 def check_plot(plot: str | None, multi_label: bool) -> None:
     if plot and multi_label:
         raise ZstcError("--plot draws a single-label confusion matrix; multi-label gold has none")
-
-
-def first_record_ok(source: str, defaults: RecordDefaults) -> None:
-    """Refuse a first record that cannot be classified (no text field, say) before the model loads: the
-    input alone decides it, and loading takes seconds. ``source`` is a file here (stdin was spooled)."""
-    item = next(iter_records(source, defaults), None)
-    if isinstance(item, RecordError):
-        raise item

@@ -107,12 +107,12 @@ def classify_jobs(
     return total
 
 
-def check_first_record(jobs: Sequence[Job], defaults: RecordDefaults) -> None:
-    """Raise the first input's first record's error, if it has one: what the input alone decides (a line
-    that does not parse, no labels anywhere, a missing text field) fails in a second, not after the model
-    has loaded. Stdin is not read ahead (what is read is gone); a file is read again by the run."""
-    if jobs and jobs[0].source != STDIO:
-        item = next(iter_records(jobs[0].source, defaults), None)
+def check_first_record(source: str, defaults: RecordDefaults) -> None:
+    """Raise ``source``'s first record's error, if it has one: what the input alone decides (a line that does
+    not parse, no labels anywhere, a missing text field) fails in a second, not after the model has loaded.
+    Stdin is not read ahead (what is read is gone); a file is read again by the run."""
+    if source != STDIO:
+        item = next(iter_records(source, defaults), None)
         if isinstance(item, RecordError):
             raise item
 

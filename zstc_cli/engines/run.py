@@ -102,8 +102,9 @@ def _locally(
         if fits:
             check_one_file(jobs)
         with lock_jobs(jobs):  # another run writing these outputs: refused before the model loads
-            if run.errors is None and not run.resume:  # so is a bad first record, when it would stop the run
-                check_first_record(jobs, run.defaults)
+            # so is a bad first record, when it would stop the run
+            if jobs and run.errors is None and not run.resume:
+                check_first_record(jobs[0].source, run.defaults)
             model = run.model.load(quiet)
             defaults = model.scorer.with_default_template(run.defaults)  # recorded in the checkpoint
             loaded(model)
