@@ -2,7 +2,7 @@
 
 Its methods mirror the CLI commands, with the CLI's option names as parameter names (``--multi-label`` is
 ``multi_label``), so what a user learned on the command line carries over. They wrap the functions the commands
-run (:mod:`~zstc_cli.engines.local`, :mod:`~zstc_cli.engines.adapt`, :mod:`~zstc_cli.evaluation`), so a result
+run (:mod:`~zstc_cli.engines.local`, :mod:`~zstc_cli.engines.run`, :mod:`~zstc_cli.evaluation`), so a result
 is the one ``zstc`` would write.
 """
 
@@ -141,23 +141,23 @@ class Classifier:
         """``--adapt``: fit this model's scores to a seeded sample of ``input`` (no gold labels) and return a
         classifier that scores with the fitted states (this one is unchanged). ``save_adaptation`` writes
         them, to be loaded with :meth:`load_adaptation` (``--adaptation``)."""
-        from zstc_cli.engines import adapt as adaptation
+        from zstc_cli.engines.run import DEFAULT_SAMPLE, AdaptOptions, adapted
 
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
                                   descriptions=descriptions or None)  # fmt: skip
-        sample = {} if adapt_sample is None else {"sample_size": adapt_sample}
-        fitted = adaptation.adapt(os.fspath(input), self.scorer, defaults, window=window, **sample)
-        if save_adaptation is not None:
-            adaptation.save_states(fitted, os.fspath(save_adaptation))
-        return self._with_scorer(fitted)  # type: ignore[arg-type]  # the Scorer interface, by delegation
+        options = AdaptOptions(
+            fit=True, sample=DEFAULT_SAMPLE if adapt_sample is None else adapt_sample,
+            save=None if save_adaptation is None else os.fspath(save_adaptation),
+        )  # fmt: skip
+        return self._with_scorer(adapted(self.scorer, os.fspath(input), defaults, options, window=window))
 
     def load_adaptation(self, adaptation: str | os.PathLike[str]) -> Classifier:
         """``--adaptation FILE``: a classifier scoring with states saved by :meth:`adapt` for this model; a file
         made for another model or scorer is refused with a :class:`~zstc_cli.errors.ZstcError`."""
-        from zstc_cli.engines.adapt import load_states
+        from zstc_cli.engines.run import loaded_states
 
-        return self._with_scorer(load_states(os.fspath(adaptation), self.scorer))  # type: ignore[arg-type]
+        return self._with_scorer(loaded_states(self.scorer, os.fspath(adaptation), RecordDefaults()))
 
     def evaluate(
         self,

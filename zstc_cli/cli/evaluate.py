@@ -33,7 +33,7 @@ from zstc_cli.storage.jobs import check_outputs
 from zstc_cli.storage.reading import replayable
 
 if TYPE_CHECKING:
-    from zstc_cli.cli.adapting import AdaptOptions
+    from zstc_cli.engines.run import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
 
 

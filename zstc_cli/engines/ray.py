@@ -29,13 +29,13 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from zstc_cli.adaptation import AdaptationState
-from zstc_cli.engines.adapt import AdaptedScorer
+from zstc_cli.adaptation.state import AdaptationState
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.models.spec import ModelSpec
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write
 from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
+from zstc_cli.scorers.adapted import AdaptedScorer
 from zstc_cli.storage.files import STDIO, format_of, is_remote
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.storage.reading import Overlong, numbered_lines
