@@ -8,6 +8,7 @@ is the one ``zstc`` would write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -182,22 +183,22 @@ class Classifier:
         """``zstc evaluate DATA --label-field FIELD``: classify the labeled data and return the JSON report
         (also written to ``report``, and the predictions to ``predictions``, when given). The candidates are
         ``labels``, or the distinct gold labels."""
-        from zstc_cli.evaluation import evaluate as ev
-        from zstc_cli.evaluation import gold as gd
         from zstc_cli.evaluation import report as rp
+        from zstc_cli.evaluation.run import EvaluateRun
+        from zstc_cli.evaluation.run import evaluate as evaluating
 
-        source, mapping = os.fspath(data), dict(label_map or {})
-        gold = gd.read_gold(source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                            text_field=text_field, multi_label=multi_label, input_format=input_format)  # fmt: skip
         defaults = self._defaults(None, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, descriptions=descriptions or None,
                                   input_format=input_format)  # fmt: skip
         names = labels if labels is None or isinstance(labels, str) else tuple(labels)
-        candidates = replace(defaults, labels=names).labels or tuple(gold.distinct())  # type: ignore[arg-type]
-        classify = ev.Classify(self.scorer, defaults, predictions, window, progress)
-        evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
-        run = rp.run_metadata(self.loaded, defaults.template, evaluation, defaults.descriptions)
-        result = rp.build_report(evaluation, data=source, predictions=predictions, run=run, label_map=mapping)
+        run = EvaluateRun(
+            os.fspath(data), label_field, self.spec, defaults, replace(defaults, labels=names).labels,  # type: ignore[arg-type]
+            predictions=predictions, id_field=id_field, label_map=dict(label_map or {}), gold_sep=gold_sep,
+            threshold=threshold, window=window,
+        )  # fmt: skip
+        evaluated = evaluating(
+            run, loaded=self.loaded, scorer=self.scorer, progress=lambda source: contextlib.nullcontext(progress)
+        )
         if report is not None:
-            rp.write_json(result, report)
-        return result
+            rp.write_json(evaluated.report, report)
+        return evaluated.report
