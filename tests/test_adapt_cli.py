@@ -196,7 +196,7 @@ def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweet
 
 
 def test_python_api_fits_saves_and_loads_a_state(tweets, bert_nli, tmp_path):
-    from zstc_cli import RecordDefaults
+    from zstc_cli import RecordDefaults, Scorer
     from zstc_cli.engines.local import classify_texts
     from zstc_cli.engines.run import fit_on as adapt
     from zstc_cli.models.spec import load_scorer
@@ -207,6 +207,7 @@ def test_python_api_fits_saves_and_loads_a_state(tweets, bert_nli, tmp_path):
     defaults = RecordDefaults(labels=("Humor", "Career"))
     adapted = adapt(str(tweets), scorer, defaults, sample_size=60)
     assert adapted.notes and adapted.notes[0]["figures"]["records"] == 60
+    assert isinstance(adapted, Scorer) and (adapted.model, adapted.batch_size) == (scorer.model, scorer.batch_size)
     save_adaptation(adapted, str(tmp_path / "state.json"))
     loaded = load_adaptation(str(tmp_path / "state.json"), scorer, labels=defaults.labels)
     texts = [row["text"] for row in read_jsonl(tweets)[:5]]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -33,7 +31,7 @@ from zstc_cli.cli.options import (
     terminate_as_interrupt,
     user_errors,
 )
-from zstc_cli.cli.progress import Progress, print_summary
+from zstc_cli.cli.progress import print_summary, progress_bar
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.records import MAX_CHARS
@@ -181,12 +179,6 @@ def adapter(options: AdaptOptions, window: int, quiet: bool) -> Adapter:
     return lambda scorer, source, defaults, checkpointed: adapting.adapted(
         scorer, source, defaults, options, window=window, quiet=quiet, checkpointed=checkpointed
     )
-
-
-@contextlib.contextmanager
-def progress_bar(source: str, quiet: bool, input_format: str | None) -> Iterator[Callable[[int], object]]:
-    with Progress(source, quiet=quiet, input_format=input_format) as progress:
-        yield progress.update
 
 
 def say_model(model: LoadedModel) -> None:

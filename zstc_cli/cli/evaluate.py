@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from zstc_cli.cli import adapting
-from zstc_cli.cli.classify import progress_bar
 from zstc_cli.cli.options import (
     INPUT,
     LABELS,
@@ -25,7 +24,7 @@ from zstc_cli.cli.options import (
     record_defaults,
     user_errors,
 )
-from zstc_cli.cli.progress import print_summary
+from zstc_cli.cli.progress import print_summary, progress_bar
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.storage.files import STDIO

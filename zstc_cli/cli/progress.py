@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -57,6 +59,14 @@ class Progress:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.bar.close()
+
+
+@contextlib.contextmanager
+def progress_bar(source: str, quiet: bool, input_format: str | None) -> Iterator[Callable[[int], object]]:
+    """A :class:`Progress` bar over ``source`` as the library's ``progress`` hook wants it: a context manager
+    of the callback that counts input lines as they are done."""
+    with Progress(source, quiet=quiet, input_format=input_format) as progress:
+        yield progress.update
 
 
 def print_summary(summary: RunSummary, output: str, errors: str | None = None) -> None:
