@@ -1,8 +1,11 @@
 """Corpus adaptation without labels: calibrate a scorer's scores on a sample of the input, refine the
 embedding scorer's label side from the sample's texts, and decide (safeguard) whether to adopt it.
 
-numpy only: callers embed or score the sample and pass matrices in; :class:`AdaptationState` is the fitted
-result, a small JSON-able dict once saved (``to_dict`` / ``from_dict``, ``check`` refuses a mismatch).
+numpy only, below the scorers: callers embed or score the sample (:mod:`~zstc_cli.adaptation.sample` draws
+it) and pass matrices in; :class:`AdaptationState` is the fitted result, a small JSON-able dict once saved
+(``to_dict`` / ``from_dict``, ``check`` refuses a mismatch; :mod:`~zstc_cli.adaptation.state` reads and writes
+the files), and :mod:`~zstc_cli.adaptation.notes` words what was decided. The scorer that rescores with a
+state is :class:`zstc_cli.scorers.adapted.AdaptedScorer`.
 """
 
 from zstc_cli.adaptation.calibration import Calibration, fit_calibration
