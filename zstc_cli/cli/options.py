@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from zstc_cli.cli.adapting import DEFAULT_SAMPLE, AdaptOptions
+from zstc_cli.engines.run import DEFAULT_SAMPLE, AdaptOptions
 from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
 from zstc_cli.labels_file import parse_label_lines
 from zstc_cli.models.catalog import DEFAULT_MODEL

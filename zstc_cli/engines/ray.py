@@ -29,13 +29,13 @@ import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from zstc_cli.adaptation import AdaptationState
-from zstc_cli.engines.adapt import AdaptedScorer
+from zstc_cli.adaptation.state import AdaptationState
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.models.spec import ModelSpec
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write, score_window
 from zstc_cli.records import RecordDefaults, parse_lines
 from zstc_cli.results import error_line, result_line
+from zstc_cli.scorers.adapted import AdaptedScorer
 from zstc_cli.storage.files import STDIO, format_of, is_remote
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.storage.reading import Overlong, numbered_lines
@@ -127,8 +127,7 @@ class ScoreWorker:
         """``adaptation``: the states the driver fitted (``--adapt``) or read (``--adaptation``), as dicts."""
         scorer = model.load(quiet=True).scorer
         states = [AdaptationState.from_dict(state) for state in adaptation]
-        # An AdaptedScorer has the Scorer interface by delegation, which mypy cannot see.
-        self.scorer: Scorer = AdaptedScorer(scorer, states) if states else scorer  # type: ignore[assignment]
+        self.scorer: Scorer = AdaptedScorer(scorer, states) if states else scorer
         self.defaults, self.keep = defaults, keep
 
     def _line(self, raw: Any, chars: Any) -> bytes | Overlong:
