@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from zstc_cli.errors import ModelError, ZstcError, one_line
-from zstc_cli.models.resolution import ResolvedModel, load_config, model_file, pooling_config, read_json
+from zstc_cli.models.embedding_config import embedding_settings
+from zstc_cli.models.resolution import ResolvedModel, load_config, model_file
 from zstc_cli.scorers.base import Scorer
-from zstc_cli.scorers.embedding import EmbeddingScorer, embedding_prompt, pooling_mode
+from zstc_cli.scorers.embedding import EmbeddingScorer
 from zstc_cli.scorers.nli import NLIScorer, entailment_id, max_input_length
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -120,18 +121,18 @@ def load_pretrained(resolved: ResolvedModel, device: torch.device, dtype: torch.
 def embedding_scorer(
     resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, quantize: str = "none", **batching
 ) -> EmbeddingScorer:
-    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, length),
-    on the encoder itself or (``quantize="int8"``) its int8 ONNX Runtime copy."""
+    """An :class:`EmbeddingScorer` set up as the model's sentence-transformers files say (pooling, prompt,
+    length: :mod:`~zstc_cli.models.embedding_config`), on the encoder itself or (``quantize="int8"``) its int8
+    ONNX Runtime copy."""
     from zstc_cli.models import quantize as quantization
 
     model, tokenizer = load_pretrained(resolved, device, dtype, "embedding")
-    st_config = read_json(model_file(resolved, "sentence_bert_config.json")) or {}
-    max_length = st_config.get("max_seq_length") or max_input_length(tokenizer, model.config)
-    pooling = pooling_mode(pooling_config(resolved))
-    prompt = embedding_prompt(resolved.name, read_json(model_file(resolved, "config_sentence_transformers.json")))
+    settings = embedding_settings(resolved)
+    max_length = settings.max_length or max_input_length(tokenizer, model.config)
     input_names = list(tokenizer.model_input_names)
     model = quantization.quantize(model, input_names, resolved.location, quantize, "last_hidden_state")
-    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=pooling, prompt=prompt, **batching)
+    return EmbeddingScorer(model, tokenizer, device, max_length=max_length, pooling=settings.pooling,
+                           prompt=settings.prompt, **batching)  # fmt: skip
 
 
 @dataclass

@@ -1,13 +1,9 @@
-"""Finding and loading models: model ids and directories, the bundled copy, the hub cache, devices and
-dtypes, and which scorer a model gets.
+"""Finding a model's files from a ``--model`` value: a directory, the bundled copy, the hub cache, the hub.
 
 Resolution order: a local directory; the bundled all-MiniLM-L6-v2 (the ``offline`` extra) for its names;
 the hub cache (``HF_HOME``); the hub. It never waits on an unreachable hub: ``HF_HUB_OFFLINE=1`` is
 honoured, and the hub is probed once with a short timeout before any download, so an air-gapped user gets
-one clear line instead of half a minute of retries.
-
-The scorer follows from the model: a sequence classifier with an entailment label gets the NLI scorer; a
-sentence-transformers model or a plain encoder gets the embedding scorer; ``scorer=`` overrides.
+one clear line instead of half a minute of retries. Loading what was found is :mod:`zstc_cli.models.loading`.
 """
 
 from __future__ import annotations
@@ -143,15 +139,6 @@ def model_file(resolved: ResolvedModel, filename: str) -> Path | None:
 
 def read_json(path: Path | None) -> Any:
     return None if path is None else json.loads(path.read_text(encoding="utf-8"))
-
-
-def pooling_config(resolved: ResolvedModel) -> dict | None:
-    """The sentence-transformers ``Pooling`` module's config, as listed in ``modules.json``, if any."""
-    modules = read_json(model_file(resolved, "modules.json")) or []
-    for module in modules:
-        if module.get("type", "").endswith(".Pooling"):
-            return read_json(model_file(resolved, f"{module['path']}/config.json"))
-    return None
 
 
 def load_config(resolved: ResolvedModel):

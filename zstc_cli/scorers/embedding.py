@@ -2,9 +2,9 @@
 
 An NLI model reads every (text, hypothesis) pair, N x L forward passes; a sentence-embedding model embeds
 each distinct text and each distinct hypothesis once, N + L passes, and the hypotheses of an unchanged
-label set are computed once per run. Embeddings are pooled as the model's sentence-transformers
-``1_Pooling`` config says (mean pooling for a plain encoder) and L2-normalised, so a dot product is the
-cosine similarity.
+label set are computed once per run. Embeddings are pooled as the scorer is told (the model's
+sentence-transformers settings, which :mod:`zstc_cli.models.embedding_config` reads from its folder) and
+L2-normalised, so a dot product is the cosine similarity.
 
 Cosines are turned into readable scores with constants measured on the 5,011 New Year's resolution tweets
 and their 10 categories with all-MiniLM-L6-v2 (``benchmarks/offline_nyr.py``):
@@ -21,7 +21,6 @@ Other embedding models spread cosines differently; pass other constants to :clas
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -31,7 +30,6 @@ import numpy as np
 import torch
 
 from zstc_cli.adaptation.calibration import softmax
-from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad
 from zstc_cli.scorers.batching import budget
@@ -40,58 +38,9 @@ SINGLE_LABEL_TEMPERATURE = 0.07
 MULTI_LABEL_CENTER = 0.35
 MULTI_LABEL_TEMPERATURE = 0.10
 DEFAULT_CACHE_SIZE = 16_384  # embeddings kept across windows: 25 MB at 384 dimensions
-POOLING_MODES = {
-    "pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max",
-    "pooling_mode_lasttoken": "lasttoken",
-}  # fmt: skip
 EMBEDDING_TEMPLATE = "This text is about {}."
 """The embedding scorer's default hypothesis: best on the mean over the four labeled sets of the README's
 Getting better labels (all-MiniLM-L6-v2), ahead of the NLI default "This example is {}."."""
-
-
-def pooling_mode(config: dict | None) -> str:
-    """The pooling a sentence-transformers ``Pooling`` config asks for; mean when there is no config."""
-    if config is None:
-        return "mean"
-    modes = [mode for key, mode in POOLING_MODES.items() if config.get(key)]
-    others = [k for k, value in config.items() if k.startswith("pooling_mode") and value and k not in POOLING_MODES]
-    if len(modes) != 1 or others:
-        raise ModelError(
-            f"unsupported sentence-transformers pooling {config}: zstc supports one of cls, mean, max, lasttoken"
-        )
-    if config.get("include_prompt") is False:
-        raise ModelError("unsupported sentence-transformers pooling: include_prompt false (prompt tokens not pooled)")
-    return modes[0]
-
-
-PROMPT_NAMES = ("classification", "query")
-"""Prompts used for zero-shot classification when a model declares no ``default_prompt_name``, in order."""
-E5_PROMPT = "query: "
-
-
-def embedding_prompt(name: str, st_config: dict | None) -> str:
-    """The prefix put before every text and every hypothesis, alike (zero-shot classification compares
-    them symmetrically):
-
-    - the model's sentence-transformers ``config_sentence_transformers.json`` ``prompts``: the one named by
-      ``default_prompt_name`` (what ``SentenceTransformer.encode`` uses), else the one named
-      ``classification``, else ``query`` (e5 and its kind: "use query: on both sides for symmetric tasks");
-    - without declared prompts, a model whose name (hub id or directory) contains ``e5`` as a word part
-      (``intfloat/e5-base-v2``, ``multilingual-e5-small``) gets ``"query: "``, as e5's model card requires;
-    - otherwise no prefix."""
-    prompts = (st_config or {}).get("prompts") or {}
-    default = (st_config or {}).get("default_prompt_name")
-    if default is not None:
-        if default not in prompts:
-            raise ModelError(f"model {name!r}: default_prompt_name {default!r} is not one of its prompts")
-        return prompts[default]
-    for prompt_name in PROMPT_NAMES:
-        if prompt_name in prompts:
-            return prompts[prompt_name]
-    last_part = re.split(r"[/\\]", name.lower().rstrip("/\\"))[-1]
-    if not prompts and re.search(r"(^|[^a-z0-9])e5($|[^a-z0-9])", last_part):
-        return E5_PROMPT
-    return ""
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
