@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from host import cpu_name
 
 from zstc_cli.adaptation.calibration import fit_calibration, softmax
-from zstc_cli.adaptation.fit import choose_sample
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours, consistency
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import ANCHORING_BAR, CONSISTENCY_BAR, CONSISTENCY_K, STABILITY_BAR, judge
+from zstc_cli.adaptation.sample import reservoir
+from zstc_cli.engines.run import DEFAULT_SAMPLE, DEFAULT_SEED
 from zstc_cli.scorers.embedding import MULTI_LABEL_CENTER, MULTI_LABEL_TEMPERATURE
 
 # (cache name, title, file, gold field)
@@ -43,7 +44,7 @@ SETS = (
     ("sentiment", "TweetEval sentiment", "tweeteval_sentiment_test.jsonl", "label"),
     ("emotion", "emotion", "emotion_yin2019_test.jsonl", "label"),
 )
-SAMPLE, SEED = 2000, 0
+SAMPLE, SEED = DEFAULT_SAMPLE, DEFAULT_SEED  # what --adapt samples
 # The search grid for the rule's settings: anchoring bar, stability bar, consistency bar, k, weight.
 # 1.01 / 2.0 are "never adopt"; 0.0 is "always".
 ANCHORING = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)
@@ -119,7 +120,7 @@ def measure(data: dict) -> dict:
     texts = np.asarray(data["texts"], np.float64)
     cosines, hypotheses, gold = data["cosines"], data["hyp"], data["gold"]
     multi, labels = bool(data["multi"]), cosines.shape[1]
-    sample = choose_sample(len(texts), SAMPLE, SEED)
+    sample = np.array(reservoir(range(len(texts)), SAMPLE, SEED))  # the records --adapt samples
     sampled = texts[sample]
     calibration = fit_calibration(cosines[sample])
 

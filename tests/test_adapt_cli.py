@@ -197,11 +197,11 @@ def test_serve_answers_with_a_saved_state_and_refuses_one_for_other_labels(tweet
 
 def test_python_api_fits_saves_and_loads_a_state(tweets, bert_nli, tmp_path):
     from zstc_cli import RecordDefaults
-    from zstc_cli.engines.adapt import adapt
-    from zstc_cli.engines.adapt import load_states as load_adaptation
-    from zstc_cli.engines.adapt import save_states as save_adaptation
     from zstc_cli.engines.local import classify_texts
+    from zstc_cli.engines.run import fit_on as adapt
     from zstc_cli.models.spec import load_scorer
+    from zstc_cli.scorers.adapted import load_states as load_adaptation
+    from zstc_cli.scorers.adapted import save_states as save_adaptation
 
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
     defaults = RecordDefaults(labels=("Humor", "Career"))

@@ -8,15 +8,13 @@ import pytest
 from zstc_cli.adaptation import (
     AdaptationMismatch,
     AdaptationState,
-    choose_sample,
-    combine_hypotheses,
-    estimate_priors,
     fit_calibration,
     fit_embedding,
     fit_scores,
 )
 from zstc_cli.adaptation.neighbours import DEFAULT_K, Neighbours, consistency
 from zstc_cli.adaptation.safeguard import CONSISTENCY_BAR
+from zstc_cli.adaptation.sample import reservoir
 from zstc_cli.errors import ZstcError
 
 LABELS = ["alpha", "beta", "gamma", "delta"]
@@ -131,6 +129,19 @@ def test_a_version_1_state_still_scores_with_its_refinement_only():
     assert np.allclose(state.single_label(cosines, texts), refined._single(cosines, texts))
 
 
+def test_a_state_saved_with_label_priors_reads_and_scores_as_without():
+    """Files written before the (never applied) label priors were dropped hold a "priors" list: ignored."""
+    texts, hypotheses, _ = clustered(seed=5)
+    saved = fit(texts, hypotheses).to_dict()
+    assert "priors" not in saved
+    old = AdaptationState.from_dict({**saved, "priors": [0.25] * len(LABELS)})
+    assert old.to_dict() == saved
+    cosines = texts @ hypotheses.T
+    assert np.array_equal(
+        old.single_label(cosines, texts), AdaptationState.from_dict(saved).single_label(cosines, texts)
+    )
+
+
 @pytest.mark.parametrize(
     "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
 )  # one noise draw in the quick loop (4 s of fitting each); the other two in CI
@@ -161,8 +172,10 @@ def test_fit_is_deterministic_given_the_seed():
     texts, hypotheses, _ = clustered(seed=3)
     first, second = fit(texts, hypotheses, seed=7).to_dict(), fit(texts, hypotheses, seed=7).to_dict()
     assert json.dumps(first) == json.dumps(second)
-    assert np.array_equal(choose_sample(5011, 2000, 7), choose_sample(5011, 2000, 7))
-    assert len(choose_sample(100, 2000, 7)) == 100
+    chosen = reservoir(range(5011), 2000, 7)
+    assert chosen == reservoir(range(5011), 2000, 7) and chosen != reservoir(range(5011), 2000, 8)
+    assert len(chosen) == 2000 and chosen == sorted(set(chosen))  # distinct, in input order
+    assert reservoir(range(100), 2000, 7) == list(range(100))
 
 
 def test_state_round_trips_through_json_and_scores_the_same():
@@ -230,33 +243,25 @@ def test_single_label_temperature_gives_unit_spread_logits():
         assert np.sqrt(np.mean(logits.var(axis=1, ddof=1))) == pytest.approx(1.0)
 
 
-def test_prior_reestimation_recovers_the_corpus_priors():
-    """Saerens' EM: exact posteriors under uniform priors of three 1-D Gaussian classes, drawn 70/20/10."""
-    rng = np.random.default_rng(0)
-    truth = rng.choice(3, size=20000, p=[0.7, 0.2, 0.1])
-    values = rng.normal(loc=np.array([-1.0, 0.0, 1.0])[truth])
-    likelihood = np.exp(-0.5 * (values[:, None] - np.array([-1.0, 0.0, 1.0])) ** 2)
-    posteriors = likelihood / likelihood.sum(axis=1, keepdims=True)
-    assert estimate_priors(posteriors) == pytest.approx([0.7, 0.2, 0.1], abs=0.03)
-
-
 def test_score_level_adaptation_serves_any_scorer():
-    """NLI entailment logits (any raw scores): calibrated and given priors, never refined."""
+    """NLI entailment logits (any raw scores): calibrated, never refined."""
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(500, 3)) * 3 + np.array([2.0, 0.0, -1.0])
     state = fit_scores(
         logits, model="nli-model", scorer="nli", templates=["This example is {}."], labels=["a", "b", "c"]
     )
     assert not state.adopted and state.refinement is None
-    assert state.priors.sum() == pytest.approx(1.0) and state.priors.argmax() == 0
     probabilities = state.single_label(logits)
-    assert np.allclose(probabilities.sum(axis=1), 1.0)
-    assert np.allclose(state.single_label(logits, priors=True).sum(axis=1), 1.0)
+    assert np.allclose(probabilities.sum(axis=1), 1.0) and probabilities.mean(axis=0).argmax() == 0
+    assert np.array_equal(probabilities.argmax(axis=1), logits.argmax(axis=1))  # one temperature: same ranking
     assert AdaptationState.from_dict(state.to_dict()).to_dict() == state.to_dict()
 
 
 def test_several_templates_combine_to_one_unit_vector_per_label():
+    from zstc_cli.scorers.embedding import label_vectors
+
     _, hypotheses, _ = clustered()
-    combined = combine_hypotheses(np.stack([hypotheses, hypotheses[::-1]]))
+    rows = np.stack([hypotheses, hypotheses[::-1]], axis=1).reshape(-1, hypotheses.shape[1])  # label-major
+    combined = label_vectors(rows, templates=2)
     assert np.allclose(np.linalg.norm(combined, axis=1), 1.0)
     assert np.allclose(combined, unit(hypotheses + hypotheses[::-1]))

@@ -12,8 +12,9 @@ from support.models import build_tiny_embedder, bundled_minilm_dir
 
 from zstc_cli.engines.local import classify_file, classify_texts
 from zstc_cli.errors import Interrupted
+from zstc_cli.labels_file import parse_label_lines
 from zstc_cli.models.spec import load_scorer
-from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults, parse_label_lines
+from zstc_cli.records import DEFAULT_TEMPLATE, Record, RecordDefaults
 from zstc_cli.scorers.embedding import EMBEDDING_TEMPLATE, embedding_prompt
 
 TEXTS = ["I will run a marathon this spring", "Save more money and pay off my debt", "Call my mother every week"]

@@ -438,7 +438,7 @@ def adapt_input(tmp_path, rows) -> Path:
 @pytest.mark.slow
 def test_adapted_states_score_on_the_workers_as_on_the_local_engine(tmp_path, cluster, bert_nli, rows):
     """The driver fits (``--adapt``); every worker wraps its scorer with the same states."""
-    from zstc_cli.engines.adapt import adapt
+    from zstc_cli.engines.run import fit_on as adapt
     from zstc_cli.records import RecordDefaults
 
     src, labels = adapt_input(tmp_path, rows), RecordDefaults(labels=tuple(LABELS[:4]))

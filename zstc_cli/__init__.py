@@ -51,9 +51,9 @@ DEPRECATED = {  # the functions zstc_cli exported before Classifier: name -> (mo
     "classify_path": ("zstc_cli.engines.local", "classify_path", "Classifier.classify_file"),
     "classify_texts": ("zstc_cli.engines.local", "classify_texts", "Classifier.classify"),
     "load_scorer": ("zstc_cli.models.spec", "load_scorer", "Classifier(model, ...)"),
-    "adapt": ("zstc_cli.engines.adapt", "adapt", "Classifier.adapt"),
-    "load_adaptation": ("zstc_cli.engines.adapt", "load_states", "Classifier.load_adaptation"),
-    "save_adaptation": ("zstc_cli.engines.adapt", "save_states", "Classifier.adapt(save_adaptation=...)"),
+    "adapt": ("zstc_cli.engines.run", "fit_on", "Classifier.adapt"),
+    "load_adaptation": ("zstc_cli.scorers.adapted", "load_states", "Classifier.load_adaptation"),
+    "save_adaptation": ("zstc_cli.scorers.adapted", "save_states", "Classifier.adapt(save_adaptation=...)"),
 }
 
 

@@ -2,12 +2,13 @@
 
 Its methods mirror the CLI commands, with the CLI's option names as parameter names (``--multi-label`` is
 ``multi_label``), so what a user learned on the command line carries over. They wrap the functions the commands
-run (:mod:`~zstc_cli.engines.local`, :mod:`~zstc_cli.engines.adapt`, :mod:`~zstc_cli.evaluation`), so a result
+run (:mod:`~zstc_cli.engines.local`, :mod:`~zstc_cli.engines.run`, :mod:`~zstc_cli.evaluation`), so a result
 is the one ``zstc`` would write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -141,23 +142,23 @@ class Classifier:
         """``--adapt``: fit this model's scores to a seeded sample of ``input`` (no gold labels) and return a
         classifier that scores with the fitted states (this one is unchanged). ``save_adaptation`` writes
         them, to be loaded with :meth:`load_adaptation` (``--adaptation``)."""
-        from zstc_cli.engines import adapt as adaptation
+        from zstc_cli.engines.run import DEFAULT_SAMPLE, AdaptOptions, adapted
 
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
                                   descriptions=descriptions or None)  # fmt: skip
-        sample = {} if adapt_sample is None else {"sample_size": adapt_sample}
-        fitted = adaptation.adapt(os.fspath(input), self.scorer, defaults, window=window, **sample)
-        if save_adaptation is not None:
-            adaptation.save_states(fitted, os.fspath(save_adaptation))
-        return self._with_scorer(fitted)  # type: ignore[arg-type]  # the Scorer interface, by delegation
+        options = AdaptOptions(
+            fit=True, sample=DEFAULT_SAMPLE if adapt_sample is None else adapt_sample,
+            save=None if save_adaptation is None else os.fspath(save_adaptation),
+        )  # fmt: skip
+        return self._with_scorer(adapted(self.scorer, os.fspath(input), defaults, options, window=window))
 
     def load_adaptation(self, adaptation: str | os.PathLike[str]) -> Classifier:
         """``--adaptation FILE``: a classifier scoring with states saved by :meth:`adapt` for this model; a file
         made for another model or scorer is refused with a :class:`~zstc_cli.errors.ZstcError`."""
-        from zstc_cli.engines.adapt import load_states
+        from zstc_cli.engines.run import loaded_states
 
-        return self._with_scorer(load_states(os.fspath(adaptation), self.scorer))  # type: ignore[arg-type]
+        return self._with_scorer(loaded_states(self.scorer, os.fspath(adaptation), RecordDefaults()))
 
     def evaluate(
         self,
@@ -182,22 +183,22 @@ class Classifier:
         """``zstc evaluate DATA --label-field FIELD``: classify the labeled data and return the JSON report
         (also written to ``report``, and the predictions to ``predictions``, when given). The candidates are
         ``labels``, or the distinct gold labels."""
-        from zstc_cli.evaluation import evaluate as ev
-        from zstc_cli.evaluation import gold as gd
         from zstc_cli.evaluation import report as rp
+        from zstc_cli.evaluation.run import EvaluateRun
+        from zstc_cli.evaluation.run import evaluate as evaluating
 
-        source, mapping = os.fspath(data), dict(label_map or {})
-        gold = gd.read_gold(source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                            text_field=text_field, multi_label=multi_label, input_format=input_format)  # fmt: skip
         defaults = self._defaults(None, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, descriptions=descriptions or None,
                                   input_format=input_format)  # fmt: skip
         names = labels if labels is None or isinstance(labels, str) else tuple(labels)
-        candidates = replace(defaults, labels=names).labels or tuple(gold.distinct())  # type: ignore[arg-type]
-        classify = ev.Classify(self.scorer, defaults, predictions, window, progress)
-        evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
-        run = rp.run_metadata(self.loaded, defaults.template, evaluation, defaults.descriptions)
-        result = rp.build_report(evaluation, data=source, predictions=predictions, run=run, label_map=mapping)
+        run = EvaluateRun(
+            os.fspath(data), label_field, self.spec, defaults, replace(defaults, labels=names).labels,  # type: ignore[arg-type]
+            predictions=predictions, id_field=id_field, label_map=dict(label_map or {}), gold_sep=gold_sep,
+            threshold=threshold, window=window,
+        )  # fmt: skip
+        evaluated = evaluating(
+            run, loaded=self.loaded, scorer=self.scorer, progress=lambda source: contextlib.nullcontext(progress)
+        )
         if report is not None:
-            rp.write_json(result, report)
-        return result
+            rp.write_json(evaluated.report, report)
+        return evaluated.report

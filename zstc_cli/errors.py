@@ -4,7 +4,7 @@ class's ``exit_code``.
 The rule a script can act on: 2 means "fix the input or the command" (rerunning it as is fails again), 1 means
 "the run started and something outside the input failed" (the model, the device, the disk; a checkpointed run
 can be continued with ``--resume`` once that is fixed, and an unexpected exception exits 1 too), 130/143 mean
-a signal stopped it (Ctrl-C/SIGTERM, like any program they stop). README's exit-code table is tested."""
+a signal stopped it (Ctrl-C/SIGTERM, like any program they stop). docs/exit-codes.md's table is tested."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The local engine: stream records through a scorer window by window, writing results in input order.
+"""The stream pipeline every engine shares: read -> validate -> window -> score -> assemble, in input order.
+
+It holds no files and no model of its own: an engine hands it a stream of records and a loaded scorer (the local
+engine, :mod:`zstc_cli.engines.local`, with checkpointed outputs; the Ray workers call its one scoring step,
+:func:`score_window`, on their blocks), so every engine validates, scores and assembles alike.
 
 While the model scores window k, a background thread tokenizes and plans window k+1, so the model does not
 wait on the tokenizer. At most two windows are in memory at once, whatever the input size. A window holds
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zstc_cli.errors import RecordError, ZstcError, scoring_failure
 from zstc_cli.records import Record, RecordDefaults, parse_lines
@@ -116,8 +120,9 @@ def _checked(items: Iterable[Item], skip: bool) -> Iterator[Item]:
         yield item
 
 
-def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[list[Item], list[Record], Future | None]]:
-    """Yield each window, its records and their prepared batches, preparing the next in a background thread."""
+def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[list[Item], Future | None]]:
+    """Yield each window with its records' prepared batches (None: no records), preparing the next window in a
+    background thread while the caller scores this one."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstc-prepare") as pool:
         pending = None
         for chunk in chunks:
@@ -125,16 +130,35 @@ def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[li
             future = pool.submit(scorer.prepare, records) if records else None
             if pending is not None:
                 yield pending
-            pending = (chunk, records, future)
+            pending = (chunk, future)
         if pending is not None:
             yield pending
 
 
+Scored = dict[str, Any] | RecordError
+
+
+def score_window(
+    scorer: Scorer, items: Sequence[Item], keep: Sequence[str] = (), prepared: Future | None = None
+) -> list[Scored]:
+    """Score one window: its items in, in order, each record's assembled result (labels ranked, ``keep``
+    fields copied) and each bad record's :class:`RecordError` as it came. The step the stream pipeline and the
+    Ray workers share, so their results cannot drift apart.
+
+    ``prepared``: the records' :meth:`~zstc_cli.scorers.base.Scorer.prepare`, already running in a background
+    thread (the stream pipeline overlaps it with the previous window's scoring); None prepares them here. A
+    failure of either (a tokenizer error, out of memory, a broken model) raises a
+    :class:`~zstc_cli.errors.ScoringError` naming the window's lines: it is never a bad record.
+    """
+    records = [item for item in items if isinstance(item, Record)]
+    scores = iter(_score(scorer, prepared, records) if records else [])
+    return [item if isinstance(item, RecordError) else assemble(item, next(scores), keep) for item in items]
+
+
 def _score(scorer: Scorer, prepared: Future | None, records: list[Record]) -> list:
-    """Finish preparing and run the model. Failures of either (a tokenizer error, out of memory, a broken
-    model) stop the run naming the lines being scored; they never count as bad records."""
+    """The window's scores; a failure that is not already one of zstc's own errors names the window's lines."""
     try:
-        return scorer.score(prepared.result()) if prepared is not None else []
+        return scorer.score(scorer.prepare(records) if prepared is None else prepared.result())
     except ZstcError:
         raise
     except Exception as exc:
@@ -163,15 +187,14 @@ def classify_stream(
     weight = lambda item: len(item.labels) if isinstance(item, Record) else 0
     chunks = windows(_checked(items, write_error is not None), window, weight, window * PAIRS_PER_RECORD,
                      first=FIRST_WINDOW)  # fmt: skip
-    for chunk, records, prepared in _prepared(chunks, scorer):
-        scores = _score(scorer, prepared, records)
-        for item in chunk:
-            if isinstance(item, RecordError):
-                write_error(error_line(item))  # type: ignore[misc]  # _checked let it through: skip mode
+    for chunk, prepared in _prepared(chunks, scorer):
+        for scored in score_window(scorer, chunk, keep, prepared):
+            if isinstance(scored, RecordError):
+                write_error(error_line(scored))  # type: ignore[misc]  # _checked let it through: skip mode
                 summary.errors += 1
-        for record, record_scores in zip(records, scores):
-            write(result_line(assemble(record, record_scores, keep)))
-        summary.records += len(records)
+            else:
+                write(result_line(scored))
+                summary.records += 1
         on_window(chunk[-1].line)
         progress(len(chunk))
     summary.seconds = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Streaming JSON-lines records: parse, validate with line numbers, and write results.
+"""Streaming JSON-lines records: parse and validate them, with line numbers.
 
 Input is read one line at a time (never the whole file), so memory does not depend on the input size.
 Every problem is reported as a :class:`RecordError` that names the source and the line, because a user
@@ -257,35 +257,3 @@ def parse_lines(
             yield record
         except ValueError as exc:
             yield RecordError.of(source, number, exc, raw if isinstance(raw, bytes) else raw.raw)
-
-
-def parse_label_lines(lines: Iterable[str], source: str) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Labels and their descriptions from a ``--labels @file``: one label a line, ``name`` or
-    ``name: description``. Only the first ``": "`` (colon and space) splits, so ``a:b`` is one name and a
-    description may contain ``": "``; a name containing ``": "`` cannot be given in a file. Blank lines are
-    skipped. A malformed line raises ``ValueError`` naming ``source:line``."""
-    labels: list[str] = []
-    descriptions: dict[str, str] = {}
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
-        name, separator, description = line.partition(": ")
-        name, description = name.strip(), description.strip()
-        problem = None
-        if line.endswith(":") and not separator:
-            problem = f"{line!r} ends with ':' but has no description (write 'name: description', or just the name)"
-        elif separator and not name:
-            problem = f"{line!r} has a description but no label name before ': '"
-        elif separator and not description:
-            problem = f"{line!r} has an empty description after ': '"
-        elif name in labels:
-            problem = f"label {name!r} appears twice"
-        if problem:
-            raise ValueError(f"{source}:{number}: {problem}")
-        labels.append(name)
-        if separator:
-            descriptions[name] = description
-    if not labels:
-        raise ValueError(f"{source}: no labels in the file")
-    return tuple(labels), descriptions

@@ -6,13 +6,12 @@ result, a small JSON-able dict once saved (``to_dict`` / ``from_dict``, ``check`
 """
 
 from zstc_cli.adaptation.calibration import Calibration, fit_calibration
-from zstc_cli.adaptation.fit import choose_sample, combine_hypotheses, fit_embedding, fit_scores
-from zstc_cli.adaptation.priors import estimate_priors, reweight
+from zstc_cli.adaptation.fit import fit_embedding, fit_scores
 from zstc_cli.adaptation.prototypes import Refinement, refine
 from zstc_cli.adaptation.safeguard import judge
 from zstc_cli.adaptation.state import AdaptationMismatch, AdaptationState
 
 __all__ = [
-    "AdaptationMismatch", "AdaptationState", "Calibration", "Refinement", "choose_sample", "combine_hypotheses",
-    "estimate_priors", "fit_calibration", "fit_embedding", "fit_scores", "judge", "refine", "reweight",
+    "AdaptationMismatch", "AdaptationState", "Calibration", "Refinement",
+    "fit_calibration", "fit_embedding", "fit_scores", "judge", "refine",
 ]  # fmt: skip

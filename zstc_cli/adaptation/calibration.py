@@ -26,11 +26,12 @@ MIXTURE_ITERATIONS = 200
 TINY = 1e-12
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float64, along ``axis`` (a matrix's rows by default). The one softmax:
+    the scorers' probabilities and the adaptation's are the same function."""
+    logits = np.asarray(logits, np.float64)
+    exp = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return exp / exp.sum(axis=axis, keepdims=True)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -7,13 +7,14 @@ for its records' final scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
+import orjson
 
-from zstc_cli.adaptation.calibration import fit_calibration, softmax
+from zstc_cli.adaptation.calibration import fit_calibration
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours
-from zstc_cli.adaptation.priors import estimate_priors
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import judge
 from zstc_cli.adaptation.state import AdaptationState
@@ -21,21 +22,39 @@ from zstc_cli.adaptation.state import AdaptationState
 MIN_RECORDS_PER_LABEL = 5  # fewer sample records than 5 per label: too few to estimate a prototype
 
 
-def choose_sample(total: int, size: int, seed: int) -> np.ndarray:
-    """Sorted positions of a uniform random sample of ``min(size, total)`` records, fixed by ``seed``, so
-    a streaming reader can pick them in one pass and a rerun picks the same ones."""
-    order = np.random.default_rng(seed).permutation(total)
-    return np.sort(order[: min(size, total)])
+def too_few(records: int, labels: int) -> str | None:
+    """Why a label set with ``records`` sample records is not adapted (fewer than
+    :data:`MIN_RECORDS_PER_LABEL` per label), or None when it has enough."""
+    if records >= MIN_RECORDS_PER_LABEL * labels:
+        return None
+    return f"{records} sample records for {labels} labels: fewer than {MIN_RECORDS_PER_LABEL} per label, not adapted"
 
 
-def combine_hypotheses(vectors: np.ndarray) -> np.ndarray:
-    """One unit vector per label from several templates' hypothesis embeddings ``(templates, L, d)``: the
-    renormalised mean, i.e. the direction closest on average to the label under every template."""
-    vectors = np.asarray(vectors, np.float64)
-    if vectors.ndim == 2:
-        return vectors
-    mean = vectors.mean(axis=0)
-    return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+def fit_label_set(
+    scores: np.ndarray,
+    *,
+    model: str,
+    scorer: str,
+    templates: Sequence[str],
+    labels: Sequence[str],
+    seed: int = 0,
+    texts: np.ndarray | None = None,
+    hypotheses: np.ndarray | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> AdaptationState:
+    """One label set's state from its sample records' raw ``scores`` (n, L): :func:`fit_embedding` when the
+    scorer gave the embeddings (``texts`` (n, d), ``hypotheses`` (L, d)), else :func:`fit_scores`.
+
+    ``descriptions`` (of these labels) are what the hypotheses read instead of the names, so the state is
+    valid only with the same ones and records them. The state comes back as its saved file will hold it
+    (rounded through JSON), so that ``--adaptation FILE`` scores exactly as the run that fitted it."""
+    if texts is not None and hypotheses is not None:
+        state = fit_embedding(texts, hypotheses, model=model, templates=templates, labels=labels, seed=seed)
+    else:
+        state = fit_scores(scores, model=model, scorer=scorer, templates=templates, labels=labels, seed=seed)
+    if descriptions:
+        state = replace(state, extra={**state.extra, "descriptions": dict(descriptions)})
+    return AdaptationState.from_dict(orjson.loads(orjson.dumps(state.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)))
 
 
 def fit_embedding(
@@ -52,17 +71,21 @@ def fit_embedding(
     """Calibrate the embedding scorer on a sample, and fit the refinement and the neighbour smoothing
     (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines.
 
-    ``texts``: (n, d) unit embeddings of the sample's texts; ``hypotheses``: (L, d) or (templates, L, d)
-    unit embeddings of the label hypotheses. With fewer than :data:`MIN_RECORDS_PER_LABEL` records per label
-    neither component is tried (the decision says so); calibration still is. The state carries the sample's
-    embeddings only when the smoothing is adopted (it reads them to find each record's neighbours).
+    ``texts``: (n, d) unit embeddings of the sample's texts; ``hypotheses``: (L, d) unit vectors of the
+    labels (the scorer's, several templates already averaged). With fewer than :data:`MIN_RECORDS_PER_LABEL`
+    records per label neither component is tried (the decision says so); calibration still is. The state
+    carries the sample's embeddings only when the smoothing is adopted (it reads them to find each record's
+    neighbours).
     """
-    texts, hypotheses = np.asarray(texts, np.float64), combine_hypotheses(hypotheses)
+    texts, hypotheses = np.asarray(texts, np.float64), np.asarray(hypotheses, np.float64)
     cosines = texts @ hypotheses.T
     calibration = fit_calibration(cosines)
     zero_shot = calibration.logits(cosines)
-    refinement, neighbours, decision = None, None, _too_small(len(texts), len(labels))
-    if decision is None:
+    refinement, neighbours = None, None
+    reason = too_few(len(texts), len(labels))
+    if reason is not None:
+        decision: dict = {"adopted": False, "reasons": [reason], "figures": {"records": len(texts)}}
+    else:
         refinement = refine(texts, zero_shot)
         decision = judge(refinement, texts, hypotheses, seed, k)
         decision["figures"]["drifted"] = [labels[i] for i in decision["figures"]["drifted"]]
@@ -71,8 +94,7 @@ def fit_embedding(
             neighbours = Neighbours.of(texts, hypotheses, k, weight)
     return AdaptationState(
         model=model, scorer="embedding", templates=tuple(templates), labels=tuple(labels), calibration=calibration,
-        priors=estimate_priors(softmax(zero_shot)), refinement=refinement, decision=decision,
-        sample_size=len(texts), seed=seed, neighbours=neighbours,
+        refinement=refinement, decision=decision, sample_size=len(texts), seed=seed, neighbours=neighbours,
     )  # fmt: skip
 
 
@@ -86,7 +108,7 @@ def fit_scores(
     seed: int = 0,
 ) -> AdaptationState:
     """Score-level adaptation for any scorer (the NLI scorer's entailment logits, say): calibration of the
-    raw scores against the sample and re-estimated label priors; no label-side refinement."""
+    raw scores against the sample; no label-side refinement."""
     raw_scores = np.asarray(raw_scores, np.float64)
     calibration = fit_calibration(raw_scores)
     decision = {
@@ -95,13 +117,5 @@ def fit_scores(
     }  # fmt: skip
     return AdaptationState(
         model=model, scorer=scorer, templates=tuple(templates), labels=tuple(labels), calibration=calibration,
-        priors=estimate_priors(calibration.single_label(raw_scores)), refinement=None, decision=decision,
-        sample_size=len(raw_scores), seed=seed,
+        refinement=None, decision=decision, sample_size=len(raw_scores), seed=seed,
     )  # fmt: skip
-
-
-def _too_small(records: int, labels: int) -> dict | None:
-    if records >= MIN_RECORDS_PER_LABEL * labels:
-        return None
-    reason = f"{records} sample records for {labels} labels: fewer than {MIN_RECORDS_PER_LABEL} per label, not adapted"
-    return {"adopted": False, "reasons": [reason], "figures": {"records": records}}

@@ -1,26 +1,29 @@
 """The fitted adaptation as a small JSON-able dict: written once, reused by later runs and by a server.
 
 A state only makes sense for the model, templates and label set it was fitted with (its vectors live in
-that model's space, its priors and centres belong to those labels in that order), so loading checks all
+that model's space, its calibration and centres belong to those labels in that order), so loading checks all
 three and refuses a mismatch in one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
+import orjson
 
 from zstc_cli.adaptation.calibration import Calibration, softmax
 from zstc_cli.adaptation.neighbours import Neighbours
-from zstc_cli.adaptation.priors import reweight
 from zstc_cli.adaptation.prototypes import Refinement
 from zstc_cli.errors import ZstcError
 
 FORMAT = "zstc-adaptation"
 VERSION = 2
 READABLE = (1, 2)  # version 1: no neighbours (a state before the smoothing existed)
+# Files written before label priors were dropped also hold "priors" (re-estimated, never applied): ignored.
 
 
 class AdaptationMismatch(ZstcError):
@@ -32,7 +35,7 @@ class AdaptationState:
     """Everything needed to score with the adapted scorer, and the safeguard's decision about it.
 
     ``calibration`` turns raw scores (cosines, or NLI entailment logits) into single- and multi-label
-    probabilities; ``priors`` are the re-estimated label priors; ``refinement`` (embedding scorer only) the
+    probabilities; ``refinement`` (embedding scorer only) the
     refined label side, used only when the decision adopted it; ``neighbours`` (embedding scorer only) the
     sample the k-nearest-neighbour smoothing reads, used only when the decision adopted it.
     ``decision["components"]`` says, per component, whether it was adopted.
@@ -43,7 +46,6 @@ class AdaptationState:
     templates: tuple[str, ...]
     labels: tuple[str, ...]
     calibration: Calibration
-    priors: np.ndarray
     refinement: Refinement | None
     decision: dict
     sample_size: int
@@ -67,19 +69,18 @@ class AdaptationState:
         needed = self.refinement if component == "refinement" else self.neighbours
         return chosen and needed is not None
 
-    def single_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None, priors: bool = False) -> np.ndarray:
+    def single_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
         """Probabilities across labels (rows sum to 1) from raw scores (n, L) and, for the embedding
         components, the text embeddings ``texts`` (n, d): the refined scorer's when it was adopted, else the
         calibrated zero-shot ones, then smoothed over the sample's nearest neighbours when that was adopted.
-        Without ``texts``, the calibrated zero-shot probabilities. ``priors=True`` re-weights them by the
-        re-estimated label priors (the Python API's option; the CLI does not use it)."""
+        Without ``texts``, the calibrated zero-shot probabilities."""
         if texts is None:
             probabilities = self.calibration.single_label(raw_scores)
         else:
             probabilities = self._single(raw_scores, texts)
             if self.uses("smoothing"):
                 probabilities = self.neighbours.smooth(probabilities, texts, self._sample_single)  # type: ignore[union-attr]
-        return reweight(probabilities, self.priors) if priors else probabilities
+        return probabilities
 
     def multi_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
         """Independent per-label probabilities from raw scores (n, L), calibrated on the sample, and smoothed
@@ -111,7 +112,7 @@ class AdaptationState:
         return {
             "format": FORMAT, "version": VERSION, "model": self.model, "scorer": self.scorer,
             "templates": list(self.templates), "labels": list(self.labels), "sample_size": self.sample_size,
-            "seed": self.seed, "calibration": self.calibration.to_dict(), "priors": self.priors.tolist(),
+            "seed": self.seed, "calibration": self.calibration.to_dict(),
             "refinement": None if self.refinement is None else self.refinement.to_dict(),
             "neighbours": None if self.neighbours is None else self.neighbours.to_dict(),
             "decision": self.decision, **({"extra": self.extra} if self.extra else {}),
@@ -131,7 +132,6 @@ class AdaptationState:
             return cls(
                 model=str(data["model"]), scorer=str(data["scorer"]), templates=tuple(data["templates"]),
                 labels=tuple(data["labels"]), calibration=Calibration.from_dict(data["calibration"]),
-                priors=np.asarray(data["priors"], np.float64),
                 refinement=None if refinement is None else Refinement.from_dict(refinement),
                 neighbours=None if neighbours is None else Neighbours.from_dict(neighbours),
                 decision=dict(data["decision"]), sample_size=int(data["sample_size"]), seed=int(data["seed"]),
@@ -148,3 +148,58 @@ class AdaptationState:
         ):  # fmt: skip
             if saved != wanted:
                 raise AdaptationMismatch(f"the adaptation state was fitted for {what} {saved!r}, not {wanted!r}")
+
+
+def described_labels(descriptions: Mapping[str, str] | None, labels: Sequence[str]) -> dict[str, str]:
+    """The descriptions of ``labels`` (those that have one): what their hypotheses read instead of the name."""
+    return {label: descriptions[label] for label in labels if descriptions and label in descriptions}
+
+
+def write_states(states: Sequence[AdaptationState], path: str) -> None:
+    """Write fitted states: one state's dict, or ``{"states": [...]}`` for several label sets."""
+    saved = [state.to_dict() for state in states]
+    if not saved:
+        raise ZstcError.about_settings(
+            "{save_adaptation} {path}: no label set had enough sample records to adapt", path=path
+        )
+    data = saved[0] if len(saved) == 1 else {"states": saved}
+    Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def read_states(
+    path: str,
+    model: str,
+    scorer: str,
+    labels: tuple[str, ...] | None = None,
+    templates: tuple[str, ...] = (),
+    descriptions: Mapping[str, str] | None = None,
+) -> list[AdaptationState]:
+    """Read a saved state (or several) for ``model`` and ``scorer``; refuse, in one line, one made for another
+    model, scorer, label descriptions, or (when the run has fixed ``labels``) label set or ``templates``."""
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ZstcError.about_settings(
+            "{adaptation} {path}: cannot read it: {why}", path=path, why=exc.strerror
+        ) from None
+    except orjson.JSONDecodeError as exc:
+        raise ZstcError.about_settings("{adaptation} {path}: invalid JSON: {exc}", path=path, exc=exc) from None
+    items = data["states"] if isinstance(data, dict) and isinstance(data.get("states"), list) else [data]
+    states = []
+    for item in items:
+        try:
+            state = AdaptationState.from_dict(item)
+            if labels is not None and len(items) == 1:
+                state.check(model, scorer, templates, labels)
+            else:
+                state.check(model, scorer, state.templates, state.labels)
+            fitted = state.extra.get("descriptions", {})
+            wanted = described_labels(descriptions, state.labels)
+            if fitted != wanted:
+                raise AdaptationMismatch(
+                    f"the adaptation state was fitted with label descriptions {fitted!r}, not {wanted!r}"
+                )
+        except AdaptationMismatch as exc:
+            raise AdaptationMismatch.about_settings("{adaptation} {path}: {exc}", path=path, exc=exc) from None
+        states.append(state)
+    return states

@@ -41,8 +41,7 @@ from zstc_cli.results import parse_keep
 from zstc_cli.storage.files import STDIO
 
 if TYPE_CHECKING:
-    from zstc_cli.cli.adapting import AdaptOptions
-    from zstc_cli.engines.run import Adapter
+    from zstc_cli.engines.run import Adapter, AdaptOptions
     from zstc_cli.models.loading import LoadedModel
     from zstc_cli.models.spec import ModelSpec
 

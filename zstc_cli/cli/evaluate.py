@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from zstc_cli.cli import adapting
+from zstc_cli.cli.classify import progress_bar
 from zstc_cli.cli.options import (
     INPUT,
     LABELS,
@@ -25,15 +25,14 @@ from zstc_cli.cli.options import (
     record_defaults,
     user_errors,
 )
-from zstc_cli.cli.progress import Progress, print_summary
+from zstc_cli.cli.progress import print_summary
 from zstc_cli.errors import ZstcError
 from zstc_cli.pipeline import DEFAULT_WINDOW
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import check_outputs
-from zstc_cli.storage.reading import replayable
 
 if TYPE_CHECKING:
-    from zstc_cli.cli.adapting import AdaptOptions
+    from zstc_cli.engines.run import AdaptOptions
     from zstc_cli.models.spec import ModelSpec
 
 
@@ -150,9 +149,9 @@ def evaluate(
         zstc evaluate examples/new_years_resolutions.jsonl \\
             --label-field Resolution_Category --from out.jsonl --id-field id
     """
-    from zstc_cli.evaluation import evaluate as ev
     from zstc_cli.evaluation import gold as gd
     from zstc_cli.evaluation import report as rp
+    from zstc_cli.evaluation import run as runs
 
     with user_errors(debug, data_on_stdout=STDIO in (report, predictions, plot)):
         to_stdout = [name for name, value in (("--report", report), ("--predictions", predictions),
@@ -170,72 +169,30 @@ def evaluate(
         adapt.check()
         if adapt.active and from_ is not None:
             raise ZstcError("--adapt and --adaptation change how evaluate classifies; --from classifies nothing")
-        kind = None if input_format is None else input_format.value
-        with replayable(data) as source:
-            read = lambda: gd.read_gold(  # with --adapt, only once every prediction is final
-                source, label_field, gold_sep=gold_sep, label_map=mapping, id_field=id_field,
-                text_field=text_field, multi_label=multi_label, input_format=kind,
-            )  # fmt: skip
-            gold: gd.Gold | ev.LaterGold
-            said: list[str] = []
-            if adapt.active:
-                gold = ev.LaterGold(source, read, id_field)
-                names, descriptions = read_labels_option(labels)
-                gold_multi = False
-                if names is None:  # the candidate set (distinct gold values) only: no record's own gold
-                    # reaches the fit or the scorer, which score every record against the whole set
-                    first = read()
-                    names, gold_multi = tuple(first.distinct()), first.multi_label
-                    said = gd.gold_warnings(first, names)
-                    for warning in said:
-                        print(f"zstc: warning: {warning}", file=sys.stderr)
-                    del first
-                candidates = names
-            else:
-                gold = read()
-                check_plot(plot, gold.multi_label)  # before any model loads
-                names, descriptions = read_labels_option(labels)
-                candidates, gold_multi = names or tuple(gold.distinct()), gold.multi_label
-                for warning in gd.gold_warnings(gold, candidates):
-                    print(f"zstc: warning: {warning}", file=sys.stderr)
-            run = None
-            if from_ is not None:
-                evaluation = ev.evaluate(gold, candidates, from_, threshold=threshold)
-            else:
-                mode = multi_label or gold_multi or gold_sep is not None  # the gold's, even when read later
-                defaults = record_defaults(
-                    None, mode, hypothesis_template, text_field, None, descriptions, input_format
-                )
-                from zstc_cli.engines.local import check_first_record
-
-                # what the input alone decides (no text field, say) is refused before the model loads
-                check_first_record(source, replace(defaults, labels=candidates, override=True))
-                loaded = spec.load(quiet)
-                defaults = loaded.scorer.with_default_template(defaults)
-                scorer = loaded.scorer
-                if adapt.active:
-                    fit = replace(defaults, labels=candidates, override=True)
-                    scorer = adapting.adapted(scorer, source, fit, adapt, window=window, quiet=quiet)
-                with Progress(source, quiet=quiet, input_format=kind) as progress:
-                    classify = ev.Classify(scorer, defaults, predictions, window, progress.update)
-                    evaluation = ev.evaluate(gold, candidates, classify, threshold=threshold)
-                if isinstance(gold, ev.LaterGold):  # the gold was read only now
-                    for warning in evaluation.warnings:
-                        if warning not in said:  # the candidate set's reading said it already
-                            print(f"zstc: warning: {warning}", file=sys.stderr)
-                if not quiet and evaluation.summary is not None:
-                    print_summary(evaluation.summary, predictions or "(predictions not kept)")
-                if isinstance(gold, ev.LaterGold):
-                    check_plot(plot, evaluation.gold.multi_label)
-                run = rp.run_metadata(loaded, defaults.template, evaluation, defaults.descriptions)
-                if adapt.active:
-                    run["adaptation"] = scorer.notes  # type: ignore[attr-defined]  # an AdaptedScorer's
-        result = rp.build_report(evaluation, data=data, predictions=from_ or predictions, run=run, label_map=mapping)
-        rp.print_report(result, sys.stderr if to_stdout else sys.stdout)
+        names, descriptions = read_labels_option(labels)
+        defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions, input_format)
+        run = runs.EvaluateRun(
+            data, label_field, spec, defaults, names, from_, predictions, id_field, mapping, gold_sep, threshold,
+            window, adapt,
+        )  # fmt: skip
+        evaluated = runs.evaluate(
+            run,
+            warn=lambda warning: print(f"zstc: warning: {warning}", file=sys.stderr),
+            gold_read=lambda gold: check_plot(plot, gold.multi_label),  # before any model loads
+            on_adapted=lambda scorer: adapting.say(scorer, quiet),
+            progress=lambda source: progress_bar(source, quiet, defaults.input_format),
+            quiet=quiet,
+        )
+        evaluation = evaluated.evaluation
+        if not quiet and evaluation.summary is not None:
+            print_summary(evaluation.summary, predictions or "(predictions not kept)")
+        if adapt.active:  # the gold was read only after classifying
+            check_plot(plot, evaluation.gold.multi_label)
+        rp.print_report(evaluated.report, sys.stderr if to_stdout else sys.stdout)
         if report:
-            rp.write_json(result, report)
+            rp.write_json(evaluated.report, report)
         if plot:
-            rp.plot_confusion(result, plot)
+            rp.plot_confusion(evaluated.report, plot)
 
 
 def check_plot(plot: str | None, multi_label: bool) -> None:

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from zstc_cli.cli.adapting import DEFAULT_SAMPLE, AdaptOptions
+from zstc_cli.engines.run import DEFAULT_SAMPLE, AdaptOptions
 from zstc_cli.errors import Interrupted, Terminated, ZstcError, exit_code
+from zstc_cli.labels_file import parse_label_lines
 from zstc_cli.models.catalog import DEFAULT_MODEL
-from zstc_cli.records import RecordDefaults, check_templates, parse_label_lines, parse_labels
+from zstc_cli.records import RecordDefaults, check_templates, parse_labels
 
 
 class OnError(str, Enum):
@@ -125,7 +126,7 @@ def terminate_as_interrupt(signum: int, frame: object) -> None:
 
 def read_labels_option(value: str | None) -> tuple[tuple[str, ...] | None, dict[str, str]]:
     """``--labels a,b,c`` or ``--labels @file`` (one label a line, ``name`` or ``name: description``; see
-    :func:`~zstc_cli.records.parse_label_lines`): the label names and the descriptions given."""
+    :func:`~zstc_cli.labels_file.parse_label_lines`): the label names and the descriptions given."""
     if value is None:
         return None, {}
     try:

@@ -1,4 +1,6 @@
-"""The Python entry points behind the CLI: classify a file or folder, or a list of texts, with a loaded scorer."""
+"""The local engine (``--engine local``): classify files, folders and S3 prefixes in this process, each output
+checkpointed and locked, by streaming each file through :mod:`zstc_cli.pipeline`; and texts in memory, for the
+Python API. The CLI and :class:`~zstc_cli.classifier.Classifier` call it with a loaded scorer."""
 
 from __future__ import annotations
 

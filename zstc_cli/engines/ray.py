@@ -3,9 +3,9 @@
 The run follows the local engine's plan (:func:`zstc_cli.storage.jobs.plan_jobs`): one file in gives one
 output; a folder or ``s3://`` prefix gives one ``NAME.out`` (and ``NAME.errors``) per input file, with the
 same names and refusals. Ray Data streams the planned input files as blocks of raw lines tagged with their
-file and line number. A pool of actors, each holding one copy of the model, validates, scores and
-assembles each block with the same functions the local engine calls (``records.parse_lines``,
-``Scorer.score_records``, ``results.assemble``), so results equal the local engine's.
+file and line number. A pool of actors, each holding one copy of the model, validates each block with
+``records.parse_lines`` and scores and assembles it with :func:`zstc_cli.pipeline.score_window`, the step the
+local engine's pipeline runs on each window, so results equal the local engine's.
 The driver receives the blocks back in input order (Ray Data's ``preserve_order``: no global sort or
 shuffle) and writes each file's lines to that file's outputs through :func:`zstc_cli.storage.writer.open_output`.
 """
@@ -22,24 +22,27 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import ray
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
-from zstc_cli.adaptation import AdaptationState
-from zstc_cli.engines.adapt import AdaptedScorer
+from zstc_cli.adaptation.state import AdaptationState
 from zstc_cli.errors import RecordError, ZstcError
 from zstc_cli.models.spec import ModelSpec
-from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write
-from zstc_cli.records import Record, RecordDefaults, parse_lines
-from zstc_cli.results import assemble, error_line, result_line
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, Write, score_window
+from zstc_cli.records import RecordDefaults, parse_lines
+from zstc_cli.results import error_line, result_line
+from zstc_cli.scorers.adapted import AdaptedScorer
 from zstc_cli.storage.files import STDIO, format_of, is_remote
 from zstc_cli.storage.jobs import Job, plan_jobs
 from zstc_cli.storage.reading import Overlong, numbered_lines
 from zstc_cli.storage.writer import open_output
+
+if TYPE_CHECKING:  # workers load their scorer from the model spec
+    from zstc_cli.scorers.base import Scorer
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class ScoreWorker:
         """``adaptation``: the states the driver fitted (``--adapt``) or read (``--adaptation``), as dicts."""
         scorer = model.load(quiet=True).scorer
         states = [AdaptationState.from_dict(state) for state in adaptation]
-        self.scorer = AdaptedScorer(scorer, states) if states else scorer
+        self.scorer: Scorer = AdaptedScorer(scorer, states) if states else scorer
         self.defaults, self.keep = defaults, keep
 
     def _line(self, raw: Any, chars: Any) -> bytes | Overlong:
@@ -133,22 +136,20 @@ class ScoreWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows = zip(batch["file"], batch["line"], batch["raw"], batch["chars"])
-        items: list[tuple[str, Record | RecordError]] = []
-        for name, group in groupby(rows, key=lambda row: row[0]):  # a batch may span files
-            lines = ((int(n), self._line(raw, chars)) for _, n, raw, chars in group)
-            parsed = parse_lines(str(name), lines, self.defaults, self.scorer.check_record)
-            items.extend((str(name), item) for item in parsed)
-        records = [item for _, item in items if isinstance(item, Record)]
-        scores = iter(self.scorer.score_records(records) if records else [])
         out: dict[str, list] = {"data": [], "file": [], "error": []}
-        for name, item in items:
-            out["file"].append(name)
-            if isinstance(item, RecordError):  # pickled whole: the driver raises it naming the CLI's flags
-                out["data"].append(error_line(item))
-                out["error"].append(pickle.dumps(item))
-            else:
-                out["data"].append(result_line(assemble(item, next(scores), self.keep)))
-                out["error"].append(b"")
+        for name, group in groupby(rows, key=lambda row: str(row[0])):  # a batch may span files
+            lines = ((int(n), self._line(raw, chars)) for _, n, raw, chars in group)
+            items = list(parse_lines(name, lines, self.defaults, self.scorer.check_record))
+            # Scored file by file, as the local engine's windows never span files: a scoring failure names
+            # that file's lines.
+            for scored in score_window(self.scorer, items, self.keep):
+                out["file"].append(name)
+                if isinstance(scored, RecordError):  # pickled whole: the driver raises it naming the CLI's flags
+                    out["data"].append(error_line(scored))
+                    out["error"].append(pickle.dumps(scored))
+                else:
+                    out["data"].append(result_line(scored))
+                    out["error"].append(b"")
         return out
 
 

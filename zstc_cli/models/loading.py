@@ -51,7 +51,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 def cpu_has_native_bfloat16() -> bool | None:
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX on x86), where
-    ``--dtype bfloat16`` runs 1.5-1.8x as fast as float32 (see the README's Performance); without it
+    ``--dtype bfloat16`` runs faster than float32 (docs/design.md, "bfloat16"); without it
     oneDNN emulates bfloat16, slower than float32. ``None`` off x86, where torch cannot tell."""
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if platform.machine().lower() not in {"x86_64", "amd64", "i686", "x86"} or None in probes:

@@ -1,7 +1,7 @@
 """``--quantize int8``: run the model through ONNX Runtime with int8 weights, on the CPU.
 
-Why ONNX Runtime: measured on 2 CPU cores with the MiniLM NLI model, its dynamic int8 quantization runs
-the encoder about twice as fast as float32 torch, while torchao's int8 configs run slower than float32 in
+Why ONNX Runtime: its dynamic int8 quantization runs the encoder faster than float32 torch on a CPU with
+integer dot-product instructions, while torchao's int8 configs run slower than float32 in
 eager mode on the CPU (they need ``torch.compile``, whose per-shape compile time a CLI run cannot pay) and
 ``torch.ao.quantization.quantize_dynamic`` is deprecated. optimum's ONNX export pins transformers < 4.58,
 so the model is exported with ``torch.onnx.export`` directly.
@@ -13,8 +13,7 @@ hands it back under the same attribute, so a scorer calls it exactly as it calls
 The export and quantization take seconds, so the int8 model is cached on disk, keyed by the model's files
 and the output, and later runs load it directly. The weights of the Linear layers inside the model's
 layers are int8 and their activations are quantized per batch, so scores differ from exact mode; how often
-the top label changes depends on how close the model's labels are (see the README's Performance, where
-``--dtype bfloat16`` is compared).
+the top label changes depends on how close the model's labels are (docs/design.md, "int8").
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ class Formulation:
     ONNX Runtime's arm64 kernels widen before they add, so U8S8 is exact there. ``U8U8`` (uint8 weights, a
     zero point per output channel) runs through kernels that widen to 16-bit operands and cannot saturate;
     where U8S8 saturates, it kept more top labels than ``reduce_range`` (7-bit weights), the other remedy
-    ONNX Runtime's documentation names (measurements in the README's Performance).
+    ONNX Runtime's documentation names (docs/design.md).
     """
 
     name: str  # U8S8 or U8U8
@@ -196,10 +195,9 @@ def _sample_inputs(model: torch.nn.Module, input_names: list[str]) -> tuple[torc
 def export_onnx(model: torch.nn.Module, input_names: list[str], output: str, path: Path) -> None:
     """Export ``model``'s ``output`` to float32 ONNX at ``path`` with dynamic batch and sequence axes.
 
-    The dynamo exporter handles every architecture zstc loads. ONNX Runtime's transformer optimizer was
-    measured on top (TorchScript export, fused SkipLayerNormalization and BiasGelu; transformers 5's eager
-    attention is not fused into one Attention op): int8 all-MiniLM-L6-v2 ran 249-277 texts/s against
-    236-278 unfused, so the extra exporter and optimizer are not worth their code.
+    The dynamo exporter handles every architecture zstc loads. ONNX Runtime's transformer optimizer is not
+    applied: its fused layer norms and GELUs did not make int8 all-MiniLM-L6-v2 measurably faster
+    (transformers 5's eager attention is not fused into one Attention op), so it is not worth its code.
     """
     sample = _sample_inputs(model, input_names)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
@@ -218,13 +216,11 @@ def export_int8(
     Every MatMul with a constant weight inside the model's layers gets per-channel 8-bit weights (int8 or
     uint8, as ``formulation`` says), its
     activations are quantized per tensor at run time; the head (pooler, classifier) stays float32 (see
-    :func:`outside_layers`; on the MiniLM NLI benchmark model it keeps 83.2% of exact mode's top labels on
-    900 tweets against 82.0% with an int8 head). Keeping layers in float32 was measured and rejected: on
-    all-MiniLM-L6-v2 over 2,000 New Year's tweets, keeping the feed-forward down-projections float32 raised
-    top-1 agreement with exact mode from 88.0% to 90.3% but cost 20-30% of the speed. Why int8 changes top
-    labels is measured by ``benchmarks/int8_fidelity.py``: the activations' outlier channels, which per-tensor
-    scales cannot resolve; ``--dtype bfloat16`` on a CPU that has it is the fast mode that keeps top labels
-    (see the README's Performance).
+    :func:`outside_layers`: an int8 head changes more top labels). Layers inside the model all stay int8:
+    keeping some in float32 keeps a few more top labels but costs much of the speed int8 is for. Why int8
+    changes top labels (the activations' outlier channels, which per-tensor scales cannot resolve) is what
+    ``benchmarks/int8_fidelity.py`` measures; ``--dtype bfloat16`` on a CPU that has it is the fast mode that
+    keeps top labels (docs/design.md).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -245,7 +241,7 @@ def outside_layers(path: Path) -> list[str]:
     """Names of the MatMul (and Gemm) nodes that no repeated layer contains (a pooler, a classification head).
 
     They stay float32: they run once per sequence, so int8 would save almost nothing, and they are
-    sensitive (simulated alone, an int8 pooler changed 5% of the NLI benchmark model's top labels). The
+    sensitive (an int8 pooler alone changes top labels noticeably). The
     dynamo exporter records each node's module path in ``pkg.torch.onnx.name_scopes``; a node without it is
     left to be quantized, so a change in that metadata cannot silently turn int8 into float32.
     """

@@ -129,13 +129,6 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-17:]} ({len(text)} characters)"
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax in float64."""
-    shifted = logits.astype(np.float64) - logits.max(axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=axis, keepdims=True)
-
-
 def ready_to_pad(tokenizer) -> None:
     """Let ``tokenizer.pad`` pad already-encoded ids: give it a pad token (the end token, as the pipeline
     does) and silence its advice to call the tokenizer instead, which would tokenize again."""

@@ -13,11 +13,8 @@ DEFAULT_MAX_TOKENS = 8192
 DEFAULT_BATCH_SIZE = 128
 CPU_MAX_TOKENS = 2048
 CPU_BATCH_SIZE = 64
-"""The CPU's budget: measured on 2 cores with the MiniLM NLI model (600 tweets and 120 mixed-length texts x 10
-labels, in-process), 2048 tokens / 64 pairs ran float32 10-14% faster than 8192 / 128 (smaller activations
-stay in cache), bfloat16 3-10% faster, int8 the same; 1024 / 32 was slower again. The embedding scorer
-(all-MiniLM-L6-v2, 5,011 tweets) gained 25-30% in float32 and 15-18% in bfloat16. Accelerators keep the
-larger budget, which a GPU needs to be kept busy."""
+"""The CPU's budget is smaller because a CPU's batch should fit its caches: smaller activations stay there,
+while a GPU needs the larger budget to be kept busy (figures: docs/design.md, "Budget per device")."""
 
 
 def budget(device_type: str, max_tokens: int | None = None, batch_size: int | None = None) -> tuple[int, int]:

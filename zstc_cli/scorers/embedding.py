@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from zstc_cli.adaptation.calibration import softmax
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad
 from zstc_cli.scorers.batching import budget
 
 SINGLE_LABEL_TEMPERATURE = 0.07

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from zstc_cli.adaptation.calibration import softmax
 from zstc_cli.errors import ModelError
 from zstc_cli.records import Record
-from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad, softmax
+from zstc_cli.scorers.base import Raw, Scorer, on_device, padded_batches, ready_to_pad
 from zstc_cli.scorers.batching import budget
 
 VERY_LARGE = 1_000_000
