@@ -6,6 +6,12 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/huggingface_hub read it
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # xdist runs one worker per core (-n 2 on 2 cores, -n auto): torch's default of one thread per core in
+    # each worker oversubscribes the cores, and its spinning threads then cost CPU time and wall time both
+    # (a 120-record classify: 2.5 CPU-s on one thread, 6 on two, in no less wall time). Before torch loads,
+    # which reads it once; subprocesses inherit it. Tests of --threads set their own counts.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 

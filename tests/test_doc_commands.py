@@ -2,7 +2,7 @@
 the bundled model, in a folder holding a copy of `examples/` (tests/support/docs.py has the conventions).
 
 A block that reads the 5,011-record example with a model runs twice: in full (slow; its output-checked lines
-compared, since they are that run's numbers) and, in the quick loop, on the example cut to its first 200
+compared, since they are that run's numbers) and, in the quick loop, on the example cut to its first 100
 records (the same commands and files, so a command that no longer parses or an example file that moved
 fails fast; the figures differ, so shown output is not compared there).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from support.docs import Block, Command, all_blocks, console_blocks, normalise, run, workdir, zstc_bin
 
-SMALL = 200  # the first 200 hold all 10 gold categories, which `evaluate --from` checks the predictions against
+SMALL = 100  # the first 97 hold all 10 gold categories, which `evaluate --from` checks the predictions against
 BLOCKS = [block for block in all_blocks() if block.marker != "not-run"]
 SLOW = [block for block in BLOCKS if block.reads_big_example]
 

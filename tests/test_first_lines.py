@@ -30,19 +30,25 @@ def _classify(source, model, *extra):
     return invoke_zstc("classify", source, "-", "--model", model, "--labels", LABELS, "-q", *extra, check=True).stdout
 
 
-@pytest.mark.parametrize("scorer", ["embedding", "nli"])
-def test_growing_windows_write_the_same_bytes_as_whole_windows(head_600, tmp_path, monkeypatch, scorer):
+GROWING_CASES = [
+    # the quick loop: windows of 32, 64 then --window's cap, against windows of --window from the start
+    pytest.param("embedding", 200, ("--window", "150"), id="embedding"),
+    pytest.param("nli", 100, ("--max-tokens", "8192", "--window", "48"), id="nli"),  # NxL passes: a few windows
+    # in CI: the default window, on 600 records (windows of 32, 64, 128, 256, then 120), and NLI on 200
+    pytest.param("embedding", 600, (), id="embedding-default-window", marks=pytest.mark.slow),
+    pytest.param("nli", 200, ("--max-tokens", "8192", "--window", "150"), id="nli-200", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("scorer", "records", "extra"), GROWING_CASES)
+def test_growing_windows_write_the_same_bytes_as_whole_windows(head_600, tmp_path, monkeypatch, scorer, records, extra):
     model = "all-MiniLM-L6-v2" if scorer == "embedding" else str(build_minilm_nli(tmp_path / "nli"))
-    extra = () if scorer == "embedding" else ("--max-tokens", "8192")
-    source = head_600
-    if scorer == "nli":  # NxL passes: 200 records keep the test short and still span windows of 32, 64, 128
-        source = tmp_path / "head200.jsonl"
-        source.write_bytes(b"".join(head_600.read_bytes().splitlines(keepends=True)[:200]))
-        extra += ("--window", "150")
+    source = tmp_path / f"head{records}.jsonl"
+    source.write_bytes(b"".join(head_600.read_bytes().splitlines(keepends=True)[:records]))
     growing = _classify(source, model, *extra)
     monkeypatch.setattr(pipeline, "FIRST_WINDOW", 10**9)  # the first window as large as the others: as before
     whole = _classify(source, model, *extra)
-    assert growing.count(b"\n") == (600 if scorer == "embedding" else 200)
+    assert growing.count(b"\n") == records
     assert growing.count(b"\n") == whole.count(b"\n")
     for mine, before in zip(growing.splitlines(), whole.splitlines()):
         mine_result, before_result = orjson.loads(mine), orjson.loads(before)

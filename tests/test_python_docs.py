@@ -16,11 +16,12 @@ BLOCKS = re.findall(r"```python\n(.*?)```(?:\n\nprints\n\n```\n(.*?)```)?", DOC.
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A folder with the page's `examples/`: the labels file, and the first 200 records (the page's examples
-    read all 5,000; the first 200 exercise the same code in a fraction of the time)."""
+    """A folder with the page's `examples/`: the labels file, and the first 100 records (the page's examples
+    read all 5,000; the first 100, which hold all 10 gold categories that example 4 evaluates against,
+    exercise the same code in a fraction of the time)."""
     root = tmp_path_factory.mktemp("python-docs")
     (root / "examples").mkdir()
-    (root / "examples" / NYR.name).write_bytes(b"".join(NYR.read_bytes().splitlines(keepends=True)[:200]))
+    (root / "examples" / NYR.name).write_bytes(b"".join(NYR.read_bytes().splitlines(keepends=True)[:100]))
     (root / "examples" / "new_years_labels.txt").write_bytes((NYR.parent / "new_years_labels.txt").read_bytes())
     return root
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+# torch and transformers are imported in the builders: conftest imports this module, and a test module that
+# needs no model should not pay their start-up
 from zstc_cli.models.catalog import bundled_model_dir
 
 NLI_LABELS = {"contradiction": 0, "neutral": 1, "entailment": 2}
@@ -38,6 +38,7 @@ def build_tiny_bert_nli(
     target: Path, seed: int = 0, max_length: int = 64, label2id: dict[str, int] = NLI_LABELS
 ) -> Path:
     """A 2-layer BERT sequence classifier with the real bert-base-uncased WordPiece tokenizer."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir(), model_max_length=max_length)
@@ -72,6 +73,7 @@ def build_tiny_bart_nli(
     target: Path, texts: list[str], seed: int = 0, max_length: int = 96, label2id: dict[str, int] = NLI_LABELS
 ) -> Path:
     """A 2+2-layer BART sequence classifier with a byte-level BPE tokenizer trained on ``texts``."""
+    import torch
     from transformers import BartConfig, BartForSequenceClassification
 
     tokenizer = train_bpe_tokenizer(texts, max_length=max_length)
@@ -95,6 +97,7 @@ def build_minilm_nli(target: Path, seed: int = 0) -> Path:
     logits, while a 0.02 head leaves them within a few thousandths, where any rounding (int8) flips the
     top label, so agreement measured on it would say nothing about a real model.
     """
+    import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     torch.manual_seed(seed)
@@ -118,6 +121,7 @@ def build_tiny_embedder(
     plain encoder without sentence-transformers files."""
     import json
 
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_dir(), model_max_length=64)
