@@ -6,17 +6,18 @@ label set are computed once per run. Embeddings are pooled as the scorer is told
 sentence-transformers settings, which :mod:`zstc_cli.models.embedding_config` reads from its folder) and
 L2-normalised, so a dot product is the cosine similarity.
 
-Cosines are turned into readable scores with constants measured on the 5,011 New Year's resolution tweets
-and their 10 categories with all-MiniLM-L6-v2 (``benchmarks/offline_nyr.py``):
+Cosines become readable scores through two constants fitted for the bundled all-MiniLM-L6-v2 on the New
+Year's example's tweets and categories (docs/design.md, "The embedding scorer's constants"):
 
-- **single-label** (2+ labels): ``softmax(cos / 0.07)`` across the record's labels. A temperature of 0.07
-  minimises the negative log-likelihood of the true category (1.907, against 1.980 at 0.05 and 1.925 at
-  0.1), and the mean top score (0.35) then matches the top-1 accuracy (0.38): the scores are calibrated.
-- **multi-label**, or a single label: ``sigmoid((cos - 0.35) / 0.10)`` per label, independently, in
-  [0, 1]: a logistic fit of "this label is the record's category" on the cosine (centre 0.352, scale
-  0.103), i.e. 0.5 at a cosine of 0.35.
+- **single-label** (2+ labels): ``softmax(cos / 0.07)`` across the record's labels. 0.07 is the temperature
+  that minimises the negative log-likelihood of the true category, so the scores are calibrated: the mean top
+  score matches the top-1 accuracy.
+- **multi-label**, or a single label: ``sigmoid((cos - 0.35) / 0.10)`` per label, independently, in [0, 1]: a
+  logistic fit of "this label is the record's category" on the cosine, so a score of 0.5 sits at a cosine of
+  0.35.
 
-Other embedding models spread cosines differently; pass other constants to :class:`EmbeddingScorer`.
+Other embedding models spread cosines differently: pass other constants to :class:`EmbeddingScorer`, or let
+``--adapt`` derive both from the corpus (:mod:`zstc_cli.adaptation.calibration`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ MULTI_LABEL_CENTER = 0.35
 MULTI_LABEL_TEMPERATURE = 0.10
 DEFAULT_CACHE_SIZE = 16_384  # embeddings kept across windows: 25 MB at 384 dimensions
 EMBEDDING_TEMPLATE = "This text is about {}."
-"""The embedding scorer's default hypothesis: best on the mean over the four labeled sets of the README's
-Getting better labels (all-MiniLM-L6-v2), ahead of the NLI default "This example is {}."."""
+"""The embedding scorer's default hypothesis: with all-MiniLM-L6-v2 it scores higher than the NLI scorer's default
+"This example is {}." (which the NLI scorer keeps, as transformers' pipeline) on each labeled set they were compared
+on (docs/design.md, "Hypothesis templates")."""
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -59,8 +61,9 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
 
 def label_vectors(hypotheses: np.ndarray, templates: int) -> np.ndarray:
     """One unit vector per label from its templates' hypothesis vectors (label-major rows): their mean,
-    renormalised, which scored better than averaging per-template scores on the four labeled sets (see
-    the README's Getting better labels). One template: the vectors as they are."""
+    renormalised, so a label with several templates is scored as one template is, against the direction they
+    share (chosen over averaging per-template scores, docs/design.md, "Hypothesis templates"). One template:
+    the vectors as they are."""
     if templates == 1:
         return hypotheses
     mean = hypotheses.reshape(-1, templates, hypotheses.shape[-1]).mean(axis=1)

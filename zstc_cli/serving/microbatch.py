@@ -2,8 +2,8 @@
 slices taken in turn with the others, so a small request is not stuck behind it.
 
 Packing the pairs of many small requests into full, length-sorted batches is what an accelerator needs to
-be kept busy (on 2 CPU cores a request with 10 labels already fills them, and batching measured no faster
-than one by one, see the README's Serving). A single worker forms each scorer call from the waiting
+be kept busy; on a CPU with few cores a request with 10 labels already fills them, so there it buys nothing
+(docs/design.md, "Serving: slices and turns"). A single worker forms each scorer call from the waiting
 requests, up to an estimated token budget, and runs it in a model thread (the event loop keeps accepting
 requests meanwhile). A request is cut into slices of whole records (the server makes a slice one forward
 pass's budget), and requests take turns in rounds: each round gives every waiting request one slice, and a
@@ -55,9 +55,10 @@ _MALLOC_TRIM = _libc_malloc_trim()
 def release_memory() -> None:
     """Give the heap freed by a scorer call back to the system.
 
-    glibc keeps freed memory in its arenas: after a large request the server measured 177 MB over its
-    baseline for good (benchmarks/serve_load.py, memory); ``malloc_trim(0)`` returned it. Called when the
-    server goes idle, so a busy server pays nothing.
+    glibc keeps freed memory in its arenas, so a server that has answered one large request would stay near
+    that request's peak for good; ``malloc_trim(0)`` returns the freed heap
+    (benchmarks/results/serve_fairness.md, "Server memory"). Called when the server goes idle, so a busy
+    server pays nothing.
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
