@@ -64,7 +64,7 @@ CORTEX_A72 = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
         (ZEN4, "AMD64", "U8S8 for x86-64 with AVX-512 VNNI"),
         (GRAVITON2, "aarch64", "U8S8 for arm64 with dot product"),
         (CORTEX_A72, "aarch64", "U8S8 for arm64"),
-        ("", "ppc64le", "U8U8 for ppc64le, not measured"),
+        ("", "ppc64le", "U8U8 for ppc64le, where U8S8 is not known to be exact"),
     ],
 )  # fmt: skip
 def test_formulation_follows_the_cpu_features(cpuinfo, machine, expected):

@@ -115,7 +115,7 @@ def choose_formulation(cpuinfo: str | None, machine: str) -> Formulation:
     if machine in ("aarch64", "arm64"):
         return Formulation("U8S8", "arm64 with dot product" if "asimddp" in flags else "arm64")
     if machine not in ("x86_64", "amd64", "i686", "x86"):
-        return Formulation("U8U8", f"{machine}, not measured")
+        return Formulation("U8U8", f"{machine}, where U8S8 is not known to be exact")
     found = [name for flag, name in VNNI_FLAGS.items() if flag in flags]
     if cpuinfo is None and getattr(torch.cpu, "_is_vnni_supported", lambda: False)():
         found = ["AVX-512 VNNI"]
