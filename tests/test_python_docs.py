@@ -36,3 +36,42 @@ def test_example_runs_as_printed(code, printed, workdir):
     assert result.returncode == 0, result.stderr
     if printed:
         assert result.stdout == printed
+
+
+SIGNATURE = re.compile(r"`(Classifier|classify|classify_file|adapt|load_adaptation|evaluate)\(([^`]*)\)`", re.S)
+
+
+def written(parameters: str) -> list[tuple[str, str | None]]:
+    """``a, b="-", *, c`` as the page writes a signature: each name with its shown default, if any."""
+    out = []
+    for part in (p.strip() for p in parameters.split(",")):
+        name, _, default = part.partition("=")
+        out.append((name.strip(), default.strip() or None))
+    return out
+
+
+def test_the_signatures_on_the_page_are_the_real_ones():
+    """Each method's signature as docs/python.md spells it: every parameter, in order, with the same
+    keyword-only marker and any default it shows; a parameter added, renamed or moved fails here."""
+    import ast
+    import inspect
+
+    from zstc_cli import Classifier
+
+    shown = {name: written(parameters) for name, parameters in SIGNATURE.findall(DOC.read_text())}
+    public = {name for name, _ in inspect.getmembers(Classifier, inspect.isfunction) if not name.startswith("_")}
+    assert set(shown) == public | {"Classifier"}
+    for name, parameters in shown.items():
+        real = list(
+            inspect.signature(getattr(Classifier, "__init__" if name == "Classifier" else name)).parameters.values()
+        )[1:]
+        expected = []
+        for parameter in real:
+            if parameter.kind is parameter.KEYWORD_ONLY and "*" not in expected:
+                expected.append("*")
+            expected.append(parameter.name)
+        assert [written_name for written_name, _ in parameters] == expected, name
+        defaults = {parameter.name: parameter.default for parameter in real}
+        for written_name, default in parameters:
+            if default is not None:
+                assert ast.literal_eval(default) == defaults[written_name], (name, written_name)
