@@ -40,7 +40,7 @@ DATA_SETS = (
     ("CLINC150", "clinc150_test.jsonl", "label"),
 )
 CONFIGURATIONS = {
-    "0.1.0 template": ("-t", "This example is {}."),  # the embedding scorer's default before issue 14
+    "0.1.0 template": ("-t", "This example is {}."),  # the embedding scorer's default in 0.1.0
     "plain": (),  # today's defaults: "This text is about {}."
     "two templates": ("-t", "This text is about {}.", "-t", "This example is {}."),
     "--adapt": ("--adapt",),

@@ -16,7 +16,7 @@ from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record, RecordDefaults
 from zstc_cli.scorers.nli import MIN_PREMISE_TOKENS
 
-LONG_TEMPLATE = "x " * 600 + "{}"  # the issue's reproduction: far beyond the tiny models' 64 / 96 tokens
+LONG_TEMPLATE = "x " * 600 + "{}"  # far beyond the tiny models' 64 / 96 tokens
 
 
 @pytest.fixture(scope="module")
