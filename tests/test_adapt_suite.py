@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from tests.support.data import ROOT
+from support.data import ROOT
 
 
 def load_suite():
