@@ -20,6 +20,7 @@ import pytest
 from support.cli import run_zstc
 from support.data import ROOT
 from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, wait_until_durable, zstc
+from support.models import build_broken_nli
 from support.s3server import CREDENTIALS, free_port, wait_for_port
 
 LABELS = "health,money,humor,family,career"
@@ -69,13 +70,7 @@ def resumed_complete(tmp_path, tweets, model) -> list[int]:
 
 def broken_model(tmp_path, tweets, model) -> list[int]:
     """An embedding table smaller than the tokenizer's vocabulary: the forward pass fails on every batch."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    broken = tmp_path / "broken"
-    nli = AutoModelForSequenceClassification.from_pretrained(model)
-    nli.resize_token_embeddings(100)
-    nli.save_pretrained(broken)
-    AutoTokenizer.from_pretrained(model).save_pretrained(broken)
+    broken = build_broken_nli(model, tmp_path / "broken")
     result = run_zstc(*classify(tweets, tmp_path / "out.jsonl", broken))
     assert b"the model failed while scoring" in result.stderr
     return [result.returncode]

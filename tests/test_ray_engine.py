@@ -11,6 +11,7 @@ import gzip
 import lzma
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -24,11 +25,12 @@ import psutil
 import pytest
 from support.cli import run_zstc
 from support.data import read_jsonl, write_jsonl
+from support.models import build_broken_nli
 from support.s3server import free_port
 
 from zstc_cli.cli.options import flag
 from zstc_cli.engines.local import classify_path
-from zstc_cli.errors import RecordError, ZstcError
+from zstc_cli.errors import RecordError, ScoringError, ZstcError
 from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import RecordDefaults
 from zstc_cli.storage.jobs import plan_jobs
@@ -252,6 +254,22 @@ def test_a_missing_model_is_one_line_from_the_worker(tmp_path, cluster):
     with pytest.raises(ZstcError, match="nobody/no-such-model"):
         classify_on_ray(str(src), str(tmp_path / "out.jsonl"), ModelSpec("nobody/no-such-model"))
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_model_failing_on_a_worker_is_the_local_engines_one_line(tmp_path, cluster, bert_nli, rows):
+    """A forward pass that fails on a worker reaches the driver as the ScoringError the local engine raises:
+    one line naming the input lines being scored (so exit 1, not a bad record), and no finished output."""
+    broken = build_broken_nli(bert_nli, tmp_path / "broken")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(jsonl(rows))
+    failure = r"^the model failed while scoring input lines (\d+)-(\d+): IndexError: [^\n]+$"
+    for run in (ray_run, local_run):
+        with pytest.raises(ScoringError, match=failure) as raised:
+            run(broken, src, tmp_path / "out.jsonl", errors=str(tmp_path / "bad.jsonl"))  # not a record error
+        first, last = (int(n) for n in re.match(failure, str(raised.value)).groups())  # type: ignore[union-attr]
+        assert 1 <= first <= last <= len(rows), run.__name__
+        assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "bad.jsonl").exists(), run.__name__
 
 
 @pytest.mark.slow

@@ -51,6 +51,17 @@ def build_tiny_bert_nli(
     return _save(BertForSequenceClassification(config).eval(), tokenizer, target)
 
 
+def build_broken_nli(source: Path, target: Path) -> Path:
+    """``source``'s NLI model with an embedding table smaller than its tokenizer's vocabulary: it loads, and
+    its records pass every check, but the forward pass fails on every batch (IndexError), as a broken model
+    or device would fail while scoring."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(source)
+    model.resize_token_embeddings(100)
+    return _save(model, AutoTokenizer.from_pretrained(source), target)
+
+
 def train_bpe_tokenizer(texts: list[str], vocab_size: int = 2000, max_length: int = 96):
     """A byte-level BPE tokenizer in BART/RoBERTa layout (``<s> A </s></s> B </s>``), trained on ``texts``."""
     from tokenizers import ByteLevelBPETokenizer, processors

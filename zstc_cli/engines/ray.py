@@ -257,6 +257,9 @@ def _results(
     dataset.context.execution_options.preserve_order = True
     dataset.context.enable_progress_bars = False  # zstc's own progress bar counts records
     dataset.context.print_on_execution_start = False
+    # A worker's own error (the ScoringError naming the lines it was scoring) reaches the driver as itself:
+    # Ray Data's UserCodeException wrapper would arrive without its cause, whose pickle drops the chain.
+    dataset.context.raise_original_map_exception = True
     try:
         yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
     except ray.exceptions.RayError as exc:
@@ -270,6 +273,8 @@ def _worker_error(exc: ray.exceptions.RayError) -> Exception:
     """A worker's failure as one line: its ZstcError, or the last line of a failed start (a missing model)."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, ZstcError):
+        if cause.args and isinstance(cause.args[0], str):  # Ray Data appends its retry advice on new lines
+            cause.args = (cause.args[0].split("\n")[0], *cause.args[1:])
         return cause
     if isinstance(exc, ray.exceptions.ActorDiedError) and exc.actor_init_failed:
         last = str(exc).strip().splitlines()[-1]  # "module.Class: message", the exception the worker raised
