@@ -309,12 +309,12 @@ def test_a_closed_stdout_that_carried_only_bad_records_says_the_output_was_not_w
 
 
 def test_python_api_takes_paths_and_label_strings_and_refuses_a_bare_text(tmp_path, bert_nli):
-    from zstc_cli import RecordDefaults
+    from zstc_cli import InvalidValue, RecordDefaults
     from zstc_cli.engines.local import classify_file
 
     defaults = RecordDefaults(labels="health, money")  # split like a record's "a,b", not into characters
     assert defaults.labels == ("health", "money")
-    with pytest.raises(ValueError, match="contains 'a' twice"):
+    with pytest.raises(InvalidValue, match="contains 'a' twice"):  # a ZstcError, as the docs promise
         RecordDefaults(labels=("a", "a"))
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "I will save more"}])
     scorer = load_scorer(str(bert_nli), device="cpu").scorer
@@ -322,3 +322,5 @@ def test_python_api_takes_paths_and_label_strings_and_refuses_a_bare_text(tmp_pa
     assert sorted(read_jsonl(tmp_path / "out.jsonl")[0]["labels"]) == ["health", "money"]
     with pytest.raises(TypeError, match="for one text, pass"):
         classify_texts(scorer, "I will run", ["a", "b"])
+    with pytest.raises(InvalidValue, match="^text 2: 'text' is empty$"):
+        classify_texts(scorer, ["I will run", ""], ["a", "b"])

@@ -51,7 +51,7 @@ class RecordDefaults:
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
-        would otherwise be taken as its characters), and duplicates or empty labels raise ``ValueError``;
+        would otherwise be taken as its characters), and duplicates or empty labels raise ``InvalidValue``;
         templates and descriptions are checked too."""
         if self.labels is not None:
             labels = self.labels if isinstance(self.labels, str) else list(self.labels)
@@ -60,7 +60,7 @@ class RecordDefaults:
         if self.descriptions is not None:
             object.__setattr__(self, "descriptions", check_descriptions(self.descriptions))
         if self.input_format is not None and self.input_format not in FORMATS:
-            raise ValueError(f"input_format must be one of {', '.join(FORMATS)}, not {self.input_format!r}")
+            raise InvalidValue(f"input_format must be one of {', '.join(FORMATS)}, not {self.input_format!r}")
 
 
 @dataclass
@@ -101,17 +101,17 @@ def parse_labels(value: Any, what: str = "labels") -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list):
-        raise ValueError(f"{what} must be a list of strings or a comma-separated string")
+        raise InvalidValue(f"{what} must be a list of strings or a comma-separated string")
     if not value:
-        raise ValueError(f"{what} is empty")
+        raise InvalidValue(f"{what} is empty")
     labels: list[str] = []
     for label in value:
         if not isinstance(label, str):
-            raise ValueError(f"{what} must be strings, got {orjson.dumps(label).decode()}")
+            raise InvalidValue(f"{what} must be strings, got {orjson.dumps(label).decode()}")
         if not label.strip():
-            raise ValueError(f"{what} contains an empty label")
+            raise InvalidValue(f"{what} contains an empty label")
         if label in labels:
-            raise ValueError(f"{what} contains {label!r} twice")
+            raise InvalidValue(f"{what} contains {label!r} twice")
         labels.append(label)
     return tuple(labels)
 
@@ -119,13 +119,13 @@ def parse_labels(value: Any, what: str = "labels") -> tuple[str, ...]:
 def check_template(template: Any) -> str:
     """A hypothesis template must be a string with one ``{}`` placeholder that the label fills."""
     if not isinstance(template, str):
-        raise ValueError("hypothesis_template must be a string")
+        raise InvalidValue("hypothesis_template must be a string")
     try:
         filled = template.format("\x00")
     except (IndexError, KeyError, ValueError):
-        raise ValueError(f"hypothesis_template {template!r} must contain a single {{}} placeholder") from None
+        raise InvalidValue(f"hypothesis_template {template!r} must contain a single {{}} placeholder") from None
     if filled == template:
-        raise ValueError(f"hypothesis_template {template!r} has no {{}} placeholder for the label")
+        raise InvalidValue(f"hypothesis_template {template!r} has no {{}} placeholder for the label")
     return template
 
 
@@ -134,20 +134,20 @@ def check_templates(value: Any) -> Templates:
     if value is None or isinstance(value, str):
         return value if value is None else check_template(value)
     if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError("hypothesis templates must be a string or a non-empty list of strings")
+        raise InvalidValue("hypothesis templates must be a string or a non-empty list of strings")
     templates = tuple(check_template(template) for template in value)
     if len(set(templates)) < len(templates):
-        raise ValueError("hypothesis templates contain one template twice")
+        raise InvalidValue("hypothesis templates contain one template twice")
     return templates[0] if len(templates) == 1 else templates
 
 
 def check_descriptions(value: Any) -> dict[str, str]:
     """A mapping of label names to non-empty descriptions."""
     if not isinstance(value, Mapping):
-        raise ValueError("descriptions must map label names to strings")
+        raise InvalidValue("descriptions must map label names to strings")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str) or not text.strip():
-            raise ValueError(f"description of {name!r} must be a non-empty string")
+            raise InvalidValue(f"description of {name!r} must be a non-empty string")
     return dict(value)
 
 
@@ -159,26 +159,26 @@ def _first(obj: dict[str, Any], names: Sequence[str]) -> tuple[str | None, Any]:
 
 
 def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
-    """Build a :class:`Record` from a decoded JSON value; raise ``ValueError`` saying what is wrong."""
+    """Build a :class:`Record` from a decoded JSON value; raise ``InvalidValue`` saying what is wrong."""
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {json_type(obj)}")
+        raise InvalidValue(f"expected a JSON object, got {json_type(obj)}")
     params = obj.get("parameters")
     params = {} if params is None or defaults.override else params
     if not isinstance(params, dict):
-        raise ValueError('"parameters" must be an object')
+        raise InvalidValue('"parameters" must be an object')
 
     text_names = (defaults.text_field,) if defaults.text_field else TEXT_FIELDS
     name, text = _first(obj, text_names)
     if name is None:
-        raise ValueError(f"no text field (looked for {', '.join(map(repr, text_names))})")
+        raise InvalidValue(f"no text field (looked for {', '.join(map(repr, text_names))})")
     if not isinstance(text, str):
-        raise ValueError(f"{name!r} must be a string, got {json_type(text)}")
+        raise InvalidValue(f"{name!r} must be a string, got {json_type(text)}")
     if not text.strip():
-        raise ValueError(f"{name!r} is empty")
+        raise InvalidValue(f"{name!r} is empty")
 
     if defaults.override:
         if defaults.labels is None:
-            raise ValueError("no labels to score with")
+            raise InvalidValue("no labels to score with")
         return Record(line, text, defaults.labels, defaults.multi_label, defaults.template, obj, defaults.descriptions)
 
     label_names = (defaults.labels_field,) if defaults.labels_field else LABEL_FIELDS
@@ -195,7 +195,7 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
 
     multi_label = obj.get("multi_label", params.get("multi_label", defaults.multi_label))
     if not isinstance(multi_label, bool):
-        raise ValueError(f'"multi_label" must be true or false, got {orjson.dumps(multi_label).decode()}')
+        raise InvalidValue(f'"multi_label" must be true or false, got {orjson.dumps(multi_label).decode()}')
 
     template = obj.get("hypothesis_template", params.get("hypothesis_template"))
     template = defaults.template if template is None else check_template(template)
@@ -204,9 +204,9 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
 
 def decode_line(raw: bytes | BadRow, line: int) -> Any:
     """Decode one JSON line (a byte-order mark on line 1 and CRLF endings are accepted); a row the reader
-    found bad (:class:`~zstc_cli.storage.reading.BadRow`) raises its problem as ``ValueError``."""
+    found bad (:class:`~zstc_cli.storage.reading.BadRow`) raises its problem as ``InvalidValue``."""
     if isinstance(raw, BadRow):
-        raise ValueError(raw.message)
+        raise InvalidValue(raw.message)
     if line == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
     try:
@@ -215,8 +215,8 @@ def decode_line(raw: bytes | BadRow, line: int) -> Any:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
-            raise ValueError(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at offset {bad.start}") from None
-        raise ValueError(f"invalid JSON: {exc}") from None
+            raise InvalidValue(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at offset {bad.start}") from None
+        raise InvalidValue(f"invalid JSON: {exc}") from None
 
 
 def json_type(value: Any) -> str:

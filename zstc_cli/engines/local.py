@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zstc_cli.errors import RecordError
+from zstc_cli.errors import InvalidValue, RecordError
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records
 from zstc_cli.records import RecordDefaults, Templates, record_from_object
 from zstc_cli.results import assemble
@@ -141,8 +141,9 @@ def classify_texts(
 
     ``template``: one, several (scores combined as the scorer documents) or None, the scorer's default.
     ``descriptions``: label name -> what its hypothesis reads instead (results keep the name). Texts,
-    labels, templates and descriptions are validated as file records are; a problem raises ``ValueError``
-    (naming the text's position, 1-based, for a text).
+    labels, templates and descriptions are validated as file records are; a problem raises
+    :class:`~zstc_cli.errors.InvalidValue`, a ``ValueError`` too (naming the text's position, 1-based, for a
+    text).
     """
     if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
         raise TypeError("texts must be a list of strings; for one text, pass [text]")
@@ -156,5 +157,5 @@ def classify_texts(
             scorer.check_record(record)
             records.append(record)
         except ValueError as exc:
-            raise ValueError(f"text {position}: {exc}") from None
+            raise InvalidValue(f"text {position}: {exc}") from None
     return [assemble(record, scores) for record, scores in zip(records, scorer.score_records(records))]
