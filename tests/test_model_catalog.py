@@ -108,3 +108,20 @@ def test_zstc_models_lists_where_each_resolves(tmp_path, bert_nli):
     assert "cached" in rows[CACHED_ID] and "nli" in rows[CACHED_ID]
     assert "unavailable offline" in rows["facebook/bart-large-mnli"]
     assert "all-MiniLM-L6-v2" in rows
+
+
+def test_the_models_page_lists_the_catalog():
+    """docs/models.md's table has one row per known model, in the catalog's order, with its aliases, its
+    scorer and the default marked: a model added to or dropped from the catalog fails here until the page
+    says so too."""
+    import re
+
+    from zstc_cli.models.catalog import DEFAULT_MODEL, KNOWN_MODELS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)`((?: \(`[^`]+`\))*)( \(default\))? \| (\w+) \|", page, flags=re.M)
+    shown = [
+        (name, tuple(re.findall(r"`([^`]+)`", aliases)), bool(default), scorer)
+        for name, aliases, default, scorer in rows
+    ]
+    assert shown == [(m.name, m.aliases, m.name == DEFAULT_MODEL, m.scorer) for m in KNOWN_MODELS]
