@@ -1,4 +1,4 @@
-"""docs/python.md's examples run as printed, and print what the page says they print."""
+"""docs/python.md's examples (and README.md's) run as printed, and print what the page says they print."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from support.data import NYR
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 BLOCKS = re.findall(r"```python\n(.*?)```(?:\n\nprints\n\n```\n(.*?)```)?", DOC.read_text(), re.S)
+README_BLOCKS = re.findall(r"```python\n(.*?)```", (DOC.parents[1] / "README.md").read_text(), re.S)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,13 @@ def test_example_runs_as_printed(code, printed, workdir):
     assert result.returncode == 0, result.stderr
     if printed:
         assert result.stdout == printed
+
+
+@pytest.mark.parametrize("code", README_BLOCKS, ids=[f"readme{i}" for i in range(1, len(README_BLOCKS) + 1)])
+def test_the_readmes_python_runs(code, workdir):
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "the README's example prints its result"
 
 
 SIGNATURE = re.compile(r"`(Classifier|classify|classify_file|adapt|load_adaptation|evaluate)\(([^`]*)\)`", re.S)
