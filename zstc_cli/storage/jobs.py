@@ -152,7 +152,7 @@ def _written_paths(path: str) -> list[str]:
 
 def check_outputs(inputs: dict[str, str | None], outputs: dict[str, str | None]) -> None:
     """Refuse, before any model loads, outputs that would overwrite an input or each other, or cannot be
-    files (a folder, a missing folder): each of these used to surface only after all the work, or not at all.
+    files (a folder, a missing folder): found later, each would cost all the work, or pass unnoticed.
 
     ``inputs`` and ``outputs`` map setting names (parameters, which a front end names its own way, see
     :meth:`ZstcError.naming`) to locations; None and ``-`` are skipped.
