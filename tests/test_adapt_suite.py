@@ -18,7 +18,7 @@ def load_suite():
     return module
 
 
-def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16) -> None:
+def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16, **extra) -> None:
     """Unit text embeddings clustered around unit label vectors, as the suite's cache stores them."""
     rng = np.random.default_rng(seed)
     hyp = rng.normal(size=(labels, dim))
@@ -27,7 +27,7 @@ def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16)
     texts = hyp[gold] + rng.normal(scale=0.6, size=(n, dim))
     texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
-             labels=np.array([f"l{i}" for i in range(labels)]), multi=False, total=n + 20)  # fmt: skip
+             labels=np.array([f"l{i}" for i in range(labels)]), multi=False, total=n + 20, **extra)  # fmt: skip
 
 
 def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None:
@@ -50,8 +50,8 @@ def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None
     assert summary["rule"] == list(suite.SHIPPED) and "cpu" in summary
     for name in ("nyr", "sst2"):
         figures = summary["sets"][name]
-        a, s, c, k, w = figures["lodo_rule"]
-        assert a in suite.ANCHORING and s in suite.STABILITY and c in suite.CONSISTENCY
+        stability, convergence, consistency, k, w = figures["lodo_rule"]
+        assert stability in suite.STABILITY and convergence in suite.CONVERGENCE and consistency in suite.CONSISTENCY
         assert k in suite.KS and w in suite.WEIGHTS
         assert 0.0 <= figures["lodo"][0] <= 1.0 and 0.0 <= figures["adapt"][0] <= 1.0
 
@@ -61,3 +61,42 @@ def test_adapt_suite_names_a_missing_data_set(tmp_path: Path, capsys) -> None:
     argv = ["--cache", str(tmp_path), "--data-dir", str(tmp_path), "--sets", "sst2", "--out", str(tmp_path / "o")]
     assert suite.main(argv) == 2
     assert "sst2_test.jsonl:1: no such data set" in capsys.readouterr().err
+
+
+def test_held_out_sets_are_reported_with_the_shipped_rule_and_fit_nothing(tmp_path: Path) -> None:
+    """A --held-out set gets its own rows under the rule as shipped; the LODO rules and the rule fitted on
+    all sets are what they are without it."""
+    suite = load_suite()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake_set(cache / "nyr.npz", 1)
+    fake_set(cache / "sst2.npz", 2)
+    source = tmp_path / "news_topics.jsonl"
+    source.write_text('{"text": "a", "label": "l0"}\n')  # embedded already: the cache matches its size
+    fake_set(cache / "held-out-news_topics.npz", 3, n=60, source_bytes=source.stat().st_size)
+    base = ["--cache", str(cache), "--data-dir", str(tmp_path / "none"), "--sets", "nyr,sst2"]
+    assert suite.main([*base, "--out", str(tmp_path / "without")]) == 0
+    assert suite.main([*base, "--held-out", f"{source}:label", "--out", str(tmp_path / "with")]) == 0
+    without = json.loads((tmp_path / "without.json").read_text())
+    with_ = json.loads((tmp_path / "with.json").read_text())
+    assert with_["fitted_on_all"] == without["fitted_on_all"]
+    assert {n: s["lodo_rule"] for n, s in with_["sets"].items()} == {
+        n: s["lodo_rule"] for n, s in without["sets"].items()
+    }
+    assert (
+        list(with_["held_out"]["sets"]) == ["held-out-news_topics"]
+        and "lodo" not in with_["held_out"]["sets"]["held-out-news_topics"]
+    )
+    lines = (tmp_path / "with.md").read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| news_topics (60 of 80) | 3 |"))
+    assert row.rstrip().endswith("| - |")  # no leave-one-out figure: nothing was fitted on it
+    assert any(line.startswith("mean single-label accuracy gain on the held-out sets") for line in lines)
+
+
+def test_a_held_out_set_that_is_missing_or_has_no_gold_field_is_named(tmp_path: Path, capsys) -> None:
+    suite = load_suite()
+    base = ["--cache", str(tmp_path), "--sets", "", "--out", str(tmp_path / "o")]
+    assert suite.main([*base, "--held-out", f"{tmp_path / 'gone.jsonl'}:label"]) == 2
+    assert "gone.jsonl:1: no such data set" in capsys.readouterr().err
+    assert suite.main([*base, "--held-out", str(tmp_path / "gone.jsonl")]) == 2
+    assert "expected FILE:GOLD_FIELD" in capsys.readouterr().err

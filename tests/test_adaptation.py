@@ -12,8 +12,13 @@ from zstc_cli.adaptation import (
     fit_embedding,
     fit_scores,
 )
-from zstc_cli.adaptation.neighbours import DEFAULT_K, Neighbours, consistency
-from zstc_cli.adaptation.safeguard import CONSISTENCY_BAR
+from zstc_cli.adaptation.neighbours import DEFAULT_K, Neighbours, consistency, nearest_mask
+from zstc_cli.adaptation.safeguard import (
+    CONSISTENCY_BAR,
+    CONVERGENCE_BAR,
+    STABILITY_BAR,
+    split_half_stability,
+)
 from zstc_cli.adaptation.sample import reservoir
 from zstc_cli.errors import ZstcError
 
@@ -94,6 +99,18 @@ def test_neighbour_smoothing_recovers_the_clusters_zero_shot_labels_noisily():
     assert consistency(texts[sample], probabilities[sample]) > CONSISTENCY_BAR  # the rule would adopt it
 
 
+def test_consistency_asks_the_neighbours_a_stable_sort_would_rank_first():
+    """Selecting each row's k nearest without sorting picks what a stable descending sort's first k would,
+    ties (duplicate texts) going to the earlier record."""
+    rng = np.random.default_rng(4)
+    similarity = np.round(rng.random((60, 60)), 1)  # many ties
+    for k in (1, 5, 10):
+        ranked = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        expected = np.zeros_like(similarity, dtype=bool)
+        np.put_along_axis(expected, ranked, True, axis=1)
+        assert np.array_equal(nearest_mask(similarity, k), expected)
+
+
 def test_smoothing_is_adopted_on_clustered_texts_and_the_state_carries_the_sample():
     texts, hypotheses, truth = clustered(seed=2, per_label=400, labels=2, vagueness=0.8)
     state = fit(texts, hypotheses, labels=LABELS[:2])
@@ -159,6 +176,49 @@ def test_safeguard_declines_on_data_without_structure(seed):
     if not state.uses("smoothing"):
         assert np.allclose(state.single_label(cosines, texts), calibrated.single_label(cosines))
         assert np.allclose(state.multi_label(cosines, texts), calibrated.multi_label(cosines))
+
+
+def test_split_half_stability_is_deterministic_and_steadier_than_one_split():
+    """The stability figure averages seeded splits: the same seed gives the same figure, and over seeds the
+    average moves far less than one split's figure does (the noise the bar used to sit on)."""
+    texts, hypotheses, _ = clustered(seed=7, per_label=150, labels=4, vagueness=1.0)
+    texts = unit(texts + np.random.default_rng(7).normal(scale=0.1, size=texts.shape))
+    assert split_half_stability(texts, hypotheses, 3) == split_half_stability(texts, hypotheses, 3)
+    single = [split_half_stability(texts, hypotheses, seed, splits=1)[0] for seed in range(8)]
+    averaged = [split_half_stability(texts, hypotheses, seed)[0] for seed in range(8)]
+    assert np.std(single) > 0.01  # one split is noisy here
+    assert np.std(averaged) < 0.5 * np.std(single)
+    assert split_half_stability(texts, hypotheses, 3)[1] > 0.0  # the spread is reported beside the mean
+
+
+def drifting(seed: int = 3, per_label: int = 400, dim: int = 64, labels: int = 4):
+    """Texts in tight clusters of the corpus' own (unrelated to the labels), each text leaning a little to its
+    label's direction; hypotheses point at their label and slightly at one cluster each. Zero-shot is right
+    on most records; the refinement's prototypes are pulled towards the clusters, and a second step further."""
+    rng = np.random.default_rng(seed)
+    meaning, clusters = unit(rng.normal(size=(labels, dim))), unit(rng.normal(size=(labels, dim)))
+    truth, cluster = rng.integers(0, labels, per_label * labels), rng.integers(0, labels, per_label * labels)
+    noise = 1.5 * rng.normal(size=(truth.size, dim)) / np.sqrt(dim)
+    texts = unit(0.3 * meaning[truth] + clusters[cluster] + noise)
+    return texts, unit(meaning + 0.15 * clusters), truth
+
+
+def test_a_refinement_that_drifts_to_the_corpus_clusters_is_declined_by_convergence():
+    texts, hypotheses, truth = drifting()
+    state = fit(texts, hypotheses)
+    cosines = texts @ hypotheses.T
+    forced = state.refinement.logits(texts).argmax(axis=1)  # what adopting it would have given
+    assert np.mean(forced == truth) < np.mean(cosines.argmax(axis=1) == truth) - 0.1
+    figures = state.decision["figures"]
+    assert figures["stability"] >= STABILITY_BAR and figures["convergence"] < CONVERGENCE_BAR
+    assert not state.uses("refinement")
+    assert any("convergence" in reason for reason in state.decision["reasons"])
+
+
+def test_known_clusters_are_reproducible_and_settled():
+    texts, hypotheses, _ = clustered(seed=2, per_label=400, labels=2, vagueness=0.8)
+    figures = fit(texts, hypotheses, labels=LABELS[:2]).decision["figures"]
+    assert figures["stability"] > 0.95 and figures["convergence"] > 0.95
 
 
 def test_too_few_records_per_label_is_not_adapted():

@@ -34,7 +34,7 @@ def note_line(note: dict[str, Any]) -> str:
     figures = note["figures"]
     shown = ", ".join(
         f"{name} {figures[name]}"
-        for name in ("records", "anchoring", "stability", "consistency", "agreement", "purity")
+        for name in ("records", "stability", "convergence", "consistency", "anchoring", "agreement", "purity")
         if name in figures
     )  # fmt: skip
     components = note.get("components")

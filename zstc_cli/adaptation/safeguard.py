@@ -3,28 +3,32 @@
 Both components amplify whatever structure zero-shot found. When zero-shot is weak or wrong, the refinement
 converges to the corpus' own clusters, which need not be the labels, and the smoothing spreads the errors
 to the neighbours; when the corpus has no structure, the prototypes are noise. Each rule below uses only
-figures of the unlabeled sample whose meaning does not depend on the data set or the number of labels:
+figures of the unlabeled sample that are chance-corrected agreements (Cohen's kappa), so their meaning does
+not depend on the data set or the number of labels:
 
-- ``anchoring`` (drift): the share of labels whose refined class the zero-shot scorer still recognises as
-  that label: the records the refined scorer gives to label ``j`` have, on average, a higher zero-shot
-  logit for ``j`` than for any other label. The refinement is adopted only if at least
-  :data:`ANCHORING_BAR` of the labels are anchored: where most refined classes drifted to other meanings,
-  the refinement follows the corpus' clusters, not the labels.
-- ``stability`` (noise): Cohen's kappa between the labels that two refinements fitted on disjoint random
-  halves of the sample give the whole sample. Structure in the corpus is found from either half; prototypes
-  fitted to noise are not reproduced, and a structure that half the sample does not reproduce well is
-  often the corpus' own clusters rather than the labels: adopted from :data:`STABILITY_BAR`.
-- ``consistency`` (smoothing): Cohen's kappa between each sample record's label (refined if the refinement
-  is adopted, else zero-shot) and the label its nearest *other* sample records vote for. Smoothing helps
-  where the labels already cluster in the embedding space and only the records near a boundary are noisy;
-  where neighbours barely agree (zero-shot labelling at odds with the texts' own neighbourhoods), it
-  spreads errors. Adopted when it is at least :data:`CONSISTENCY_BAR`.
+- ``stability`` (noise): the kappa between the labels that two refinements fitted on disjoint random halves
+  of the sample give the whole sample, averaged over :data:`STABILITY_SPLITS` seeded splits (one split's
+  figure moves by up to 0.03 with the split alone). Structure in the corpus is found from either half;
+  prototypes fitted to noise are not reproduced. Adopted from :data:`STABILITY_BAR`.
+- ``convergence`` (drift): the kappa between the refined labels and those of a second refinement step fitted
+  from them. Where zero-shot found the labels' structure, one step lands near the centres of the classes and
+  a second keeps its labels; where it did not, the prototypes are pulled towards the corpus' own clusters and
+  keep moving. Adopted from :data:`CONVERGENCE_BAR`. Each of the two figures answers one question: noise
+  reproduces badly but settles (its prototypes are averages of everything), drift reproduces well but does
+  not settle.
+- ``consistency`` (smoothing): the kappa between each sample record's label (refined if the refinement is
+  adopted, else zero-shot) and the label its ``k`` nearest *other* sample records vote for, the same ``k``
+  the smoothing averages. Smoothing helps where labels cluster in the embedding space and only the records
+  near a boundary are noisy; where the neighbours' vote is no better than chance it can only blur. Adopted
+  when it is above :data:`CONSISTENCY_BAR`, chance.
 
-The bars were chosen on the seven labeled sets of the accuracy suite and validated leaving each set out
-(``benchmarks/adapt_suite.py``, docs/better-labels.md). ``purity`` (the expected share of each prototype's mass
-from its own label), ``agreement`` and ``kappa`` (between zero-shot and refined labels) are reported to say
-how much the refinement changed, not used in the decision: purity falls with the number of labels whatever
-the data, so a rule on it cannot pass with many labels.
+The two refinement bars and the smoothing's weight were chosen on the seven labeled sets of the accuracy suite
+and validated leaving each set out (``benchmarks/adapt_suite.py``, docs/better-labels.md); the consistency bar
+is chance by definition, not searched. ``anchoring`` (the share of refined classes whose records zero-shot
+still gives that label), ``purity`` (the expected share of each prototype's mass from its own label),
+``agreement`` and ``kappa`` (between zero-shot and refined labels) are reported, not used in the decision:
+anchoring guards against the same drift as convergence, and two guards on one failure leave each other's bar
+unconstrained when a set is held out; purity falls with the number of labels whatever the data.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from zstc_cli.adaptation.calibration import fit_temperature, softmax
 from zstc_cli.adaptation.neighbours import DEFAULT_K, consistency
 from zstc_cli.adaptation.prototypes import Refinement, refine
 
-STABILITY_BAR = 0.77
-ANCHORING_BAR = 0.3
-CONSISTENCY_BAR = 0.15
-CONSISTENCY_K = 10  # the neighbours the consistency figure asks (the rule was fitted with 10)
+STABILITY_BAR = 0.74
+CONVERGENCE_BAR = 0.72
+CONSISTENCY_BAR = 0.0  # chance: the neighbours' vote tells nothing
+STABILITY_SPLITS = 10  # split-half fits averaged (noise against cost: docs/better-labels.md)
 
 
 def cohen_kappa(first: np.ndarray, second: np.ndarray, labels: int) -> float:
@@ -62,14 +66,32 @@ def anchoring(refinement: Refinement, zero_shot_logits: np.ndarray, texts: np.nd
     return class_means.argmax(axis=1) == np.arange(zero_shot_logits.shape[1])
 
 
-def split_half_stability(texts: np.ndarray, hypotheses: np.ndarray, rng: np.random.Generator) -> float:
-    """Kappa between the labels of two refinements fitted on disjoint random halves of ``texts``."""
+def split_half_stability(
+    texts: np.ndarray, hypotheses: np.ndarray, seed: int, splits: int = STABILITY_SPLITS
+) -> tuple[float, float]:
+    """Mean and standard deviation, over ``splits`` seeded random splits of ``texts`` into disjoint halves,
+    of the kappa between the labels the two halves' refinements give the whole sample.
+
+    Averaged because one split is noisy: its kappa's standard deviation with the split alone is 0.01 to 0.04
+    on the suite's sets, as large as the margins of the bar; ten splits divide it by about three (what is left
+    is smaller than what drawing another sample moves), for ten refinements of half the sample."""
     zero_shot_logits = zero_shot(texts, hypotheses)
-    order = rng.permutation(len(texts))
-    halves = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
-    fits = [refine(texts[half], zero_shot_logits[half]) for half in halves]
-    first, second = (fit.logits(texts).argmax(axis=1) for fit in fits)
-    return cohen_kappa(first, second, hypotheses.shape[0])
+    rng = np.random.default_rng(seed)
+    kappas = []
+    for _ in range(splits):
+        order = rng.permutation(len(texts))
+        halves = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
+        fits = [refine(texts[half], zero_shot_logits[half]) for half in halves]
+        first, second = (fit.logits(texts).argmax(axis=1) for fit in fits)
+        kappas.append(cohen_kappa(first, second, hypotheses.shape[0]))
+    return float(np.mean(kappas)), float(np.std(kappas, ddof=1)) if splits > 1 else 0.0
+
+
+def convergence(refined_logits: np.ndarray, texts: np.ndarray) -> float:
+    """Kappa between the refined labels (``refined_logits`` of ``texts``) and those of a second refinement
+    step fitted from them: 1 when the one-step refinement is already where the fit settles."""
+    second = refine(texts, refined_logits).logits(texts)
+    return cohen_kappa(refined_logits.argmax(axis=1), second.argmax(axis=1), refined_logits.shape[1])
 
 
 def zero_shot(texts: np.ndarray, hypotheses: np.ndarray) -> np.ndarray:
@@ -90,25 +112,32 @@ def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, see
     after = refined.argmax(axis=1)
     anchored = anchoring(refinement, zero_shot_logits, texts)
     pure = purity(zero_shot_logits)
-    stability = split_half_stability(texts, hypotheses, np.random.default_rng(seed))
+    stability, stability_sd = split_half_stability(texts, hypotheses, seed)
+    settled = convergence(refined, texts)
     declined = []
-    if anchored.mean() < ANCHORING_BAR:
-        declined.append(f"{int((~anchored).sum())} of {labels} refined labels drifted from their label")
     if stability < STABILITY_BAR:
-        declined.append(f"split-half stability {stability:.2f} < {STABILITY_BAR}: no reproducible structure")
+        declined.append(
+            f"split-half stability {stability:.2f} < {STABILITY_BAR} (mean of {STABILITY_SPLITS} splits): "
+            "no reproducible structure"
+        )
+    if settled < CONVERGENCE_BAR:
+        declined.append(
+            f"convergence {settled:.2f} < {CONVERGENCE_BAR}: a second step moves the labels, the prototypes "
+            "drift to the corpus' own clusters"
+        )
     refine_adopted = not declined
     base = softmax(refined if refine_adopted else zero_shot_logits)
-    neighbourly = consistency(texts, base, CONSISTENCY_K)
+    neighbourly = consistency(texts, base, k)
     which = "refined" if refine_adopted else "zero-shot"
-    smooth_adopted = neighbourly >= CONSISTENCY_BAR
+    smooth_adopted = neighbourly > CONSISTENCY_BAR
     smoothing = (
-        f"{which} labels agree with their {CONSISTENCY_K} nearest neighbours' (consistency {neighbourly:.2f})"
+        f"{which} labels agree with their {k} nearest neighbours' beyond chance (consistency {neighbourly:.2f})"
         if smooth_adopted
-        else f"{which} labels barely agree with their {CONSISTENCY_K} nearest neighbours' "
-        f"(consistency {neighbourly:.2f} < {CONSISTENCY_BAR})"
+        else f"{which} labels agree with their {k} nearest neighbours' no better than chance "
+        f"(consistency {neighbourly:.2f})"
     )  # fmt: skip
     refinement_reasons = declined or [
-        f"{int(anchored.sum())} of {labels} refined labels anchored, structure reproducible"
+        f"structure reproducible (stability {stability:.2f}) and settled (convergence {settled:.2f})"
     ]
     components: dict[str, dict] = {
         "refinement": {"adopted": refine_adopted, "reasons": refinement_reasons},
@@ -117,6 +146,7 @@ def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, see
     figures = {
         "purity": round(float(pure.min()), 4), "anchoring": round(float(anchored.mean()), 4),
         "drifted": np.flatnonzero(~anchored).tolist(), "stability": round(stability, 4),
+        "stability_sd": round(stability_sd, 4), "convergence": round(settled, 4),
         "consistency": round(neighbourly, 4), "agreement": round(float(np.mean(before == after)), 4),
         "kappa": round(cohen_kappa(before, after, labels), 4), "records": len(texts),
     }  # fmt: skip
