@@ -21,6 +21,7 @@ from support.serving import LABELS, assert_close, serving, wait_ready, zstc_serv
 from zstc_cli.engines.local import classify_texts
 from zstc_cli.models.spec import load_scorer
 from zstc_cli.records import Record
+from zstc_cli.results import assemble
 from zstc_cli.scorers.nli import NLIScorer
 from zstc_cli.serving.microbatch import MicroBatcher, Overloaded, estimated_tokens
 
@@ -273,8 +274,8 @@ def test_concurrent_requests_share_scorer_calls_within_the_token_budget(scorer):
 
     shared = asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500)))
     assert recording.calls == [8]
-    for got, (record,) in zip(shared, records):
-        assert abs(got[0] - scorer.score_records([record])[0]).max() < 1e-5
+    for got, (record,) in zip(shared, records, strict=True):  # each request's own result, as if scored alone
+        assert_close(got[0], assemble(record, scorer.score_records([record])[0]))
 
     recording.calls.clear()
     asyncio.run(submit_all(MicroBatcher(recording, max_wait_ms=500, batching=False)))
@@ -324,8 +325,10 @@ def test_a_small_request_behind_a_large_one_is_answered_first(scorer, nyr_texts)
     big, little = asyncio.run(large_then_small())
     assert finished == ["small", "large"]
     assert len(entering.calls) > 3 and sum(entering.calls) == len(large) + 1  # sliced, every record once
-    for got, want in zip(big + little, scorer.score_records(large) + scorer.score_records(small)):
-        assert abs(got - want).max() < 1e-5
+    for record, got, want in zip(
+        large + small, big + little, scorer.score_records(large) + scorer.score_records(small), strict=True
+    ):
+        assert_close(got, assemble(record, want))
 
 
 def test_slices_go_shortest_first_and_answers_keep_the_request_order(scorer, nyr_texts):
@@ -345,9 +348,9 @@ def test_slices_go_shortest_first_and_answers_keep_the_request_order(scorer, nyr
     assert len(recording.calls) > 2  # sliced
     costs = [estimated_tokens(record) for call in recording.records for record in call]
     assert costs == sorted(costs) != [estimated_tokens(record) for record in records]  # shortest first
-    for record, got in zip(records, answer):
+    for record, got in zip(records, answer, strict=True):
         (want,) = scorer.score_records([record])
-        assert got.shape == want.shape and abs(got - want).max() < 1e-5
+        assert_close(got, assemble(record, want))
 
 
 def test_requests_take_turns_and_a_stream_of_small_ones_cannot_starve_a_large_one(scorer, nyr_texts):

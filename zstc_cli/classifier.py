@@ -87,7 +87,9 @@ class Classifier:
 
         ``template``: one hypothesis template, several (their scores are combined), or None for the scorer's
         default. ``descriptions``: label name -> what its hypothesis reads instead (results keep the name).
-        A bad text, label or template raises ``ValueError`` (naming the text's 1-based position for a text).
+        A bad text, label or template raises ``ValueError`` (naming the text's 1-based position for a text);
+        a model failure, a :class:`~zstc_cli.errors.ScoringError`. The texts are scored as classify scores a
+        window (:func:`~zstc_cli.pipeline.score_window`), so the scores are the ones ``zstc classify`` writes.
         """
         from zstc_cli.engines.local import classify_texts
 

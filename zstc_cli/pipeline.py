@@ -1,8 +1,9 @@
 """The stream pipeline every engine shares: read -> validate -> window -> score -> assemble, in input order.
 
 It holds no files and no model of its own: an engine hands it a stream of records and a loaded scorer (the local
-engine, :mod:`zstc_cli.engines.local`, with checkpointed outputs; the Ray workers call its one scoring step,
-:func:`score_window`, on their blocks), so every engine validates, scores and assembles alike.
+engine, :mod:`zstc_cli.engines.local`, with checkpointed outputs). Its one scoring step, :func:`score_window`,
+is also what the Ray workers run on their blocks, the server on each micro-batch of several requests' records,
+and :func:`~zstc_cli.engines.local.classify_texts` on texts in memory, so every path scores and assembles alike.
 
 While the model scores window k, a background thread tokenizes and plans window k+1, so the model does not
 wait on the tokenizer. At most two windows are in memory at once, whatever the input size. A window holds
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from zstc_cli.errors import RecordError, ZstcError, scoring_failure
 from zstc_cli.records import Record, RecordDefaults, parse_lines
@@ -135,20 +136,37 @@ def _prepared(chunks: Iterable[list[Item]], scorer: Scorer) -> Iterator[tuple[li
             yield pending
 
 
-Scored = dict[str, Any] | RecordError
+Result = dict[str, Any]
+Scored = Result | RecordError
+
+
+# Records only in (the server's and classify_texts' windows, validated beforehand): results only out.
+@overload
+def score_window(
+    scorer: Scorer, items: Sequence[Record], keep: Sequence[str] = (), prepared: Future | None = None
+) -> list[Result]: ...
+
+
+@overload
+def score_window(
+    scorer: Scorer, items: Sequence[Item], keep: Sequence[str] = (), prepared: Future | None = None
+) -> list[Scored]: ...
 
 
 def score_window(
     scorer: Scorer, items: Sequence[Item], keep: Sequence[str] = (), prepared: Future | None = None
-) -> list[Scored]:
+) -> list[Any]:
     """Score one window: its items in, in order, each record's assembled result (labels ranked, ``keep``
-    fields copied) and each bad record's :class:`RecordError` as it came. The step the stream pipeline and the
-    Ray workers share, so their results cannot drift apart.
+    fields copied) and each bad record's :class:`RecordError` as it came. The one scoring step of the stream
+    pipeline, the Ray workers, the server and :func:`~zstc_cli.engines.local.classify_texts`, so their results
+    cannot drift apart. A window's records need not share anything: the server's hold several requests', and
+    it hands each request back its own results by position.
 
     ``prepared``: the records' :meth:`~zstc_cli.scorers.base.Scorer.prepare`, already running in a background
     thread (the stream pipeline overlaps it with the previous window's scoring); None prepares them here. A
     failure of either (a tokenizer error, out of memory, a broken model) raises a
-    :class:`~zstc_cli.errors.ScoringError` naming the window's lines: it is never a bad record.
+    :class:`~zstc_cli.errors.ScoringError` naming the window's lines, caused by (``__cause__``) the model's own
+    exception: it is never a bad record.
     """
     records = [item for item in items if isinstance(item, Record)]
     scores = iter(_score(scorer, prepared, records) if records else [])

@@ -57,8 +57,9 @@ def result_object(
 
 
 def assemble(record: Record, scores: np.ndarray, keep: Sequence[str] = ()) -> dict[str, Any]:
-    """A record's result: its labels ranked by ``scores``, plus the kept input fields. The one assembly step of
-    every engine, the server and :func:`~zstc_cli.classify_texts`, so their results cannot drift apart."""
+    """A record's result: its labels ranked by ``scores``, plus the kept input fields. The assembly step
+    of :func:`~zstc_cli.pipeline.score_window`, the one scoring step of every engine, the server and
+    :func:`~zstc_cli.engines.local.classify_texts`, so their results cannot drift apart."""
     labels, ordered = rank(record.labels, scores)
     return result_object(record, labels, ordered, keep)
 

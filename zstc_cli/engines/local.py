@@ -11,9 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zstc_cli.errors import InvalidValue, RecordError
-from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records
+from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary, classify_stream, iter_records, score_window
 from zstc_cli.records import RecordDefaults, Templates, record_from_object
-from zstc_cli.results import assemble
 from zstc_cli.storage.checkpoint import Log, open_run, stderr_log
 from zstc_cli.storage.files import STDIO
 from zstc_cli.storage.jobs import Job, plan_jobs
@@ -143,7 +142,8 @@ def classify_texts(
     ``descriptions``: label name -> what its hypothesis reads instead (results keep the name). Texts,
     labels, templates and descriptions are validated as file records are; a problem raises
     :class:`~zstc_cli.errors.InvalidValue`, a ``ValueError`` too (naming the text's position, 1-based, for a
-    text).
+    text). The texts are then one window of classify's :func:`~zstc_cli.pipeline.score_window`, so a model
+    failure raises its :class:`~zstc_cli.errors.ScoringError`, the texts' positions standing for input lines.
     """
     if isinstance(texts, str):  # a str is a sequence too: of one-character "texts"
         raise TypeError("texts must be a list of strings; for one text, pass [text]")
@@ -158,4 +158,4 @@ def classify_texts(
             records.append(record)
         except ValueError as exc:
             raise InvalidValue(f"text {position}: {exc}") from None
-    return [assemble(record, scores) for record, scores in zip(records, scorer.score_records(records))]
+    return score_window(scorer, records)

@@ -8,7 +8,8 @@ the other of the two). POST ``/endpoints/{name}/invocations`` is the runtime API
 the AWS SDK sends for any endpoint name: the same answers, and errors in the runtime's ModelError shape. So
 client code written for the hosted endpoint works unchanged. Records are built by :mod:`zstc_cli.records`, so
 the rules are classify's, and scored through a :class:`~zstc_cli.serving.microbatch.MicroBatcher`, which packs
-the pairs of concurrent requests into shared forward passes. The model loads after the port is open, so an
+the pairs of concurrent requests into shared forward passes of classify's own scoring step
+(:func:`~zstc_cli.pipeline.score_window`). The model loads after the port is open, so an
 orchestrator sees a live, loading server.
 
 This module holds the app and its routes; reading a request is :mod:`~zstc_cli.serving.requests`, the error
@@ -31,7 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zstc_cli.results import assemble, result_line
+from zstc_cli.results import result_line
 from zstc_cli.scorers.base import Scorer
 from zstc_cli.serving.errors import HTTPProblem, model_error
 from zstc_cli.serving.media import JSON, JSONLINES, JSONLINES_TYPES, json_response
@@ -159,12 +160,11 @@ def create_app(
             records, single = records_from_json(body, settings, check)
         check_pairs(records, app.state.max_pairs)
         try:
-            scores = await batcher.score(records)
+            results = await batcher.score(records)
         except Overloaded as exc:
             raise HTTPProblem(503, f"overloaded: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         except Exception as exc:
             raise HTTPProblem(500, f"scoring failed: {type(exc).__name__}: {exc}") from None
-        results = [assemble(record, s) for record, s in zip(records, scores)]
         if answer != JSON:
             return Response(b"".join(map(result_line, results)), media_type=answer)
         return json_response(results[0] if single else results)

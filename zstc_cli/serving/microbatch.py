@@ -1,6 +1,10 @@
 """Micro-batching for the server: concurrent requests share scorer calls, and a large request is scored in
 slices taken in turn with the others, so a small request is not stuck behind it.
 
+Each scorer call is one window of :func:`zstc_cli.pipeline.score_window`, the step classify and the Ray
+workers run: its records are several requests' slices, and each request gets back its own records' results
+(labels ranked, as classify writes them) by position, so the server's answers are classify's.
+
 Packing the pairs of many small requests into full, length-sorted batches is what an accelerator needs to
 be kept busy; on a CPU with few cores a request with 10 labels already fills them, so there it buys nothing
 (docs/design.md, "Serving: slices and turns"). A single worker forms each scorer call from the waiting
@@ -25,8 +29,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from zstc_cli.errors import ScoringError
+from zstc_cli.pipeline import Result, score_window
 from zstc_cli.records import Record
 from zstc_cli.scorers.base import Scorer
 from zstc_cli.scorers.batching import DEFAULT_MAX_TOKENS
@@ -70,7 +74,7 @@ class Overloaded(Exception):
 
 @dataclass(eq=False)
 class _Request:
-    """An admitted request: its records, how far its slices have been handed to the scorer, its scores.
+    """An admitted request: its records, how far its slices have been handed to the scorer, their results.
 
     Its records are kept shortest first (``positions``: where each came in the request), so that each slice
     holds records of like lengths and pads about as little as one scorer call over the whole request."""
@@ -83,13 +87,13 @@ class _Request:
     order: int  # arrival order, the tie-break within a round
     turn: int  # the round of its next slice
     taken: int = 0  # records handed to the scorer so far
-    scores: list[np.ndarray] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
 
-    def answer(self) -> list[np.ndarray]:
-        """The scores in the request's own record order."""
-        answer: list[np.ndarray] = [np.empty(0)] * len(self.scores)
-        for position, scores in zip(self.positions, self.scores):
-            answer[position] = scores
+    def answer(self) -> list[Result]:
+        """The results in the request's own record order."""
+        answer: list[Result] = [{}] * len(self.results)
+        for position, result in zip(self.positions, self.results):
+            answer[position] = result
         return answer
 
 
@@ -157,8 +161,9 @@ class MicroBatcher:
         self._requests.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def score(self, records: Sequence[Record]) -> list[np.ndarray]:
-        """Scores for ``records`` (one array per record, in label order); raises :class:`Overloaded`."""
+    async def score(self, records: Sequence[Record]) -> list[Result]:
+        """The result of each of ``records``, in order (:func:`~zstc_cli.pipeline.score_window`'s: its labels
+        ranked by score); raises :class:`Overloaded`, or the model's own exception if scoring it failed."""
         if not records:
             return []
         if len(self._requests) >= self.max_queue:
@@ -237,8 +242,9 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         self._scored = True
         try:
-            scores = await loop.run_in_executor(self._executor, self.scorer.score_records, records)
-        except Exception as exc:
+            results = await loop.run_in_executor(self._executor, score_window, self.scorer, records)
+        except Exception as failure:
+            exc = _model_error(failure)
             if len(batch) == 1:
                 log.error("scoring %d records of a request failed: %s: %s", len(records), type(exc).__name__, exc)
                 self._finish(batch[0].request, exc)
@@ -249,19 +255,27 @@ class MicroBatcher:
         start = 0
         for piece in batch:
             request, end = piece.request, start + len(piece.records)
-            request.scores.extend(scores[start:end])
+            request.results.extend(results[start:end])
             start = end
-            if len(request.scores) == len(request.records):
+            if len(request.results) == len(request.records):
                 self._finish(request)
 
     def _finish(self, request: _Request, exc: BaseException | None = None) -> None:
-        """Answer ``request`` (its scores, or ``exc``) and forget it; its slices not yet taken are dropped."""
+        """Answer ``request`` (its results, or ``exc``) and forget it; its slices not yet taken are dropped."""
         if request in self._requests:
             self._requests.remove(request)
         if exc is not None:
             _fail(request, exc)
         elif not request.future.done():  # the client may have gone away
             request.future.set_result(request.answer())
+
+
+def _model_error(exc: Exception) -> Exception:
+    """The model's own exception behind ``score_window``'s :class:`~zstc_cli.errors.ScoringError`: that one names
+    the window's input lines, and a micro-batch's lines are several requests' own numbering (each request's
+    records shortest first), so they would tell a client nothing true about its request."""
+    cause = exc.__cause__
+    return cause if isinstance(exc, ScoringError) and isinstance(cause, Exception) else exc
 
 
 def _fail(request: _Request, exc: BaseException) -> None:
