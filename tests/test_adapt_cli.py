@@ -61,6 +61,23 @@ def test_saved_state_round_trips_to_the_same_output(tweets, adapted_run, tmp_pat
     assert "zstc: adapt [" in result.stderr.decode()
 
 
+def test_multi_label_adapt_keeps_each_records_top_label_and_its_state_round_trips(tweets, tmp_path):
+    out, state, reused = tmp_path / "out.jsonl", tmp_path / "state.json", tmp_path / "reused.jsonl"
+    common = (*MODEL, "--labels", LABELS, "--multi-label")
+    said = invoke_zstc("classify", tweets, out, *common, "--adapt", "--adapt-sample", "80", "--save-adaptation", state,
+                       check=True).stderr.decode()  # fmt: skip
+    assert "top label adopted" in said
+    saved = orjson.loads(state.read_bytes())
+    assert saved["top_label"]["ratio"] > 0 and saved["decision"]["components"]["top label"]["adopted"]
+    adapted = read_jsonl(out)
+    assert all(max(row["scores"]) >= 0.5 for row in adapted)  # the top label is kept at the 0.5 threshold
+    invoke_zstc("classify", tweets, reused, *common, "--adaptation", state, check=True)
+    for mine, theirs in zip(read_jsonl(reused), adapted, strict=True):
+        assert dict(zip(mine["labels"], mine["scores"])) == pytest.approx(
+            dict(zip(theirs["labels"], theirs["scores"])), abs=1e-5
+        )
+
+
 @pytest.mark.parametrize(
     "change, words",
     [

@@ -1,6 +1,7 @@
 """Corpus adaptation on synthetic embeddings and cosines whose truth is known (zstc_cli.adaptation)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from zstc_cli.adaptation import (
     fit_embedding,
     fit_scores,
 )
+from zstc_cli.adaptation.calibration import TOP_RATIO, keep_top
 from zstc_cli.adaptation.neighbours import DEFAULT_K, Neighbours, consistency, nearest_mask
 from zstc_cli.adaptation.safeguard import (
     CONSISTENCY_BAR,
@@ -325,3 +327,89 @@ def test_several_templates_combine_to_one_unit_vector_per_label():
     combined = label_vectors(rows, templates=2)
     assert np.allclose(np.linalg.norm(combined, axis=1), 1.0)
     assert np.allclose(combined, unit(hypotheses + hypotheses[::-1]))
+
+
+def multi_labelled(seed: int = 6, per_label: int = 200, labels: int = 4, dim: int = 64, vagueness: float = 0.6):
+    """One cluster per label, and a third of the records between two clusters (about both labels), with
+    hypotheses that point only roughly at their cluster: the truth is a label set per record."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(labels, dim)))
+    first = np.repeat(np.arange(labels), per_label)
+    second = np.where(rng.random(first.size) < 1 / 3, (first + rng.integers(1, labels, first.size)) % labels, -1)
+    truth = np.zeros((first.size, labels), bool)
+    truth[np.arange(first.size), first] = True
+    both = second >= 0
+    truth[np.flatnonzero(both), second[both]] = True
+    mixed = centres[first] + np.where(both[:, None], centres[np.maximum(second, 0)], 0.0)
+    texts = unit(mixed + rng.normal(scale=0.15, size=mixed.shape))
+    return texts, unit(centres + rng.normal(scale=vagueness, size=centres.shape)), truth
+
+
+def micro_f1(chosen: np.ndarray, truth: np.ndarray) -> float:
+    return 2 * (chosen & truth).sum() / (chosen.sum() + truth.sum())
+
+
+def test_multi_label_state_keeps_each_records_top_label_and_recovers_known_label_sets():
+    texts, hypotheses, truth = multi_labelled()
+    cosines = texts @ hypotheses.T
+    state = fit(texts, hypotheses, multi_label=True)
+    calibrated = replace(state, top_ratio=None)  # the per-label calibration alone (--adapt before the top label)
+    chosen, before = state.multi_label(cosines, texts) >= 0.5, calibrated.multi_label(cosines, texts) >= 0.5
+    assert state.top_ratio == TOP_RATIO and state.decision["components"]["top label"]["adopted"]
+    assert chosen.any(axis=1).all() and not before.any(axis=1).all()
+    assert micro_f1(chosen, truth) > micro_f1(before, truth) + 0.05 and micro_f1(chosen, truth) > 0.8
+    two = truth.sum(axis=1) == 2
+    # records about two labels: many keep both (the top label alone would keep one); the ratio trades some
+    # of them for far fewer wrong extra labels than calibration alone chose
+    assert np.mean((chosen & truth).sum(axis=1)[two] == 2) > 0.3
+    assert (chosen & ~truth).sum() < (before & ~truth).sum() / 3
+
+
+def test_keep_top_keeps_the_top_at_even_odds_and_only_labels_near_it():
+    multi = np.array([[0.2, 0.9, 0.6, 0.95], [0.1, 0.2, 0.3, 0.05]])
+    single = np.array([[0.1, 0.5, 0.3, 0.1], [0.25, 0.25, 0.4, 0.1]])
+    kept = keep_top(multi, single, ratio=0.7)
+    assert kept[0, 1] == 0.9 and kept[0, 2] < 0.5 and kept[0, 3] < 0.5  # 0.3 and 0.1 are below 0.7 * 0.5
+    assert kept[1, 2] == 0.5 and kept[1, 0] == 0.1 and kept[1, 1] == 0.2  # 0.25 >= 0.7 * 0.4: kept as they are
+    assert np.array_equal(
+        keep_top(multi, single, ratio=0.0) >= 0.5, (multi >= 0.5) | (single == single.max(1)[:, None])
+    )
+    assert (keep_top(multi, single, ratio=1.0) >= 0.5).sum(axis=1).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_top_label_on_data_without_structure_adds_only_the_single_label_choice(seed):
+    texts, hypotheses = structureless(seed)
+    cosines = texts @ hypotheses.T
+    state = fit(texts, hypotheses, multi_label=True)
+    chosen = state.multi_label(cosines, texts) >= 0.5
+    calibrated = replace(state, top_ratio=None).multi_label(cosines, texts) >= 0.5
+    top = state.single_label(cosines, texts).argmax(axis=1)
+    assert chosen[np.arange(len(top)), top].all()
+    chosen[np.arange(len(top)), top] = False
+    assert not (chosen & ~calibrated).any()  # besides the top label, only labels calibration chose already
+
+
+def test_a_multi_label_state_round_trips_and_a_single_label_one_is_saved_as_before():
+    texts, hypotheses, _ = multi_labelled(seed=7)
+    cosines = texts @ hypotheses.T
+    state = fit(texts, hypotheses, multi_label=True)
+    saved = json.loads(json.dumps(state.to_dict()))
+    assert saved["top_label"] == {"ratio": TOP_RATIO}
+    loaded = AdaptationState.from_dict(saved)
+    assert loaded == replace(loaded, top_ratio=state.top_ratio) and loaded.decision == state.decision
+    assert np.allclose(loaded.multi_label(cosines, texts), state.multi_label(cosines, texts), atol=1e-6)
+    assert json.dumps(fit(texts, hypotheses, multi_label=True).to_dict()) == json.dumps(state.to_dict())
+    single = fit(texts, hypotheses).to_dict()
+    assert "top_label" not in single and "top label" not in single["decision"]["components"]
+    earlier = AdaptationState.from_dict({key: value for key, value in saved.items() if key != "top_label"})
+    assert earlier.top_ratio is None  # a state saved before the top label scores as it did
+    assert np.array_equal(
+        earlier.multi_label(cosines, texts), replace(state, top_ratio=None).multi_label(cosines, texts)
+    )
+
+
+def test_one_label_multi_label_keeps_no_top_label():
+    texts, hypotheses, _ = clustered(seed=8, labels=2)
+    state = fit(texts, hypotheses[:1], labels=LABELS[:1], multi_label=True)
+    assert state.top_ratio is None and "top_label" not in state.to_dict()

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import orjson
 
-from zstc_cli.adaptation.calibration import fit_calibration
+from zstc_cli.adaptation.calibration import TOP_RATIO, fit_calibration
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import judge
@@ -41,15 +41,20 @@ def fit_label_set(
     texts: np.ndarray | None = None,
     hypotheses: np.ndarray | None = None,
     descriptions: Mapping[str, str] | None = None,
+    multi_label: bool = False,
 ) -> AdaptationState:
     """One label set's state from its sample records' raw ``scores`` (n, L): :func:`fit_embedding` when the
     scorer gave the embeddings (``texts`` (n, d), ``hypotheses`` (L, d)), else :func:`fit_scores`.
+    ``multi_label``: the sample's records are multi-label (the embedding state then keeps each record's top
+    label, :func:`fit_embedding`).
 
     ``descriptions`` (of these labels) are what the hypotheses read instead of the names, so the state is
     valid only with the same ones and records them. The state comes back as its saved file will hold it
     (rounded through JSON), so that ``--adaptation FILE`` scores exactly as the run that fitted it."""
     if texts is not None and hypotheses is not None:
-        state = fit_embedding(texts, hypotheses, model=model, templates=templates, labels=labels, seed=seed)
+        state = fit_embedding(
+            texts, hypotheses, model=model, templates=templates, labels=labels, seed=seed, multi_label=multi_label
+        )
     else:
         state = fit_scores(scores, model=model, scorer=scorer, templates=templates, labels=labels, seed=seed)
     if descriptions:
@@ -67,9 +72,14 @@ def fit_embedding(
     seed: int = 0,
     k: int = DEFAULT_K,
     weight: float = DEFAULT_WEIGHT,
+    multi_label: bool = False,
+    top_ratio: float = TOP_RATIO,
 ) -> AdaptationState:
     """Calibrate the embedding scorer on a sample, and fit the refinement and the neighbour smoothing
-    (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines.
+    (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines. For ``multi_label`` records
+    with several labels, the state also keeps each record's top single-label choice in its multi-label
+    scores, and other labels only near it (``top_ratio``, :func:`~zstc_cli.adaptation.calibration.keep_top`):
+    no figure of the sample decides it (measured on the suite, single-label sets read as multi-label too).
 
     ``texts``: (n, d) unit embeddings of the sample's texts; ``hypotheses``: (L, d) unit vectors of the
     labels (the scorer's, several templates already averaged). With fewer than :data:`MIN_RECORDS_PER_LABEL`
@@ -92,10 +102,31 @@ def fit_embedding(
         decision["components"]["smoothing"].update(k=k, weight=weight)
         if decision["components"]["smoothing"]["adopted"]:
             neighbours = Neighbours.of(texts, hypotheses, k, weight)
+    kept = top_ratio if multi_label and len(labels) > 1 else None
+    if kept is not None:
+        decision = with_top_label(decision, kept)
     return AdaptationState(
         model=model, scorer="embedding", templates=tuple(templates), labels=tuple(labels), calibration=calibration,
         refinement=refinement, decision=decision, sample_size=len(texts), seed=seed, neighbours=neighbours,
+        top_ratio=kept,
     )  # fmt: skip
+
+
+def with_top_label(decision: dict, ratio: float) -> dict:
+    """``decision`` saying that multi-label scores keep each record's top label (the single-label choice:
+    refined if the refinement was adopted, smoothed if the smoothing was) and other labels only near it."""
+    reason = (
+        "every record keeps the label the single-label scorer ranks first, others only at "
+        f"{ratio:g}x its single-label probability or more"
+    )
+    components = decision.get("components")
+    if components is None:
+        return {**decision, "adopted": True, "reasons": [*decision["reasons"], reason]}
+    return {
+        **decision, "adopted": True,
+        "components": {**components, "top label": {"adopted": True, "reasons": [reason]}},
+        "reasons": [*decision["reasons"], f"top label adopted: {reason}"],
+    }  # fmt: skip
 
 
 def fit_scores(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from zstc_cli.adaptation.calibration import Calibration, softmax
+from zstc_cli.adaptation.calibration import Calibration, keep_top, softmax
 from zstc_cli.adaptation.neighbours import Neighbours
 from zstc_cli.adaptation.prototypes import Refinement
 from zstc_cli.errors import ZstcError
@@ -37,7 +37,10 @@ class AdaptationState:
     ``calibration`` turns raw scores (cosines, or NLI entailment logits) into single- and multi-label
     probabilities; ``refinement`` (embedding scorer only) the
     refined label side, used only when the decision adopted it; ``neighbours`` (embedding scorer only) the
-    sample the k-nearest-neighbour smoothing reads, used only when the decision adopted it.
+    sample the k-nearest-neighbour smoothing reads, used only when the decision adopted it; ``top_ratio``
+    (fitted on multi-label records) keeps each record's top single-label choice in its multi-label scores and
+    the labels near it (:func:`~zstc_cli.adaptation.calibration.keep_top`); None in the files of earlier
+    states, which score as they did.
     ``decision["components"]`` says, per component, whether it was adopted.
     """
 
@@ -52,6 +55,7 @@ class AdaptationState:
     seed: int
     neighbours: Neighbours | None = None
     extra: dict = field(default_factory=dict)
+    top_ratio: float | None = None
 
     @property
     def adopted(self) -> bool:
@@ -84,10 +88,13 @@ class AdaptationState:
 
     def multi_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
         """Independent per-label probabilities from raw scores (n, L), calibrated on the sample, and smoothed
-        over the sample's nearest neighbours when that was adopted and ``texts`` (n, d) are given."""
+        over the sample's nearest neighbours when that was adopted and ``texts`` (n, d) are given; with
+        ``top_ratio`` and several labels, the label :meth:`single_label` ranks first and those near it are kept."""
         probabilities = self.calibration.multi_label(raw_scores)
         if texts is not None and self.uses("smoothing"):
             probabilities = self.neighbours.smooth(probabilities, texts, self._sample_multi)  # type: ignore[union-attr]
+        if self.top_ratio is not None and probabilities.shape[1] > 1:
+            probabilities = keep_top(probabilities, self.single_label(raw_scores, texts), self.top_ratio)
         return probabilities
 
     def _single(self, raw_scores: np.ndarray, texts: np.ndarray) -> np.ndarray:
@@ -116,6 +123,7 @@ class AdaptationState:
             "refinement": None if self.refinement is None else self.refinement.to_dict(),
             "neighbours": None if self.neighbours is None else self.neighbours.to_dict(),
             "decision": self.decision, **({"extra": self.extra} if self.extra else {}),
+            **({"top_label": {"ratio": self.top_ratio}} if self.top_ratio is not None else {}),
         }  # fmt: skip
 
     @classmethod
@@ -135,7 +143,7 @@ class AdaptationState:
                 refinement=None if refinement is None else Refinement.from_dict(refinement),
                 neighbours=None if neighbours is None else Neighbours.from_dict(neighbours),
                 decision=dict(data["decision"]), sample_size=int(data["sample_size"]), seed=int(data["seed"]),
-                extra=dict(data.get("extra", {})),
+                extra=dict(data.get("extra", {})), top_ratio=top_ratio(data.get("top_label")),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise AdaptationMismatch(f"malformed adaptation state: {type(exc).__name__}: {exc}") from None
@@ -148,6 +156,11 @@ class AdaptationState:
         ):  # fmt: skip
             if saved != wanted:
                 raise AdaptationMismatch(f"the adaptation state was fitted for {what} {saved!r}, not {wanted!r}")
+
+
+def top_ratio(saved: dict | None) -> float | None:
+    """The saved top-label ratio, None for a state without the top label."""
+    return None if saved is None else float(saved["ratio"])
 
 
 def described_labels(descriptions: Mapping[str, str] | None, labels: Sequence[str]) -> dict[str, str]:

@@ -127,6 +127,7 @@ def fit(scorer: Scorer, sample: Sequence[Record], *, seed: int, window: int) -> 
             np.stack([raw.scores for raw in group]), model=model, scorer=scorer.name, templates=templates,
             labels=labels, seed=seed, texts=np.stack(texts) if texts else None,
             hypotheses=group[0].hypotheses, descriptions=described_labels(sample[positions[0]].descriptions, labels),
+            multi_label=any(sample[p].multi_label for p in positions),
         )  # fmt: skip
         states.append(state)
         notes.append(describe_state(state))
