@@ -100,3 +100,36 @@ def test_a_held_out_set_that_is_missing_or_has_no_gold_field_is_named(tmp_path: 
     assert "gone.jsonl:1: no such data set" in capsys.readouterr().err
     assert suite.main([*base, "--held-out", str(tmp_path / "gone.jsonl")]) == 2
     assert "expected FILE:GOLD_FIELD" in capsys.readouterr().err
+
+
+def fake_multi_label_set(path: Path, seed: int, n: int = 90, labels: int = 3, dim: int = 16) -> None:
+    """As :func:`fake_set`, a third of the records between two label vectors, the gold a boolean matrix."""
+    rng = np.random.default_rng(seed)
+    hyp = rng.normal(size=(labels, dim))
+    hyp /= np.linalg.norm(hyp, axis=1, keepdims=True)
+    gold = np.eye(labels, dtype=bool)[rng.integers(0, labels, n)]
+    gold[: n // 3, :2] = True
+    texts = gold @ hyp + rng.normal(scale=0.6, size=(n, dim))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
+             labels=np.array([f"l{i}" for i in range(labels)]), multi=True, total=n)  # fmt: skip
+
+
+def test_adapt_suite_measures_the_multi_label_path_on_every_set(tmp_path: Path) -> None:
+    suite = load_suite()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake_set(cache / "nyr.npz", 1)
+    fake_multi_label_set(cache / "situation.npz", 3)
+    out = tmp_path / "adapt_suite"
+    argv = ["--cache", str(cache), "--data-dir", str(tmp_path), "--sets", "nyr,situation", "--out", str(out)]
+    assert suite.main(argv) == 0
+    lines = out.with_suffix(".md").read_text().splitlines()
+    assert any(line.startswith("| situation (90, multi-label, micro-F1) | 3 | - |") for line in lines)
+    assert any(line.startswith("| *situation (90, multi-label, micro-F1)* | 3 |") for line in lines)
+    assert any(line.startswith("| *New Year's (80 of 100)*, one gold label each | 3 |") for line in lines)
+    path = json.loads(out.with_suffix(".json").read_text())["multi_label_path"]
+    assert path["ratio"] in suite.RATIOS and set(path["sets"]) == {"nyr", "situation"}
+    for figures in path["sets"].values():
+        assert figures["lodo_ratio"] in suite.RATIOS and "top label" in figures["components"]
+        assert figures["after"] == figures["ratios"][str(path["ratio"])]
