@@ -70,18 +70,29 @@ def repeated(data: Path, times: int) -> Path:
     return path
 
 
+def child_env() -> dict[str, str]:
+    """The children's environment: offline, and this checkout first on the path, so they run its code (the
+    development environment may have zstc installed from another checkout)."""
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
+
+
+def imported_from() -> str:
+    """Where a child's ``zstc_cli`` comes from: the result records it, to show it is this checkout's."""
+    probe = [sys.executable, "-c", "import zstc_cli; print(zstc_cli.__file__)"]
+    return subprocess.run(probe, env=child_env(), capture_output=True, text=True, check=True).stdout.strip()
+
+
 def run(data: Path, labels: Path, adapt: bool, work: Path, model: str) -> dict[str, Any]:
     """One whole ``zstc classify`` process: wall and CPU seconds, peak RSS, the load average around it, and
     ``--adapt``'s decision line."""
     output = work / f"out-{threading.get_ident()}.jsonl"  # a run of its own: the memory check may run alongside
     command = [sys.executable, "-m", "zstc_cli", "classify", str(data), str(output), "--model", model,
                "--labels", f"@{labels}", *(["--adapt"] if adapt else [])]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}  # fmt: skip
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not all children's
         seconds = time.perf_counter() - started
         stderr.seek(0)
@@ -201,7 +212,7 @@ def main() -> None:
         "command": " ".join(["python benchmarks/adapt_cost.py", *sys.argv[1:]]), "model": options.model,
         "cpu": cpu_name(), "cores": os.cpu_count(),
         "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}",
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "bound": BOUND,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "bound": BOUND, "zstc_cli": imported_from(),
         "memory_bound": options.memory_bound, "memory_alongside": options.memory_alongside, "sets": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
