@@ -90,6 +90,22 @@ def test_evaluate_returns_the_report_the_cli_writes(nli, records, tmp_path):
     assert orjson.loads((tmp_path / "py.json").read_bytes())["metrics"] == cli["metrics"]
 
 
+def test_classify_file_bounds_a_line_as_max_chars_says(minilm, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "save money"}, {"text": "x" * 200}])
+    with pytest.raises(ZstcError, match=r"in\.jsonl:2: .*max_chars"):
+        minilm.classify_file(source, tmp_path / "out.jsonl", labels="health,money", max_chars=100)
+    assert minilm.classify_file(source, tmp_path / "out.jsonl", labels="health,money").records == 2
+
+
+def test_evaluate_scores_an_earlier_predictions_file_and_plots(nli, records, tmp_path):
+    pytest.importorskip("matplotlib")
+    made = nli.evaluate(records, label_field="Resolution_Category", predictions=str(tmp_path / "pred.jsonl"))
+    again = nli.evaluate(records, label_field="Resolution_Category", from_=str(tmp_path / "pred.jsonl"),
+                         plot=str(tmp_path / "confusion.png"))  # fmt: skip
+    assert again["metrics"] == made["metrics"]
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_adapt_saves_and_loads_states(nli, minilm, records, tmp_path):
     labels = ["Health & Fitness", "Finance"]
     adapted = nli.adapt(records, labels=labels, adapt_sample=30, save_adaptation=tmp_path / "state.json")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zstc_cli.models.catalog import DEFAULT_MODEL
 from zstc_cli.models.spec import ModelSpec
 from zstc_cli.pipeline import DEFAULT_WINDOW, RunSummary
-from zstc_cli.records import RecordDefaults, Templates
+from zstc_cli.records import MAX_CHARS, RecordDefaults, Templates
 
 if TYPE_CHECKING:  # loading a model imports torch; this module stays importable without paying for it
     from zstc_cli.models.loading import LoadedModel
@@ -112,6 +112,7 @@ class Classifier:
         errors: str | os.PathLike[str] | None = None,
         resume: bool = False,
         window: int = DEFAULT_WINDOW,
+        max_chars: int = MAX_CHARS,
         progress: Callable[[int], object] = lambda n: None,
     ) -> RunSummary:
         """``zstc classify INPUT OUTPUT``: a file, a folder or an S3 prefix (every ``*.jsonl``, ``*.csv``,
@@ -123,7 +124,8 @@ class Classifier:
 
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
-                                  descriptions=descriptions or None, input_format=input_format)  # fmt: skip
+                                  descriptions=descriptions or None, input_format=input_format,
+                                  max_chars=max_chars)  # fmt: skip
         return classify_path(input, output, self.scorer, defaults, keep=tuple(keep), errors=errors,
                              resume=resume, window=window, progress=progress)  # fmt: skip
 
@@ -169,6 +171,8 @@ class Classifier:
         label_field: str,
         labels: Labels | None = None,
         report: str | None = None,
+        plot: str | None = None,
+        from_: str | None = None,
         predictions: str | None = None,
         id_field: str | None = None,
         label_map: Mapping[str, str] | None = None,
@@ -184,23 +188,28 @@ class Classifier:
     ) -> dict[str, Any]:
         """``zstc evaluate DATA --label-field FIELD``: classify the labeled data and return the JSON report
         (also written to ``report``, and the predictions to ``predictions``, when given). The candidates are
-        ``labels``, or the distinct gold labels."""
+        ``labels``, or the distinct gold labels. ``from_`` (``--from``) scores an earlier predictions file
+        instead of classifying; ``plot`` (``--plot``, the ``plot`` extra) draws the confusion matrix there."""
         from zstc_cli.evaluation import report as rp
         from zstc_cli.evaluation.run import EvaluateRun
         from zstc_cli.evaluation.run import evaluate as evaluating
 
+        if plot is not None:
+            rp.require_matplotlib()  # before any scoring, as --plot
         defaults = self._defaults(None, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, descriptions=descriptions or None,
                                   input_format=input_format)  # fmt: skip
         names = labels if labels is None or isinstance(labels, str) else tuple(labels)
         run = EvaluateRun(
             os.fspath(data), label_field, self.spec, defaults, replace(defaults, labels=names).labels,  # type: ignore[arg-type]
-            predictions=predictions, id_field=id_field, label_map=dict(label_map or {}), gold_sep=gold_sep,
-            threshold=threshold, window=window,
+            from_=None if from_ is None else os.fspath(from_), predictions=predictions, id_field=id_field,
+            label_map=dict(label_map or {}), gold_sep=gold_sep, threshold=threshold, window=window,
         )  # fmt: skip
         evaluated = evaluating(
             run, loaded=self.loaded, scorer=self.scorer, progress=lambda source: contextlib.nullcontext(progress)
         )
         if report is not None:
             rp.write_json(evaluated.report, report)
+        if plot is not None:
+            rp.plot_confusion(evaluated.report, plot)
         return evaluated.report
