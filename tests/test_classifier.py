@@ -12,7 +12,7 @@ from support.cli import invoke_zstc
 from support.data import NYR, read_jsonl, write_jsonl
 
 import zstc_cli
-from zstc_cli import Classification, Classifier, ModelError, ZstcError
+from zstc_cli import Classification, Classifier, InvalidValue, ModelError, ZstcError
 from zstc_cli.engines.local import classify_texts
 
 LABELS = ["health", "money", "humor"]
@@ -95,6 +95,12 @@ def test_classify_file_bounds_a_line_as_max_chars_says(minilm, tmp_path):
     with pytest.raises(ZstcError, match=r"in\.jsonl:2: .*max_chars"):
         minilm.classify_file(source, tmp_path / "out.jsonl", labels="health,money", max_chars=100)
     assert minilm.classify_file(source, tmp_path / "out.jsonl", labels="health,money").records == 2
+
+
+def test_a_window_below_one_is_an_invalid_value_naming_the_setting(minilm, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "save money"}])
+    with pytest.raises(InvalidValue, match="window must be at least 1"):
+        minilm.classify_file(source, tmp_path / "out.jsonl", labels="health,money", window=0)
 
 
 def test_evaluate_scores_an_earlier_predictions_file_and_plots(nli, records, tmp_path):

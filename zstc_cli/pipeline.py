@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from zstc_cli.errors import RecordError, ZstcError, scoring_failure
+from zstc_cli.errors import InvalidValue, RecordError, ZstcError, scoring_failure
 from zstc_cli.records import Record, RecordDefaults, parse_lines
 from zstc_cli.results import assemble, error_line, result_line
 from zstc_cli.storage.reading import iter_lines
@@ -56,7 +56,7 @@ def windows(
     holds at most ``first`` items and each next one twice as many as the one before, up to ``size``.
     """
     if size < 1 or (first is not None and first < 1):
-        raise ValueError("window size must be at least 1")
+        raise InvalidValue.about_settings("{window} must be at least 1")
     limit = size if first is None else min(first, size)
     chunk: list[T] = []
     total = 0
