@@ -227,19 +227,23 @@ def test_a_second_writer_is_refused_and_the_first_finishes_untouched(tmp_path, m
     other.write_bytes(b"".join(messy_input.read_bytes().splitlines(keepends=True)[:300]))
     first = zstc(*options(messy_input, out, bad, bert_nli))
     wait_until_writing(first, out)
-
-    seconds = [  # started together, so that all are refused while the first runs, with the lock each must name
-        (out.with_name(".out.jsonl.lock"), zstc(*options(other, out, bad2, bert_nli))),  # another input
-        (out.with_name(".out.jsonl.lock"), zstc(*options(messy_input, out, bad, bert_nli), "--resume")),
-        (bad.with_name(".bad.jsonl.lock"), zstc(*options(other, out2, bad, bert_nli))),  # only --errors shared
-    ]
-    for lock, second in seconds:
-        message = refusal(second)
-        assert message == (
-            f"zstc: error: {lock.with_name(lock.name[1:-5])} is being written by another zstc run "
-            f"(pid {first.pid}, lock {lock}); wait for it to finish or choose another output"
-        )
-    assert first.poll() is None, "the first run ended before the others were refused: the test proves nothing"
+    # Paused mid-run (its lock stays held), so the others meet a live writer however fast it scores.
+    first.send_signal(signal.SIGSTOP)
+    assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
+    try:
+        seconds = [  # started together, all refused while the first holds its locks, each naming its lock
+            (out.with_name(".out.jsonl.lock"), zstc(*options(other, out, bad2, bert_nli))),  # another input
+            (out.with_name(".out.jsonl.lock"), zstc(*options(messy_input, out, bad, bert_nli), "--resume")),
+            (bad.with_name(".bad.jsonl.lock"), zstc(*options(other, out2, bad, bert_nli))),  # only --errors shared
+        ]
+        for lock, second in seconds:
+            message = refusal(second)
+            assert message == (
+                f"zstc: error: {lock.with_name(lock.name[1:-5])} is being written by another zstc run "
+                f"(pid {first.pid}, lock {lock}); wait for it to finish or choose another output"
+            )
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0, first.stderr.read().decode()
     assert not out2.exists() and not bad2.exists()
     other.unlink()
