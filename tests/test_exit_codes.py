@@ -165,8 +165,12 @@ def protected_output(tmp_path, tweets, model) -> list[int]:
         while checkpoint(out) is None:  # the first run holds the lock and is writing
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read().decode()
             time.sleep(0.02)
-        second = run_zstc(*classify(tweets, out, model))
-        assert first.poll() is None, "the first run ended before the second was refused: the test proves nothing"
+        first.send_signal(signal.SIGSTOP)  # paused mid-run, its lock held, however fast it scores
+        assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
+        try:
+            second = run_zstc(*classify(tweets, out, model))
+        finally:
+            first.send_signal(signal.SIGCONT)
         assert b"is being written by another zstc run" in second.stderr
         codes.append(second.returncode)
     finally:

@@ -270,9 +270,12 @@ def test_a_second_folder_run_on_the_same_output_folder_is_refused(tmp_path, mess
         shutil.copy(messy_input, inputs / name)
     first = zstc(*options(inputs, outputs, tmp_path / "bad", bert_nli))
     wait_until_writing(first, outputs / "a.jsonl.out")
-
-    message = refusal(zstc(*options(inputs, outputs, tmp_path / "bad-2", bert_nli)))
+    first.send_signal(signal.SIGSTOP)  # paused mid-run, its lock held, however fast it scores
+    assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
+    try:
+        message = refusal(zstc(*options(inputs, outputs, tmp_path / "bad-2", bert_nli)))
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert f"(pid {first.pid}, lock {outputs / '.zstc.lock'})" in message
-    assert first.poll() is None, "the first run ended before the second was refused: the test proves nothing"
     assert first.wait(timeout=600) == 0, first.stderr.read().decode()
     assert sorted(p.name for p in outputs.iterdir()) == ["a.jsonl.out", "b.jsonl.out"]
