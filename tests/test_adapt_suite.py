@@ -18,24 +18,34 @@ def load_suite():
     return module
 
 
-def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16, **extra) -> None:
-    """Unit text embeddings clustered around unit label vectors, as the suite's cache stores them."""
+def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16, multi: bool = False, **extra) -> None:
+    """Unit text embeddings clustered around unit label vectors, as the suite's cache stores them; ``multi``:
+    a third of the records between two label vectors, the gold a boolean matrix."""
     rng = np.random.default_rng(seed)
     hyp = rng.normal(size=(labels, dim))
     hyp /= np.linalg.norm(hyp, axis=1, keepdims=True)
     gold = rng.integers(0, labels, n)
-    texts = hyp[gold] + rng.normal(scale=0.6, size=(n, dim))
+    if multi:
+        gold = np.eye(labels, dtype=bool)[gold]
+        gold[: n // 3, :2] = True
+    texts = (gold @ hyp if multi else hyp[gold]) + rng.normal(scale=0.6, size=(n, dim))
     texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
-             labels=np.array([f"l{i}" for i in range(labels)]), multi=False, total=n + 20, **extra)  # fmt: skip
+             labels=np.array([f"l{i}" for i in range(labels)]), multi=multi, **{"total": n + 20, **extra})  # fmt: skip
 
 
-def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None:
-    suite = load_suite()
+def two_set_cache(tmp_path: Path) -> Path:
+    """A cache holding a New Year's and an SST-2 stand-in (seeds 1 and 2)."""
     cache = tmp_path / "cache"
     cache.mkdir()
     fake_set(cache / "nyr.npz", 1)
     fake_set(cache / "sst2.npz", 2)
+    return cache
+
+
+def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None:
+    suite = load_suite()
+    cache = two_set_cache(tmp_path)
     out = tmp_path / "out" / "adapt_suite"
     argv = ["--cache", str(cache), "--data-dir", str(tmp_path / "none"), "--sets", "nyr,sst2", "--out", str(out)]
     assert suite.main(argv) == 0
@@ -67,10 +77,7 @@ def test_held_out_sets_are_reported_with_the_shipped_rule_and_fit_nothing(tmp_pa
     """A --held-out set gets its own rows under the rule as shipped; the LODO rules and the rule fitted on
     all sets are what they are without it."""
     suite = load_suite()
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    fake_set(cache / "nyr.npz", 1)
-    fake_set(cache / "sst2.npz", 2)
+    cache = two_set_cache(tmp_path)
     source = tmp_path / "news_topics.jsonl"
     source.write_text('{"text": "a", "label": "l0"}\n')  # embedded already: the cache matches its size
     fake_set(cache / "held-out-news_topics.npz", 3, n=60, source_bytes=source.stat().st_size)
@@ -102,25 +109,12 @@ def test_a_held_out_set_that_is_missing_or_has_no_gold_field_is_named(tmp_path: 
     assert "expected FILE:GOLD_FIELD" in capsys.readouterr().err
 
 
-def fake_multi_label_set(path: Path, seed: int, n: int = 90, labels: int = 3, dim: int = 16) -> None:
-    """As :func:`fake_set`, a third of the records between two label vectors, the gold a boolean matrix."""
-    rng = np.random.default_rng(seed)
-    hyp = rng.normal(size=(labels, dim))
-    hyp /= np.linalg.norm(hyp, axis=1, keepdims=True)
-    gold = np.eye(labels, dtype=bool)[rng.integers(0, labels, n)]
-    gold[: n // 3, :2] = True
-    texts = gold @ hyp + rng.normal(scale=0.6, size=(n, dim))
-    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
-    np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
-             labels=np.array([f"l{i}" for i in range(labels)]), multi=True, total=n)  # fmt: skip
-
-
 def test_adapt_suite_measures_the_multi_label_path_on_every_set(tmp_path: Path) -> None:
     suite = load_suite()
     cache = tmp_path / "cache"
     cache.mkdir()
     fake_set(cache / "nyr.npz", 1)
-    fake_multi_label_set(cache / "situation.npz", 3)
+    fake_set(cache / "situation.npz", 3, n=90, multi=True, total=90)
     out = tmp_path / "adapt_suite"
     argv = ["--cache", str(cache), "--data-dir", str(tmp_path), "--sets", "nyr,situation", "--out", str(out)]
     assert suite.main(argv) == 0
