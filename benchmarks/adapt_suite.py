@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from host import cpu_name
 
 from zstc_cli.adaptation.calibration import TOP_RATIO, fit_calibration, keep_top, softmax
-from zstc_cli.adaptation.fit import fit_embedding
+from zstc_cli.adaptation.fit import MIN_RECORDS_PER_LABEL, fit_embedding
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours, consistency
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import CONSISTENCY_BAR, CONVERGENCE_BAR, STABILITY_BAR, judge
@@ -222,6 +222,50 @@ def as_multi_label(data: dict) -> dict:
         "ratios": {ratio: f1s(keep_top(calibrated, single, ratio) >= 0.5, gold) for ratio in RATIOS},
         "components": [name for name, part in state.decision["components"].items() if part["adopted"]],
     }  # fmt: skip
+
+
+def small_corpus(data: dict, size: int, seeds: int) -> dict | None:
+    """``--adapt`` on corpora of ``size`` records: a single-label set cut to ``size`` seeded records, each cut
+    its own whole input (so its own sample), fitted and scored by the package as a run would. The safeguard's
+    figures move with the sample's size; this shows whether its decisions still hold there. None when the
+    set is multi-label, smaller than ``size``, or has too few records per label to be adapted."""
+    texts, gold = np.asarray(data["texts"], np.float64), data["gold"]
+    hypotheses, labels = np.asarray(data["hyp"], np.float64), [str(label) for label in data["labels"]]
+    if bool(data["multi"]) or len(texts) < size or size < MIN_RECORDS_PER_LABEL * len(labels):
+        return None
+    runs = []
+    for seed in range(seeds):
+        cut = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
+        state = fit_embedding(texts[cut], hypotheses, model="suite", templates=["-"], labels=labels, seed=SEED)
+        cosines = texts[cut] @ hypotheses.T
+        refined = state.refinement.logits(texts[cut]).argmax(1)  # type: ignore[union-attr]
+        runs.append({
+            "plain": float(np.mean(state.calibration.single_label(cosines).argmax(1) == gold[cut])),
+            "adapt": float(np.mean(state.single_label(cosines, texts[cut]).argmax(1) == gold[cut])),
+            "refinement_forced": float(np.mean(refined == gold[cut])),
+            "components": [name for name, part in state.decision["components"].items() if part["adopted"]],
+            "stability": state.decision["figures"]["stability"],
+            "convergence": state.decision["figures"]["convergence"],
+        })  # fmt: skip
+    return {"size": size, "L": len(labels), "runs": runs}
+
+
+def small_corpus_table(cuts: dict[str, dict], titles: dict[str, str]) -> tuple[list[str], dict]:
+    """Rows per set: plain and ``--adapt`` accuracy per cut, what was adopted, and the refinement forced."""
+    rows = ["| data set | labels | cut | plain | `--adapt` | change | adopted | refinement forced | stability, "
+            "convergence |", "|---|---:|---:|---:|---:|---:|---|---:|---|"]  # fmt: skip
+    changes = []
+    for name, g in cuts.items():
+        for seed, run in enumerate(g["runs"]):
+            change = (run["adapt"] - run["plain"]) * 100
+            changes.append(change)
+            rows.append(
+                f"| {titles[name]} | {g['L']} | {seed} | {run['plain']:.3f} | {run['adapt']:.3f} | {change:+.1f} | "
+                f"{', '.join(run['components']) or 'neither'} | {run['refinement_forced']:.3f} | "
+                f"{run['stability']:.2f}, {run['convergence']:.2f} |"
+            )
+    rows += ["", f"mean change {np.mean(changes):+.1f} points over {len(changes)} cuts; worst {min(changes):+.1f}"]
+    return rows, {"sets": cuts, "mean_change": float(np.mean(changes)), "worst_change": float(min(changes))}
 
 
 def fit_ratio(sets: list[dict]) -> float:
@@ -426,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out", action="append", default=[], metavar="FILE:GOLD_FIELD",
                         help="an extra labeled JSON-lines set (field text), reported with the rule as shipped "
                         "and never used to fit it; repeatable")  # fmt: skip
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=500,
+        help="also score every single-label set cut to this many records (0: no such table)",
+    )
+    parser.add_argument("--small-seeds", type=int, default=2, help="cuts per set for --small")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/adapt_suite"),
                         help="writes OUT.md and OUT.json")  # fmt: skip
     args = parser.parse_args(argv)
@@ -435,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         print(extra, file=sys.stderr)
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
-    measured, titles, unseen, unseen_titles, multi_view = {}, {}, {}, {}, {}
+    measured, titles, unseen, unseen_titles, multi_view, cuts = {}, {}, {}, {}, {}, {}
     started = time.time()
     for name, label, file, field in [(n, t, args.data_dir / f, g) for n, t, f, g in wanted] + extra:
         if not (args.cache / f"{name}.npz").exists() and not file.exists():
@@ -449,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         named[name] = title(name, label, into[name])
         if into is measured:
             multi_view[name] = as_multi_label(data)
+        cut = small_corpus(data, args.small, args.small_seeds) if args.small else None
+        if cut is not None:
+            cuts[name] = cut
         print(f"{name}: measured ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
     rows, summary = table(measured, titles)
     summary["fitted_on_all"] = list(fit_rule(list(measured.values())))
@@ -458,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         extra_rows, summary["held_out"] = held_out_table(unseen, unseen_titles)
         rows += ["", "Held-out sets (`--held-out`): scored with the rule as shipped, never used to fit it "
                  "(no LODO column: nothing was fitted on them).", ""] + extra_rows  # fmt: skip
+    if cuts:
+        small_rows, summary["small_corpora"] = small_corpus_table(cuts, {**titles, **unseen_titles})
+        rows += ["", f"Small corpora: each single-label set cut to {args.small} seeded records, each cut the whole "
+                 "input of its own run (and so its own sample), the rule as shipped:", "", *small_rows]  # fmt: skip
     multi_rows, summary["multi_label_path"] = multi_label_table(multi_view, titles)
     rows += ["", "Multi-label path (micro-F1, macro-F1 in brackets, threshold 0.5), every set; single-label sets "
              "read as multi-label with their one gold label:", "", *multi_rows]  # fmt: skip

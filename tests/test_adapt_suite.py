@@ -127,3 +127,29 @@ def test_adapt_suite_measures_the_multi_label_path_on_every_set(tmp_path: Path) 
     for figures in path["sets"].values():
         assert figures["lodo_ratio"] in suite.RATIOS and "top label" in figures["components"]
         assert figures["after"] == figures["ratios"][str(path["ratio"])]
+
+
+def test_small_corpora_are_cut_scored_by_the_package_and_tabled(tmp_path: Path) -> None:
+    """``--small N``: every single-label set of at least N records is cut to N seeded records, each cut fitted
+    as its own run's whole input; a set too small for the cut is left out of that table."""
+    suite = load_suite()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake_set(cache / "nyr.npz", 1, n=400)
+    fake_set(cache / "sst2.npz", 2)  # 80 records: no 200-record cut
+    out = tmp_path / "out" / "adapt_suite"
+    argv = ["--cache", str(cache), "--data-dir", str(tmp_path / "none"), "--sets", "nyr,sst2", "--out", str(out),
+            "--small", "200", "--small-seeds", "3"]  # fmt: skip
+    assert suite.main(argv) == 0
+    small = json.loads(out.with_suffix(".json").read_text())["small_corpora"]
+    assert list(small["sets"]) == ["nyr"]
+    runs = small["sets"]["nyr"]["runs"]
+    assert len(runs) == 3 and len({run["plain"] for run in runs}) > 1  # three different cuts
+    data = suite.load(cache, "nyr")
+    first = suite.small_corpus(data, 200, 1)["runs"][0]
+    assert first == runs[0]  # seeded: the same cut and decision again
+    assert 0.0 <= first["adapt"] <= 1.0 and first["components"] in ([], ["smoothing"], ["refinement", "smoothing"],
+                                                                      ["refinement"])  # fmt: skip
+    lines = out.with_suffix(".md").read_text().splitlines()
+    assert sum(line.startswith("| New Year's") for line in lines) == 1 + 3  # the main table, then one row per cut
+    assert any(line.startswith("mean change") and "over 3 cuts" in line for line in lines)
