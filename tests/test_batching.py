@@ -13,6 +13,13 @@ def test_windows_are_consecutive_and_bounded():
         list(windows(range(3), 0))
 
 
+def test_growing_windows_double_from_the_first_and_are_clipped_by_the_size():
+    sizes = [len(window) for window in windows(range(100), 48, first=32)]
+    assert sizes == [32, 48, 20]  # 32, then 64 clipped to 48, then the rest
+    assert [len(window) for window in windows(range(200), 150, first=32)] == [32, 64, 104]
+    assert [len(window) for window in windows(range(10), 48, first=32)] == [10]
+
+
 def test_windows_read_lazily():
     consumed = []
 

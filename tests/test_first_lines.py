@@ -31,7 +31,8 @@ def _classify(source, model, *extra):
 
 
 GROWING_CASES = [
-    # the quick loop: windows of 32, 64 then --window's cap, against windows of --window from the start
+    # the quick loop: a growing first window (32 first) against windows of --window from the start; how the
+    # doubling is clipped by --window is test_batching's
     pytest.param("embedding", 200, ("--window", "150"), id="embedding"),
     pytest.param("nli", 48, ("--max-tokens", "8192", "--window", "48"), id="nli"),  # NxL passes: 32 then 16
     # in CI: the default window, on 600 records (windows of 32, 64, 128, 256, then 120), and NLI on 200

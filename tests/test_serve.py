@@ -427,7 +427,7 @@ def test_zstc_serve_command_serves_and_stops_on_interrupt(bert_nli):
       "ready (micro-batches of up to 1000 tokens, forward passes of up to 512 tokens and 8 pairs, at most 512 pairs per "
       "request"),
      pytest.param(("--max-pairs", "100",), "and 64 pairs, at most 100 pairs per request", marks=pytest.mark.slow)],
-)  # fmt: skip  # the third case only reads a setting the second one already shows wired through: CI runs it
+)  # fmt: skip  # --max-pairs from the command line to the server's limit: in the slow set, which CI runs
 def test_zstc_serve_scores_with_classifys_budget(bert_nli, options, ready):
     """``--max-batch-tokens`` bounds a micro-batch of requests; each forward pass keeps the device's budget
     (the CPU's smaller one) unless ``--max-tokens`` / ``--batch-size`` say otherwise, as in classify."""

@@ -22,7 +22,8 @@ class Raw(NamedTuple):
 
     ``plain`` is what :meth:`Scorer.score` returns for the record (its unadapted label scores); ``scores`` one
     raw score per label (cosines, or NLI entailment logits, averaged over the templates); ``text`` and
-    ``hypotheses`` the unit embeddings of an embedding scorer, one per label (else None).
+    ``hypotheses`` the unit embeddings of an embedding scorer, one per label (else None); ``hypotheses`` is
+    shared, read-only, by the records of one label set in a window.
     """
 
     plain: np.ndarray
