@@ -7,6 +7,7 @@ Ray start-up is slow, so each test checks several things at once.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import lzma
 import os
@@ -56,8 +57,16 @@ def cluster(s3_env):
     """One local Ray (2 CPUs) for the module, started after the S3 server so its workers see the endpoint.
 
     ``address="local"`` always starts a new instance, never joining another Ray running on this machine.
+    The garbage collector is kept off while Ray imports its modules: before Python 3.12, a finalizer that
+    imports (an earlier test's leftovers) running inside an import raises ``KeyError(<thread id>)`` from
+    importlib's module lock (python/cpython#91351); it failed this fixture once in CI.
     """
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    gc.collect()
+    gc.disable()
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        gc.enable()
     yield
     ray.shutdown()
 
