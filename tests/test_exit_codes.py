@@ -19,7 +19,7 @@ import orjson
 import pytest
 from support.cli import run_zstc
 from support.data import ROOT
-from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, wait_until_durable, zstc
+from support.interrupt import ENV, checkpoint, limit_file_size, paused, stop_after, wait_until_durable, zstc
 from support.models import build_broken_nli
 from support.s3server import CREDENTIALS, free_port, wait_for_port
 
@@ -165,12 +165,8 @@ def protected_output(tmp_path, tweets, model) -> list[int]:
         while checkpoint(out) is None:  # the first run holds the lock and is writing
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read().decode()
             time.sleep(0.02)
-        first.send_signal(signal.SIGSTOP)  # paused mid-run, its lock held, however fast it scores
-        assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
-        try:
+        with paused(first):
             second = run_zstc(*classify(tweets, out, model))
-        finally:
-            first.send_signal(signal.SIGCONT)
         assert b"is being written by another zstc run" in second.stderr
         codes.append(second.returncode)
     finally:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from support.cli import invoke_zstc, run_zstc
 from support.data import read_jsonl, write_jsonl
-from support.interrupt import ENV, checkpoint, limit_file_size, stop_after, zstc
+from support.interrupt import ENV, checkpoint, limit_file_size, paused, stop_after, zstc
 
 LABELS = (
     "Health & Fitness,Humor,Personal Growth,Philanthropic,Recreation & Leisure,Career,Finance,Education,Time,Family"
@@ -227,10 +227,7 @@ def test_a_second_writer_is_refused_and_the_first_finishes_untouched(tmp_path, m
     other.write_bytes(b"".join(messy_input.read_bytes().splitlines(keepends=True)[:300]))
     first = zstc(*options(messy_input, out, bad, bert_nli))
     wait_until_writing(first, out)
-    # Paused mid-run (its lock stays held), so the others meet a live writer however fast it scores.
-    first.send_signal(signal.SIGSTOP)
-    assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
-    try:
+    with paused(first):  # the others meet a live writer however fast it scores
         seconds = [  # started together, all refused while the first holds its locks, each naming its lock
             (out.with_name(".out.jsonl.lock"), zstc(*options(other, out, bad2, bert_nli))),  # another input
             (out.with_name(".out.jsonl.lock"), zstc(*options(messy_input, out, bad, bert_nli), "--resume")),
@@ -242,8 +239,6 @@ def test_a_second_writer_is_refused_and_the_first_finishes_untouched(tmp_path, m
                 f"zstc: error: {lock.with_name(lock.name[1:-5])} is being written by another zstc run "
                 f"(pid {first.pid}, lock {lock}); wait for it to finish or choose another output"
             )
-    finally:
-        first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0, first.stderr.read().decode()
     assert not out2.exists() and not bad2.exists()
     other.unlink()
@@ -270,12 +265,8 @@ def test_a_second_folder_run_on_the_same_output_folder_is_refused(tmp_path, mess
         shutil.copy(messy_input, inputs / name)
     first = zstc(*options(inputs, outputs, tmp_path / "bad", bert_nli))
     wait_until_writing(first, outputs / "a.jsonl.out")
-    first.send_signal(signal.SIGSTOP)  # paused mid-run, its lock held, however fast it scores
-    assert first.poll() is None, "the first run ended before it was paused: the test proves nothing"
-    try:
+    with paused(first):
         message = refusal(zstc(*options(inputs, outputs, tmp_path / "bad-2", bert_nli)))
-    finally:
-        first.send_signal(signal.SIGCONT)
     assert f"(pid {first.pid}, lock {outputs / '.zstc.lock'})" in message
     assert first.wait(timeout=600) == 0, first.stderr.read().decode()
     assert sorted(p.name for p in outputs.iterdir()) == ["a.jsonl.out", "b.jsonl.out"]

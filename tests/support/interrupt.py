@@ -3,11 +3,13 @@ then signal it, or limit the size of the files it may write (the crash-safety, `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -50,6 +52,18 @@ def stop_after(process: subprocess.Popen, out: Path, line: int, sig: int) -> dic
     process.send_signal(sig)
     process.wait(timeout=120)
     return checkpoint(out)
+
+
+@contextlib.contextmanager
+def paused(process: subprocess.Popen) -> Iterator[None]:
+    """``process`` stopped (SIGSTOP) for the block, its locks held, however fast it would have finished; it
+    continues (SIGCONT) afterwards, whatever the block raised."""
+    process.send_signal(signal.SIGSTOP)
+    assert process.poll() is None, "the first run ended before it was paused: the test proves nothing"
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
 
 
 def limit_file_size(limit: int):
