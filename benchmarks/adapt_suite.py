@@ -238,13 +238,14 @@ def small_corpus(data: dict, size: int, seeds: int) -> dict | None:
     runs = []
     for seed in range(seeds if len(texts) > size else 1):
         cut = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
-        state = fit_embedding(texts[cut], hypotheses, model="suite", templates=["-"], labels=labels, seed=SEED)
-        cosines = texts[cut] @ hypotheses.T
-        refined = state.refinement.logits(texts[cut]).argmax(1)  # type: ignore[union-attr]
+        cut_texts, cut_gold = texts[cut], gold[cut]
+        state = fit_embedding(cut_texts, hypotheses, model="suite", templates=["-"], labels=labels, seed=SEED)
+        cosines = cut_texts @ hypotheses.T
+        refined = state.refinement.logits(cut_texts)  # type: ignore[union-attr]
         runs.append({
-            "plain": float(np.mean(state.calibration.single_label(cosines).argmax(1) == gold[cut])),
-            "adapt": float(np.mean(state.single_label(cosines, texts[cut]).argmax(1) == gold[cut])),
-            "refinement_forced": float(np.mean(refined == gold[cut])),
+            "plain": float(np.mean(state.calibration.single_label(cosines).argmax(1) == cut_gold)),
+            "adapt": float(np.mean(state.single_label(cosines, cut_texts).argmax(1) == cut_gold)),
+            "refinement_forced": float(np.mean(refined.argmax(1) == cut_gold)),
             "components": [name for name, part in state.decision["components"].items() if part["adopted"]],
             "stability": state.decision["figures"]["stability"],
             "convergence": state.decision["figures"]["convergence"],
