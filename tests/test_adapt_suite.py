@@ -3,35 +3,11 @@ that reproduces docs/better-labels.md's table cannot rot: every column, every se
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
-from support.data import ROOT
-
-
-def load_suite():
-    spec = importlib.util.spec_from_file_location("adapt_suite", ROOT / "benchmarks" / "adapt_suite.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def fake_set(path: Path, seed: int, n: int = 80, labels: int = 3, dim: int = 16, multi: bool = False, **extra) -> None:
-    """Unit text embeddings clustered around unit label vectors, as the suite's cache stores them; ``multi``:
-    a third of the records between two label vectors, the gold a boolean matrix."""
-    rng = np.random.default_rng(seed)
-    hyp = rng.normal(size=(labels, dim))
-    hyp /= np.linalg.norm(hyp, axis=1, keepdims=True)
-    gold = rng.integers(0, labels, n)
-    if multi:
-        gold = np.eye(labels, dtype=bool)[gold]
-        gold[: n // 3, :2] = True
-    texts = (gold @ hyp if multi else hyp[gold]) + rng.normal(scale=0.6, size=(n, dim))
-    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
-    np.savez(path, texts=texts.astype(np.float32), cosines=texts @ hyp.T, hyp=hyp, gold=gold,
-             labels=np.array([f"l{i}" for i in range(labels)]), multi=multi, **{"total": n + 20, **extra})  # fmt: skip
+from support.suite_cache import benchmark, fake_set
 
 
 def two_set_cache(tmp_path: Path) -> Path:
@@ -44,7 +20,7 @@ def two_set_cache(tmp_path: Path) -> Path:
 
 
 def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None:
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     cache = two_set_cache(tmp_path)
     out = tmp_path / "out" / "adapt_suite"
     argv = ["--cache", str(cache), "--data-dir", str(tmp_path / "none"), "--sets", "nyr,sst2", "--out", str(out)]
@@ -67,7 +43,7 @@ def test_adapt_suite_renders_every_column_from_the_cache(tmp_path: Path) -> None
 
 
 def test_adapt_suite_names_a_missing_data_set(tmp_path: Path, capsys) -> None:
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     argv = ["--cache", str(tmp_path), "--data-dir", str(tmp_path), "--sets", "sst2", "--out", str(tmp_path / "o")]
     assert suite.main(argv) == 2
     assert "sst2_test.jsonl:1: no such data set" in capsys.readouterr().err
@@ -76,7 +52,7 @@ def test_adapt_suite_names_a_missing_data_set(tmp_path: Path, capsys) -> None:
 def test_held_out_sets_are_reported_with_the_shipped_rule_and_fit_nothing(tmp_path: Path) -> None:
     """A --held-out set gets its own rows under the rule as shipped; the LODO rules and the rule fitted on
     all sets are what they are without it."""
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     cache = two_set_cache(tmp_path)
     source = tmp_path / "news_topics.jsonl"
     source.write_text('{"text": "a", "label": "l0"}\n')  # embedded already: the cache matches its size
@@ -101,7 +77,7 @@ def test_held_out_sets_are_reported_with_the_shipped_rule_and_fit_nothing(tmp_pa
 
 
 def test_a_held_out_set_that_is_missing_or_has_no_gold_field_is_named(tmp_path: Path, capsys) -> None:
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     base = ["--cache", str(tmp_path), "--sets", "", "--out", str(tmp_path / "o")]
     assert suite.main([*base, "--held-out", f"{tmp_path / 'gone.jsonl'}:label"]) == 2
     assert "gone.jsonl:1: no such data set" in capsys.readouterr().err
@@ -110,7 +86,7 @@ def test_a_held_out_set_that_is_missing_or_has_no_gold_field_is_named(tmp_path: 
 
 
 def test_adapt_suite_measures_the_multi_label_path_on_every_set(tmp_path: Path) -> None:
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     cache = tmp_path / "cache"
     cache.mkdir()
     fake_set(cache / "nyr.npz", 1)
@@ -132,7 +108,7 @@ def test_adapt_suite_measures_the_multi_label_path_on_every_set(tmp_path: Path) 
 def test_small_corpora_are_cut_scored_by_the_package_and_tabled(tmp_path: Path) -> None:
     """``--small N``: every single-label set of at least N records is cut to N seeded records, each cut fitted
     as its own run's whole input; a set too small for the cut is left out of that table."""
-    suite = load_suite()
+    suite = benchmark("adapt_suite")
     cache = tmp_path / "cache"
     cache.mkdir()
     fake_set(cache / "nyr.npz", 1, n=400)

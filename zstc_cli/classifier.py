@@ -82,18 +82,21 @@ class Classifier:
         multi_label: bool = False,
         template: Templates = None,
         descriptions: Mapping[str, str] | None = None,
+        none_label: str | None = None,
     ) -> list[Classification]:
         """Classify texts in memory: one :class:`Classification` per text, in order.
 
         ``template``: one hypothesis template, several (their scores are combined), or None for the scorer's
         default. ``descriptions``: label name -> what its hypothesis reads instead (results keep the name).
-        A bad text, label or template raises ``ValueError`` (naming the text's 1-based position for a text);
-        a model failure, a :class:`~zstc_cli.errors.ScoringError`. The texts are scored as classify scores a
+        ``none_label`` (with ``multi_label``): a label meaning "none of the others", not scored, ranked by how
+        likely it is that no other label applies (``--none-label``). A bad text, label or template raises
+        ``ValueError`` (naming the text's 1-based position for a text); a model failure, a
+        :class:`~zstc_cli.errors.ScoringError`. The texts are scored as classify scores a
         window (:func:`~zstc_cli.pipeline.score_window`), so the scores are the ones ``zstc classify`` writes.
         """
         from zstc_cli.engines.local import classify_texts
 
-        results = classify_texts(self.scorer, texts, labels, multi_label, template, descriptions)
+        results = classify_texts(self.scorer, texts, labels, multi_label, template, descriptions, none_label)
         return [Classification(result["sequence"], result["labels"], result["scores"]) for result in results]
 
     def classify_file(
@@ -108,6 +111,7 @@ class Classifier:
         text_field: str | None = None,
         labels_field: str | None = None,
         descriptions: Mapping[str, str] | None = None,
+        none_label: str | None = None,
         keep: Sequence[str] = (),
         errors: str | os.PathLike[str] | None = None,
         resume: bool = False,
@@ -125,7 +129,7 @@ class Classifier:
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
                                   descriptions=descriptions or None, input_format=input_format,
-                                  max_chars=max_chars)  # fmt: skip
+                                  max_chars=max_chars, none_label=none_label)  # fmt: skip
         return classify_path(input, output, self.scorer, defaults, keep=tuple(keep), errors=errors,
                              resume=resume, window=window, progress=progress)  # fmt: skip
 
@@ -139,6 +143,7 @@ class Classifier:
         text_field: str | None = None,
         labels_field: str | None = None,
         descriptions: Mapping[str, str] | None = None,
+        none_label: str | None = None,
         adapt_sample: int | None = None,
         save_adaptation: str | os.PathLike[str] | None = None,
         window: int = DEFAULT_WINDOW,
@@ -150,7 +155,7 @@ class Classifier:
 
         defaults = self._defaults(labels, multi_label=multi_label, template=hypothesis_template,
                                   text_field=text_field, labels_field=labels_field,
-                                  descriptions=descriptions or None)  # fmt: skip
+                                  descriptions=descriptions or None, none_label=none_label)  # fmt: skip
         options = AdaptOptions(
             fit=True, sample=DEFAULT_SAMPLE if adapt_sample is None else adapt_sample,
             save=None if save_adaptation is None else os.fspath(save_adaptation),
@@ -183,6 +188,7 @@ class Classifier:
         input_format: str | None = None,
         text_field: str | None = None,
         descriptions: Mapping[str, str] | None = None,
+        none_label: str | None = None,
         window: int = DEFAULT_WINDOW,
         progress: Callable[[int], object] = lambda n: None,
     ) -> dict[str, Any]:
@@ -204,6 +210,7 @@ class Classifier:
             os.fspath(data), label_field, self.spec, defaults, replace(defaults, labels=names).labels,  # type: ignore[arg-type]
             from_=None if from_ is None else os.fspath(from_), predictions=predictions, id_field=id_field,
             label_map=dict(label_map or {}), gold_sep=gold_sep, threshold=threshold, window=window,
+            none_label=none_label,
         )  # fmt: skip
         evaluated = evaluating(
             run, loaded=self.loaded, scorer=self.scorer, progress=lambda source: contextlib.nullcontext(progress)

@@ -48,6 +48,10 @@ class RecordDefaults:
     """A longer input line is its record's error, read in chunks and never kept whole; None: no bound."""
     input_format: str | None = None
     """How inputs are read (one of :data:`~zstc_cli.storage.files.FORMATS`); None: from each file's extension."""
+    none_label: str | None = None
+    """A label that means "none of the others" (``other``, ``none``, ``neutral``): never scored (a hypothesis
+    "This example is none." says nothing), it is taken out of every record's labels and ranked with
+    :func:`~zstc_cli.results.none_score`. Needs multi-label scores, which say whether each label applies."""
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
@@ -59,6 +63,14 @@ class RecordDefaults:
         object.__setattr__(self, "template", check_templates(self.template))
         if self.descriptions is not None:
             object.__setattr__(self, "descriptions", check_descriptions(self.descriptions))
+        if self.none_label is not None:
+            if not isinstance(self.none_label, str) or not self.none_label.strip():
+                raise InvalidValue("none_label must be a non-empty string")
+            if not self.multi_label:
+                raise InvalidValue.about_settings(
+                    "{none_label} needs {multi_label}: a record gets it when none of its labels applies, which "
+                    "only multi-label scores say (its top label is still its single-label answer)"
+                )
         if self.input_format is not None and self.input_format not in FORMATS:
             raise InvalidValue(f"input_format must be one of {', '.join(FORMATS)}, not {self.input_format!r}")
 
@@ -76,6 +88,8 @@ class Record:
     no ``-t`` get) means the scorer's default."""
     fields: dict[str, Any] = field(default_factory=dict, repr=False)
     descriptions: Mapping[str, str] | None = field(default=None, repr=False)
+    none_label: str | None = None
+    """Ranked with the scored ``labels`` but not one of them (:attr:`RecordDefaults.none_label`)."""
 
     def templates(self, default: str) -> tuple[str, ...]:
         """The record's templates, or ``default`` (its scorer's) when it names none."""
@@ -179,7 +193,10 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
     if defaults.override:
         if defaults.labels is None:
             raise InvalidValue("no labels to score with")
-        return Record(line, text, defaults.labels, defaults.multi_label, defaults.template, obj, defaults.descriptions)
+        return with_none_label(
+            Record(line, text, defaults.labels, defaults.multi_label, defaults.template, obj, defaults.descriptions),
+            defaults.none_label,
+        )
 
     label_names = (defaults.labels_field,) if defaults.labels_field else LABEL_FIELDS
     name, labels = _first(obj, label_names)
@@ -199,7 +216,26 @@ def record_from_object(obj: Any, line: int, defaults: RecordDefaults) -> Record:
 
     template = obj.get("hypothesis_template", params.get("hypothesis_template"))
     template = defaults.template if template is None else check_template(template)
-    return Record(line, text, parsed, multi_label, template, obj, defaults.descriptions)
+    return with_none_label(
+        Record(line, text, parsed, multi_label, template, obj, defaults.descriptions), defaults.none_label
+    )
+
+
+def with_none_label(record: Record, none_label: str | None) -> Record:
+    """``record`` scoring its labels but ``none_label``, which it ranks too; refused when it is single-label
+    (its scores then weigh the labels against each other: none of them says whether a label applies) or
+    has no other label."""
+    if none_label is None:
+        return record
+    if not record.multi_label:
+        raise InvalidValue.about_settings(
+            '{none_label} {name!r} needs multi-label scores, and this record says "multi_label": false', name=none_label
+        )
+    labels = tuple(label for label in record.labels if label != none_label)
+    if not labels:
+        raise InvalidValue.about_settings("no label to score besides {none_label} {name!r}", name=none_label)
+    record.labels, record.none_label = labels, none_label
+    return record
 
 
 def decode_line(raw: bytes | BadRow, line: int) -> Any:

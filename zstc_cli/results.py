@@ -56,11 +56,26 @@ def result_object(
     return out
 
 
+def none_score(scores: np.ndarray) -> float:
+    """The score of a record's none label (:attr:`~zstc_cli.records.RecordDefaults.none_label`) from its
+    labels' multi-label ``scores``: the probability that its likeliest label does not apply, which bounds
+    the probability that no label applies whatever the labels' dependence. At the threshold 0.5 a record
+    gets the none label exactly when no other label is above it."""
+    return 1.0 - float(max(scores))
+
+
 def assemble(record: Record, scores: np.ndarray, keep: Sequence[str] = ()) -> dict[str, Any]:
-    """A record's result: its labels ranked by ``scores``, plus the kept input fields. The assembly step
-    of :func:`~zstc_cli.pipeline.score_window`, the one scoring step of every engine, the server and
-    :func:`~zstc_cli.engines.local.classify_texts`, so their results cannot drift apart."""
-    labels, ordered = rank(record.labels, scores)
+    """A record's result: its labels ranked by ``scores`` (and its none label by :func:`none_score`), plus the
+    kept input fields. The assembly step of :func:`~zstc_cli.pipeline.score_window`, the one scoring step of
+    every engine, the server and :func:`~zstc_cli.engines.local.classify_texts`, so their results cannot
+    drift apart."""
+    if record.none_label is None:
+        labels, ordered = rank(record.labels, scores)
+    else:
+        import numpy as np
+
+        with_none = np.append(np.asarray(scores, np.float64), none_score(scores))
+        labels, ordered = rank((*record.labels, record.none_label), with_none)
     return result_object(record, labels, ordered, keep)
 
 

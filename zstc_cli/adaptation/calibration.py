@@ -80,17 +80,21 @@ class Calibration:
         return cls(temperature=float(data["temperature"]), **arrays)
 
 
-def keep_top(multi_label: np.ndarray, single_label: np.ndarray, ratio: float = TOP_RATIO) -> np.ndarray:
+def keep_top(
+    multi_label: np.ndarray, single_label: np.ndarray, ratio: float = TOP_RATIO, top_at_even_odds: bool = True
+) -> np.ndarray:
     """Multi-label probabilities (n, L) where each record's top single-label choice is at least
     :data:`EVEN_ODDS` and a label whose single-label probability ``s`` is below ``ratio * top`` (``top``: the
     record's largest) is at most ``EVEN_ODDS * s / (ratio * top)``, so below even odds. At the 0.5 threshold:
     the top label, and the labels whose calibrated probability reaches 0.5 and whose single-label probability
-    is at least ``ratio`` of the top's."""
+    is at least ``ratio`` of the top's. Without ``top_at_even_odds`` the top label keeps its own probability
+    (a none label, :attr:`~zstc_cli.records.RecordDefaults.none_label`, answers the records it leaves empty)."""
     multi, single = np.asarray(multi_label, np.float64), np.asarray(single_label, np.float64)
     near = single / np.maximum(ratio * single.max(axis=1, keepdims=True), TINY)
     kept = np.where(near >= 1.0, multi, np.minimum(multi, EVEN_ODDS * near))
-    rows, first = np.arange(len(kept)), single.argmax(axis=1)
-    kept[rows, first] = np.maximum(kept[rows, first], EVEN_ODDS)
+    if top_at_even_odds:
+        rows, first = np.arange(len(kept)), single.argmax(axis=1)
+        kept[rows, first] = np.maximum(kept[rows, first], EVEN_ODDS)
     return kept
 
 

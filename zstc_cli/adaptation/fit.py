@@ -116,8 +116,9 @@ def with_top_label(decision: dict, ratio: float) -> dict:
     """``decision`` saying that multi-label scores keep each record's top label (the single-label choice:
     refined if the refinement was adopted, smoothed if the smoothing was) and other labels only near it."""
     reason = (
-        "every record keeps the label the single-label scorer ranks first, others only at "
-        f"{ratio:g}x its single-label probability or more"
+        "every record keeps the label the single-label scorer ranks first (at even odds, unless a none label "
+        f"answers the records none of whose labels applies), others only at {ratio:g}x its single-label "
+        "probability or more"
     )
     components = decision.get("components")
     if components is None:

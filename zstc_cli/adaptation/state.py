@@ -86,15 +86,19 @@ class AdaptationState:
                 probabilities = self.neighbours.smooth(probabilities, texts, self._sample_single)  # type: ignore[union-attr]
         return probabilities
 
-    def multi_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
+    def multi_label(
+        self, raw_scores: np.ndarray, texts: np.ndarray | None = None, top_at_even_odds: bool = True
+    ) -> np.ndarray:
         """Independent per-label probabilities from raw scores (n, L), calibrated on the sample, and smoothed
         over the sample's nearest neighbours when that was adopted and ``texts`` (n, d) are given; with
-        ``top_ratio`` and several labels, the label :meth:`single_label` ranks first and those near it are kept."""
+        ``top_ratio`` and several labels, the label :meth:`single_label` ranks first and those near it are kept
+        (the first at even odds or more only with ``top_at_even_odds``, :func:`~.calibration.keep_top`)."""
         probabilities = self.calibration.multi_label(raw_scores)
         if texts is not None and self.uses("smoothing"):
             probabilities = self.neighbours.smooth(probabilities, texts, self._sample_multi)  # type: ignore[union-attr]
         if self.top_ratio is not None and probabilities.shape[1] > 1:
-            probabilities = keep_top(probabilities, self.single_label(raw_scores, texts), self.top_ratio)
+            single = self.single_label(raw_scores, texts)
+            probabilities = keep_top(probabilities, single, self.top_ratio, top_at_even_odds)
         return probabilities
 
     def _single(self, raw_scores: np.ndarray, texts: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from zstc_cli.cli.options import (
     LabelsFieldOpt,
     LabelsOpt,
     MultiLabelOpt,
+    NoneLabelOpt,
     OnError,
     QuietOpt,
     TemplateOpt,
@@ -60,6 +61,7 @@ def classify(
     spec: ModelSpec,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
+    none_label: NoneLabelOpt = None,
     hypothesis_template: TemplateOpt = None,
     input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
@@ -154,7 +156,7 @@ def classify(
         if on_error == OnError.fail and errors is not None:
             raise ZstcError("--errors is only written with --on-error skip (the default, fail, stops at the first)")
         defaults = record_defaults(labels, multi_label, hypothesis_template, text_field, labels_field,
-                                   input_format=input_format)  # fmt: skip
+                                   input_format=input_format, none_label=none_label)  # fmt: skip
         run = runs.ClassifyRun(
             input, output, spec, replace(defaults, max_chars=max_chars or None), window, parse_keep(keep),
             errors if on_error == OnError.skip else None, resume, engine.value, ray_address, num_workers,

@@ -14,6 +14,7 @@ from zstc_cli.cli.options import (
     OUTPUT,
     DebugOpt,
     InputFormatOpt,
+    NoneLabelOpt,
     QuietOpt,
     TemplateOpt,
     TextFieldOpt,
@@ -129,6 +130,7 @@ def evaluate(
             "(multi-label gold always is); records' own settings are ignored.",
         ),
     ] = False,
+    none_label: NoneLabelOpt = None,
     hypothesis_template: TemplateOpt = None,
     input_format: InputFormatOpt = None,
     text_field: TextFieldOpt = None,
@@ -172,7 +174,7 @@ def evaluate(
         defaults = record_defaults(None, multi_label, hypothesis_template, text_field, None, descriptions, input_format)
         run = runs.EvaluateRun(
             data, label_field, spec, defaults, names, from_, predictions, id_field, mapping, gold_sep, threshold,
-            window, adapt,
+            window, adapt, none_label,
         )  # fmt: skip
         evaluated = runs.evaluate(
             run,

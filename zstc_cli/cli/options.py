@@ -150,6 +150,7 @@ def record_defaults(
     labels_field: str | None,
     descriptions: dict[str, str] | None = None,
     input_format: InputFormat | None = None,
+    none_label: str | None = None,
 ) -> RecordDefaults:
     """The defaults the options give; ``templates`` None (no ``-t``) leaves the scorer's default, and
     ``descriptions`` adds to those of a ``--labels @file``."""
@@ -161,7 +162,7 @@ def record_defaults(
     described = {**described, **(descriptions or {})}
     kind = None if input_format is None else InputFormat(input_format).value
     return RecordDefaults(names, multi_label, template, text_field, labels_field, descriptions=described or None,
-                          input_format=kind)  # fmt: skip
+                          input_format=kind, none_label=none_label)  # fmt: skip
 
 
 # The help's panels: at 80 columns one table of every option leaves its descriptions ~18 characters wide, as
@@ -195,6 +196,16 @@ LabelsOpt = Annotated[
 MultiLabelOpt = Annotated[
     bool,
     typer.Option("--multi-label/--single-label", metavar="", help="Default when a record does not say."),
+]
+
+NoneLabelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="LABEL",
+        rich_help_panel=LABELS,
+        help='A label meaning "none of the others" (other, none): not scored, given when no other label '
+        "applies. Needs --multi-label.",
+    ),
 ]
 
 TemplateOpt = Annotated[

@@ -12,6 +12,7 @@ from zstc_cli.cli.options import (
     DebugOpt,
     LabelsOpt,
     MultiLabelOpt,
+    NoneLabelOpt,
     TemplateOpt,
     model_options,
     record_defaults,
@@ -41,6 +42,7 @@ def serve(
     ] = 8080,
     labels: LabelsOpt = None,
     multi_label: MultiLabelOpt = False,
+    none_label: NoneLabelOpt = None,
     hypothesis_template: TemplateOpt = None,
     max_batch_tokens: Annotated[
         int,
@@ -121,7 +123,7 @@ def serve(
             hint = "pip install -e '.[serve]' (from a checkout)"
             raise ZstcError(f"zstc serve needs FastAPI and uvicorn: {hint} ({exc})") from None
         settings = ServeSettings(
-            record_defaults(labels, multi_label, hypothesis_template, None, None),
+            record_defaults(labels, multi_label, hypothesis_template, None, None, none_label=none_label),
             max_labels=max_labels, max_chars=max_chars, max_pairs=max_pairs, max_body_bytes=max_body_bytes,
             max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching,
         )  # fmt: skip

@@ -135,11 +135,13 @@ def classify_texts(
     multi_label: bool = False,
     template: Templates = None,
     descriptions: Mapping[str, str] | None = None,
+    none_label: str | None = None,
 ) -> list[dict[str, Any]]:
     """Classify texts in memory; returns the pipeline's ``{sequence, labels, scores}`` dicts.
 
     ``template``: one, several (scores combined as the scorer documents) or None, the scorer's default.
-    ``descriptions``: label name -> what its hypothesis reads instead (results keep the name). Texts,
+    ``descriptions``: label name -> what its hypothesis reads instead (results keep the name).
+    ``none_label``: ranked, not scored (:attr:`~zstc_cli.records.RecordDefaults.none_label`). Texts,
     labels, templates and descriptions are validated as file records are; a problem raises
     :class:`~zstc_cli.errors.InvalidValue`, a ``ValueError`` too (naming the text's position, 1-based, for a
     text). The texts are then one window of classify's :func:`~zstc_cli.pipeline.score_window`, so a model
@@ -149,7 +151,7 @@ def classify_texts(
         raise TypeError("texts must be a list of strings; for one text, pass [text]")
     labels = labels if isinstance(labels, str) else tuple(labels)  # RecordDefaults parses a string "a,b,c"
     defaults = RecordDefaults(labels, multi_label, template,  # type: ignore[arg-type]
-                              override=True, descriptions=descriptions)  # fmt: skip
+                              override=True, descriptions=descriptions, none_label=none_label)  # fmt: skip
     records = []
     for position, text in enumerate(texts, start=1):
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from zstc_cli.engines import run as runs
 from zstc_cli.engines.run import AdaptOptions, ProgressBar
@@ -34,8 +34,10 @@ class EvaluateRun:
 
     ``defaults`` carry the template, text field, label descriptions, input format and the ``multi_label``
     option (multi-label gold, or ``gold_sep``, makes the scoring multi-label whatever it says); ``labels`` are
-    the candidates (None: the distinct gold labels). ``model`` is what to load when there is no model at hand
-    (:func:`evaluate`'s ``loaded``); neither is needed with ``from_``.
+    the candidates (None: the distinct gold labels), and ``none_label`` is one of them that is not scored
+    (:attr:`~zstc_cli.records.RecordDefaults.none_label`, added to them if they leave it out). ``model`` is
+    what to load when there is no model at hand (:func:`evaluate`'s ``loaded``); neither is needed with
+    ``from_``.
     """
 
     data: str
@@ -51,6 +53,7 @@ class EvaluateRun:
     threshold: float = 0.5
     window: int = DEFAULT_WINDOW
     adapt: AdaptOptions = field(default_factory=AdaptOptions)
+    none_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,11 @@ def evaluate(
         said: list[str] = []
         if run.adapt.active:
             gold = ev.LaterGold(source, read, run.id_field)
-            candidates, gold_multi = run.labels, False
+            candidates, gold_multi = with_none_label(run.labels, run.none_label), False
             if candidates is None:  # the candidate set (distinct gold values) only: no record's own gold
                 # reaches the fit or the scorer, which score every record against the whole set
                 first = read()
-                candidates, gold_multi = tuple(first.distinct()), first.multi_label
+                candidates, gold_multi = with_none_label(tuple(first.distinct()), run.none_label), first.multi_label
                 said = gd.gold_warnings(first, candidates)
                 for warning in said:
                     warn(warning)
@@ -100,7 +103,8 @@ def evaluate(
         else:
             gold = read()
             gold_read(gold)  # before any model loads
-            candidates, gold_multi = run.labels or tuple(gold.distinct()), gold.multi_label
+            candidates = with_none_label(run.labels or tuple(gold.distinct()), run.none_label)
+            gold_multi = gold.multi_label
             for warning in gd.gold_warnings(gold, candidates):
                 warn(warning)
         if run.from_ is not None:
@@ -108,7 +112,7 @@ def evaluate(
             predictions, metadata = run.from_, None  # no model: no run to describe
         else:
             multi = run.defaults.multi_label or gold_multi or run.gold_sep is not None  # the gold's, even if read later
-            defaults = replace(run.defaults, multi_label=multi)
+            defaults = replace(run.defaults, multi_label=multi, none_label=run.none_label)
             if loaded is None:
                 from zstc_cli.engines.local import check_first_record
 
@@ -138,3 +142,14 @@ def evaluate(
                     metadata["adaptation"] = scorer.notes
     report = rp.build_report(evaluation, data=run.data, predictions=predictions, run=metadata, label_map=run.label_map)
     return Evaluated(evaluation, report)
+
+
+@overload
+def with_none_label(candidates: tuple[str, ...], none_label: str | None) -> tuple[str, ...]: ...
+@overload
+def with_none_label(candidates: None, none_label: str | None) -> None: ...
+def with_none_label(candidates: tuple[str, ...] | None, none_label: str | None) -> tuple[str, ...] | None:
+    """The candidates with the none label among them (last, when they leave it out): what every record ranks."""
+    if candidates is None or none_label is None or none_label in candidates:
+        return candidates
+    return (*candidates, none_label)

@@ -23,7 +23,8 @@ from zstc_cli.scorers.base import Raw, Scorer
 
 Key = tuple[tuple[str, ...], tuple[str, ...]]  # (labels, templates): what one fitted state is valid for
 Known = tuple[int, str, tuple[str, ...]]  # (line, text, labels): a sample record met again in the main pass
-Prepared = tuple[list[Key], list[bool], list[Raw | None], Any]
+Mode = tuple[bool, bool]  # (multi-label, with a none label): how a record's raw scores are rescored
+Prepared = tuple[list[Key], list[Mode], list[Raw | None], Any]
 
 
 def key_of(record: Record, default_template: str) -> Key:
@@ -77,7 +78,8 @@ class AdaptedScorer(Scorer):
         keys = [key_of(r, self.default_template) for r in records]
         known = [self.known.pop(known_of(r), None) for r in records]
         rest = [r for r, raw in zip(records, known) if raw is None]
-        return keys, [r.multi_label for r in records], known, self.base.prepare(rest) if rest else None
+        modes = [(r.multi_label, r.none_label is not None) for r in records]
+        return keys, modes, known, self.base.prepare(rest) if rest else None
 
     def raw(self, prepared: Prepared) -> list[Raw]:
         """The base scorer's raw scores (a sample record's from the fit): what the states rescore."""
@@ -86,16 +88,19 @@ class AdaptedScorer(Scorer):
         return [raw if raw is not None else next(computed) for raw in known]
 
     def score(self, prepared: Prepared) -> list[np.ndarray]:
-        keys, multi, _, _ = prepared
-        return [self.rescore(raw, key, m) for raw, key, m in zip(self.raw(prepared), keys, multi)]
+        keys, modes, _, _ = prepared
+        return [self.rescore(raw, key, mode) for raw, key, mode in zip(self.raw(prepared), keys, modes)]
 
-    def rescore(self, raw: Raw, key: Key, multi_label: bool) -> np.ndarray:
+    def rescore(self, raw: Raw, key: Key, mode: Mode) -> np.ndarray:
+        """A record's scores under its label set's state (plain without one). With a none label, a record's
+        top label is not kept at even odds: that none of its labels applies is an answer then."""
         state = self.states.get(key)
         if state is None:
             return raw.plain
         texts = None if raw.text is None else raw.text[None]
+        multi_label, none_label = mode
         if multi_label or len(raw.scores) == 1:
-            return state.multi_label(raw.scores[None], texts=texts)[0]
+            return state.multi_label(raw.scores[None], texts=texts, top_at_even_odds=not none_label)[0]
         return state.single_label(raw.scores[None], texts=texts)[0]
 
 

@@ -70,7 +70,7 @@ class State:
 # The settings a checkpoint records, by the parameters that set them (what a refused resume names).
 SETTING_NAMES = {
     "records.labels": "labels", "records.multi_label": "multi_label", "records.template": "template",
-    "records.descriptions": "labels", "scorer.template": "template",
+    "records.descriptions": "labels", "records.none_label": "none_label", "scorer.template": "template",
     "records.text_field": "text_field", "records.labels_field": "labels_field", "window": "window",
     "keep": "keep", "skip_errors": "skip_errors", "scorer.model": "model", "scorer.scorer": "scorer",
     "scorer.dtype": "dtype/quantize", "scorer.device": "device", "scorer.max_tokens": "max_tokens",
