@@ -7,10 +7,12 @@ absent), and every figure is the package's own scoring: the state ``--adapt`` fi
 seeded sample) and :func:`zstc_cli.results.none_score`, as ``zstc evaluate`` assembles a record's result.
 
 Columns, all with the bundled model's defaults and ``--adapt``: the label scored like the others (its
-hypothesis "This text is about none."), as shipped without the option; and the label named with
-``--none-label`` (multi-label scores, the label not scored). Multi-label gold: micro-F1 (macro-F1) at the
-threshold 0.5; single-label gold: the accuracy of each record's top label (macro-F1), the plain single-label
-``--adapt`` run against ``--adapt --multi-label --none-label``.
+hypothesis "This text is about none."), as shipped without the option; for single-label gold, the same
+with ``--multi-label`` too (so that what ``--none-label`` changes is told from what multi-label scoring
+does); and the label named with ``--none-label`` (multi-label scores, the label not scored). Multi-label
+gold: micro-F1 (macro-F1) at the threshold 0.5; single-label gold: the accuracy of each record's top label
+(macro-F1). The share of records given the none label is shown with ``--adapt`` and without it (the
+embedding scorer's fixed multi-label logistic).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from host import cpu_name
 from zstc_cli.adaptation.fit import fit_embedding
 from zstc_cli.adaptation.sample import reservoir
 from zstc_cli.results import none_score
+from zstc_cli.scorers.embedding import MULTI_LABEL_CENTER, MULTI_LABEL_TEMPERATURE
 
 # The dev sets with a none label, as their data README names it: situation's out-of-domain, the emotion
 # set's "no emotion", and TweetEval sentiment's neutral (neither negative nor positive).
@@ -52,12 +55,11 @@ def measure(data: dict, none: str) -> dict:
         return fit_embedding(texts[sample], hypotheses[columns], model="suite", templates=["-"],
                              labels=[labels[i] for i in columns], seed=SEED, multi_label=multi_label)  # fmt: skip
 
-    named = fitted(rest, True).multi_label(cosines[:, rest], texts, top_at_even_odds=False)
-    with_none = np.empty((len(texts), len(labels)))
-    with_none[:, rest], with_none[:, j] = named, [none_score(row) for row in named]
-    shipped = fitted(list(range(len(labels))), multi)
+    with_none = ranked(fitted(rest, True).multi_label(cosines[:, rest], texts, top_at_even_odds=False), rest, j)
+    plain = ranked(1 / (1 + np.exp(-(cosines[:, rest] - MULTI_LABEL_CENTER) / MULTI_LABEL_TEMPERATURE)), rest, j)
+    everything = list(range(len(labels)))
     if multi:
-        scored = shipped.multi_label(cosines, texts)
+        scored = fitted(everything, True).multi_label(cosines, texts)
         figures = {"scored": f1s(scored >= 0.5, gold), "named": f1s(with_none >= 0.5, gold)}
     else:
         eye = np.eye(len(labels), dtype=bool)
@@ -66,11 +68,25 @@ def measure(data: dict, none: str) -> dict:
             pred = probabilities.argmax(1)
             return float((pred == gold).mean()), f1s(eye[pred], eye[gold])[1]
 
-        figures = {"scored": top(shipped.single_label(cosines, texts)), "named": top(with_none)}
-    given = with_none[:, j] >= 0.5 if multi else with_none.argmax(1) == j
+        figures = {"scored": top(fitted(everything, False).single_label(cosines, texts)), "named": top(with_none),
+                   "scored_multi": top(fitted(everything, True).multi_label(cosines, texts))}  # fmt: skip
+    given = {"adapt": share(with_none, j, multi), "plain": share(plain, j, multi)}
     prevalence = gold[:, j].mean() if multi else (gold == j).mean()
     return {**figures, "n": len(texts), "L": len(labels), "multi": multi, "none": none,
-            "prevalence": float(prevalence), "given": float(given.mean())}  # fmt: skip
+            "prevalence": float(prevalence), "given": given}  # fmt: skip
+
+
+def ranked(scores: np.ndarray, rest: list[int], none: int) -> np.ndarray:
+    """Records' scores over every label, the none label's (column ``none``) by
+    :func:`~zstc_cli.results.none_score` from the other labels' (``scores``, columns ``rest``)."""
+    out = np.empty((len(scores), len(rest) + 1))
+    out[:, rest], out[:, none] = scores, [none_score(row) for row in scores]
+    return out
+
+
+def share(scores: np.ndarray, none: int, multi: bool) -> float:
+    """The share of records given the none label: at 0.5 (multi-label gold) or as their top label."""
+    return float(np.mean(scores[:, none] >= 0.5 if multi else scores.argmax(1) == none))
 
 
 def parse(spec: str, data_dir: Path) -> tuple[str, str, Path, str, str]:
@@ -99,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = ["| data set (records) | labels | none label (share of records) | metric | label scored | "
-            "`--none-label` | change | records given it |", "|---|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
+            "label scored, `--multi-label` | `--none-label` | change | records given it (without `--adapt`) |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     results = {}
     for spec in args.sets or DEFAULT_SETS:
         name, title, file, field, none = parse(spec, args.data_dir)
@@ -109,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         g = measure(cached(args.cache, name, file, field, args), none)
         results[title] = g
         metric = "micro-F1 (macro)" if g["multi"] else "top-label accuracy (macro-F1)"
+        multi_cell = "-" if g["multi"] else f"{g['scored_multi'][0]:.3f} ({g['scored_multi'][1]:.3f})"
         rows.append(
             f"| {title} ({g['n']:,}) | {g['L']} | {none} ({g['prevalence']:.0%}) | {metric} | "
-            f"{g['scored'][0]:.3f} ({g['scored'][1]:.3f}) | {g['named'][0]:.3f} ({g['named'][1]:.3f}) | "
-            f"{(g['named'][0] - g['scored'][0]) * 100:+.1f} | {g['given']:.0%} |"
+            f"{g['scored'][0]:.3f} ({g['scored'][1]:.3f}) | {multi_cell} | {g['named'][0]:.3f} ({g['named'][1]:.3f}) | "
+            f"{(g['named'][0] - g['scored'][0]) * 100:+.1f} | {g['given']['adapt']:.0%} ({g['given']['plain']:.0%}) |"
         )
     command = shlex.join(["python", "benchmarks/none_label.py", *(argv if argv is not None else sys.argv[1:])])
     summary = {"command": command.strip(), "model": args.model, "cpu": cpu_name(), "sample": SAMPLE, "seed": SEED,

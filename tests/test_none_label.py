@@ -18,6 +18,7 @@ from zstc_cli import Classifier, InvalidValue
 from zstc_cli.adaptation.calibration import keep_top
 from zstc_cli.records import RecordDefaults, record_from_object
 from zstc_cli.results import assemble
+from zstc_cli.storage.checkpoint import changed_settings
 
 MODEL = ("--model", "all-MiniLM-L6-v2", "--device", "cpu")
 MULTI = RecordDefaults(("health", "other", "money"), multi_label=True, none_label="other")
@@ -47,6 +48,15 @@ def test_a_records_own_labels_lose_the_none_label_too():
 def test_records_the_none_label_cannot_serve_are_refused(obj, message):
     with pytest.raises(InvalidValue, match=message):
         record_from_object(obj, 1, MULTI)
+
+
+def test_the_name_is_read_as_labels_are():
+    assert RecordDefaults(("a", "other"), multi_label=True, none_label=" other ").none_label == "other"
+
+
+def test_a_resume_with_another_none_label_names_the_option():
+    saved, now = {"records": {"none_label": None}}, {"records": {"none_label": "other"}}
+    assert changed_settings(saved, now) == "{none_label}"
 
 
 def test_single_label_defaults_and_an_empty_name_are_refused():
@@ -80,6 +90,21 @@ def test_classify_ranks_the_none_label_and_leaves_the_other_scores_alone(tweets,
         scores = dict(zip(got["labels"], got["scores"]))
         assert scores.pop("other") == pytest.approx(1 - max(plain["scores"]))
         assert scores == dict(zip(plain["labels"], plain["scores"]))
+
+
+def test_a_state_saved_with_a_none_label_loads_back_and_scores_alike(tweets, tmp_path):
+    """The state is fitted for the labels scored (without the none label), and ``--adaptation`` finds it so;
+    the same scores, not byte-equal (the --adapt run reuses the sample's embeddings, batched apart)."""
+    fitted, loaded, state = tmp_path / "fitted.jsonl", tmp_path / "loaded.jsonl", tmp_path / "state.json"
+    common = ("classify", tweets, *MODEL, "--labels", "Humor,Career,Finance,other", "--none-label", "other",
+              "--multi-label", "-q")  # fmt: skip
+    invoke_zstc(*common, fitted, "--adapt", "--adapt-sample", "80", "--save-adaptation", state, check=True)
+    invoke_zstc(*common, loaded, "--adaptation", state, check=True)
+    for mine, theirs in zip(read_jsonl(loaded), read_jsonl(fitted), strict=True):
+        assert mine["labels"][0] == theirs["labels"][0] and "other" in mine["labels"]
+        assert dict(zip(mine["labels"], mine["scores"])) == pytest.approx(
+            dict(zip(theirs["labels"], theirs["scores"])), abs=1e-5
+        )
 
 
 def test_the_none_label_without_multi_label_is_refused_before_the_model_loads(tweets, tmp_path):
@@ -144,7 +169,7 @@ def test_the_benchmark_reports_each_set_with_its_none_label(tmp_path):
     sets = json.loads(out.with_suffix(".json").read_text())["sets"]
     assert set(sets) == {"situation", "SST-2"} and sets["situation"]["multi"] and not sets["SST-2"]["multi"]
     for figures in sets.values():
-        assert all(0 <= x <= 1 for x in (*figures["scored"], *figures["named"], figures["given"]))
+        assert all(0 <= x <= 1 for x in (*figures["scored"], *figures["named"], *figures["given"].values()))
     assert out.with_suffix(".md").read_text().count("| situation (90) | 3 | l2 (") == 1
     with pytest.raises(SystemExit, match="'l9' is not one of the set's labels"):
         script.main(["--cache", str(cache), "--set", "sst2:l9", "--out", str(out)])

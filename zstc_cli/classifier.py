@@ -88,8 +88,8 @@ class Classifier:
 
         ``template``: one hypothesis template, several (their scores are combined), or None for the scorer's
         default. ``descriptions``: label name -> what its hypothesis reads instead (results keep the name).
-        ``none_label`` (with ``multi_label``): a label meaning "none of the others", not scored, ranked by how
-        likely it is that no other label applies (``--none-label``). A bad text, label or template raises
+        ``none_label`` (with ``multi_label``): a label meaning "none of the others", not scored, ranked at one
+        minus the top label's score (``--none-label``). A bad text, label or template raises
         ``ValueError`` (naming the text's 1-based position for a text); a model failure, a
         :class:`~zstc_cli.errors.ScoringError`. The texts are scored as classify scores a
         window (:func:`~zstc_cli.pipeline.score_window`), so the scores are the ones ``zstc classify`` writes.

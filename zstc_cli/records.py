@@ -8,7 +8,7 @@ with ten million lines needs to know exactly where to look.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import orjson
@@ -50,8 +50,9 @@ class RecordDefaults:
     """How inputs are read (one of :data:`~zstc_cli.storage.files.FORMATS`); None: from each file's extension."""
     none_label: str | None = None
     """A label that means "none of the others" (``other``, ``none``, ``neutral``): never scored (a hypothesis
-    "This example is none." says nothing), it is taken out of every record's labels and ranked with
-    :func:`~zstc_cli.results.none_score`. Needs multi-label scores, which say whether each label applies."""
+    "This example is none." says nothing), it is taken out of every record's labels and added to every
+    record's ranking, with :func:`~zstc_cli.results.none_score`. Needs multi-label scores, which say whether
+    each label applies."""
 
     def __post_init__(self) -> None:
         """Labels are validated here, as any record's are: "a,b" is split like the pipeline splits it (a str
@@ -66,10 +67,11 @@ class RecordDefaults:
         if self.none_label is not None:
             if not isinstance(self.none_label, str) or not self.none_label.strip():
                 raise InvalidValue("none_label must be a non-empty string")
+            object.__setattr__(self, "none_label", self.none_label.strip())  # as --labels "a, other" is read
             if not self.multi_label:
                 raise InvalidValue.about_settings(
                     "{none_label} needs {multi_label}: a record gets it when none of its labels applies, which "
-                    "only multi-label scores say (its top label is still its single-label answer)"
+                    "only multi-label scores say"
                 )
         if self.input_format is not None and self.input_format not in FORMATS:
             raise InvalidValue(f"input_format must be one of {', '.join(FORMATS)}, not {self.input_format!r}")
@@ -234,8 +236,7 @@ def with_none_label(record: Record, none_label: str | None) -> Record:
     labels = tuple(label for label in record.labels if label != none_label)
     if not labels:
         raise InvalidValue.about_settings("no label to score besides {none_label} {name!r}", name=none_label)
-    record.labels, record.none_label = labels, none_label
-    return record
+    return replace(record, labels=labels, none_label=none_label)
 
 
 def decode_line(raw: bytes | BadRow, line: int) -> Any:

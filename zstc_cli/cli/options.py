@@ -203,8 +203,8 @@ NoneLabelOpt = Annotated[
     typer.Option(
         metavar="LABEL",
         rich_help_panel=LABELS,
-        help='A label meaning "none of the others" (other, none): not scored, given when no other label '
-        "applies. Needs --multi-label.",
+        help='A label meaning "none of the others" (other, none): not scored, ranked at 1 - the top score, '
+        "so given when no other label applies. Needs multi-label scoring.",
     ),
 ]
 

@@ -116,11 +116,15 @@ def adapted(
 
 def loaded_states(scorer: Scorer, path: str, defaults: RecordDefaults) -> AdaptedScorer:
     """``scorer`` with the states saved in ``path``; one made for another model or scorer, or for another label
-    set or template than the fixed labels and template of ``defaults``, is refused in one line."""
+    set or template than the fixed labels and template of ``defaults``, is refused in one line. The labels a
+    state is fitted for are those scored: without the none label (``defaults.none_label``)."""
     from zstc_cli.scorers.adapted import load_states
 
     probe = Record(0, "", ("",), template=defaults.template)
-    return load_states(path, scorer, defaults.labels, probe.templates(scorer.default_template), defaults.descriptions)
+    labels = defaults.labels
+    if labels is not None and defaults.none_label is not None:
+        labels = tuple(label for label in labels if label != defaults.none_label)
+    return load_states(path, scorer, labels, probe.templates(scorer.default_template), defaults.descriptions)
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,14 @@ def evaluate(
         said: list[str] = []
         if run.adapt.active:
             gold = ev.LaterGold(source, read, run.id_field)
-            candidates, gold_multi = with_none_label(run.labels, run.none_label), False
+            candidates, gold_multi = candidates_with_none(run.labels, run.none_label), False
             if candidates is None:  # the candidate set (distinct gold values) only: no record's own gold
                 # reaches the fit or the scorer, which score every record against the whole set
                 first = read()
-                candidates, gold_multi = with_none_label(tuple(first.distinct()), run.none_label), first.multi_label
+                candidates, gold_multi = (
+                    candidates_with_none(tuple(first.distinct()), run.none_label),
+                    first.multi_label,
+                )
                 said = gd.gold_warnings(first, candidates)
                 for warning in said:
                     warn(warning)
@@ -103,7 +106,7 @@ def evaluate(
         else:
             gold = read()
             gold_read(gold)  # before any model loads
-            candidates = with_none_label(run.labels or tuple(gold.distinct()), run.none_label)
+            candidates = candidates_with_none(run.labels or tuple(gold.distinct()), run.none_label)
             gold_multi = gold.multi_label
             for warning in gd.gold_warnings(gold, candidates):
                 warn(warning)
@@ -145,10 +148,10 @@ def evaluate(
 
 
 @overload
-def with_none_label(candidates: tuple[str, ...], none_label: str | None) -> tuple[str, ...]: ...
+def candidates_with_none(candidates: tuple[str, ...], none_label: str | None) -> tuple[str, ...]: ...
 @overload
-def with_none_label(candidates: None, none_label: str | None) -> None: ...
-def with_none_label(candidates: tuple[str, ...] | None, none_label: str | None) -> tuple[str, ...] | None:
+def candidates_with_none(candidates: None, none_label: str | None) -> None: ...
+def candidates_with_none(candidates: tuple[str, ...] | None, none_label: str | None) -> tuple[str, ...] | None:
     """The candidates with the none label among them (last, when they leave it out): what every record ranks."""
     if candidates is None or none_label is None or none_label in candidates:
         return candidates
