@@ -31,6 +31,7 @@ from host import cpu_name
 
 from zstc_cli.adaptation.calibration import TOP_RATIO, fit_calibration, keep_top, softmax
 from zstc_cli.adaptation.fit import MIN_RECORDS_PER_LABEL, fit_embedding
+from zstc_cli.adaptation.gaussian import gaussian_step
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours, consistency
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import CONSISTENCY_BAR, CONVERGENCE_BAR, STABILITY_BAR, judge
@@ -63,7 +64,7 @@ TOLERANCE = 0.005  # "more than 0.5 points below plain"
 SHIPPED = (STABILITY_BAR, CONVERGENCE_BAR, CONSISTENCY_BAR, DEFAULT_K, DEFAULT_WEIGHT)
 COLUMNS = (
     "data set (records)", "labels", "majority", "plain", "`--adapt` as decided", "decided", "refinement forced",
-    "smoothing forced", "both forced", "LODO `--adapt`",
+    "Gaussian step forced", "smoothing forced", "refinement and smoothing forced", "LODO `--adapt`",
 )  # fmt: skip
 
 
@@ -139,7 +140,6 @@ def measure(data: dict) -> dict:
         return float((pred == gold).mean()), f1s(eye[pred], eye[gold])[1]
 
     out: dict = {"n": len(texts), "L": labels, "multi": multi, "total": int(data.get("total", len(texts)))}
-    refined = None
     if multi:
         return measure_multi(data, out, sample, calibration, metric)
     else:
@@ -149,13 +149,13 @@ def measure(data: dict) -> dict:
         refinement = refine(sampled, calibration.logits(cosines[sample]))
         refined = softmax(refinement.logits(texts))
         out["refine"] = metric(refined)
+        gaussian = softmax(gaussian_step(sampled, calibration.logits(cosines[sample])).logits(texts))
+        out["gaussian"] = metric(gaussian)
         figures = judge(refinement, sampled, hypotheses, SEED)["figures"]
         out["judge"] = {key: figures[key] for key in ("anchoring", "stability", "stability_sd", "convergence")}
     nearest = Neighbours(sampled, np.asarray(hypotheses, np.float64), max(KS)).nearest(texts)
     grid = {}
-    for base, probabilities in (("zs", zero_shot), ("ref", refined)):
-        if probabilities is None:
-            continue
+    for base, probabilities in (("zs", zero_shot), ("ref", refined), ("gauss", gaussian)):
         for k in KS:
             mean = probabilities[sample][nearest[:, :k]].mean(1)
             for weight in WEIGHTS:
@@ -163,8 +163,8 @@ def measure(data: dict) -> dict:
     out["grid"] = grid
     single = calibration.single_label(cosines)
     out["consistency"] = {"zs": consistency(sampled, single[sample], DEFAULT_K)}
-    if refined is not None:
-        out["consistency"]["ref"] = consistency(sampled, refined[sample], DEFAULT_K)
+    out["consistency"]["ref"] = consistency(sampled, refined[sample], DEFAULT_K)
+    out["consistency"]["gauss"] = consistency(sampled, gaussian[sample], DEFAULT_K)
     return out
 
 
@@ -172,7 +172,7 @@ def measure_multi(data: dict, out: dict, sample: np.ndarray, calibration, metric
     """A multi-label set's figures in the keys the rule functions read, as the package scores it: the
     calibrated per-label probabilities with each record's top single-label choice kept
     (:func:`~zstc_cli.adaptation.calibration.keep_top`). That choice is the refined one where the shipped
-    safeguard adopts the refinement (the rule's search varies the smoothing only, so "calibrated" is
+    safeguard adopts the refinement, else the Gaussian step's (the rule's search varies the smoothing only, so "calibrated" is
     ``--adapt`` without smoothing and the grid's "zs" entries smooth both the per-label probabilities and
     the top choice); "calibration only" is the per-label logistic alone (``--adapt`` before the top label)."""
     texts = np.asarray(data["texts"], np.float64)
@@ -181,12 +181,13 @@ def measure_multi(data: dict, out: dict, sample: np.ndarray, calibration, metric
     per_label = calibration.multi_label(cosines)
     refinement = refine(sampled, calibration.logits(cosines[sample]))
     adopted = judge(refinement, sampled, hypotheses, SEED)["components"]["refinement"]["adopted"]
-    single = softmax(refinement.logits(texts)) if adopted else calibration.single_label(cosines)
+    chosen = refinement if adopted else gaussian_step(sampled, calibration.logits(cosines[sample]))
+    single = softmax(chosen.logits(texts))
     out["majority"] = None
     out["plain"] = metric(1 / (1 + np.exp(-(cosines - MULTI_LABEL_CENTER) / MULTI_LABEL_TEMPERATURE)))
     out["calibration_only"] = metric(per_label)
     out["calibrated"] = metric(keep_top(per_label, single))
-    out["top_from"] = "refinement" if adopted else "zero-shot"
+    out["top_from"] = "refinement" if adopted else "gaussian step"
     nearest = Neighbours(sampled, hypotheses, max(KS)).nearest(texts)
     grid = {}
     for k in KS:
@@ -321,19 +322,17 @@ def baseline(g: dict) -> tuple[float, float]:
 
 def outcome(g: dict, rule: tuple) -> tuple[tuple[float, float], bool, bool]:
     """The figure ``--adapt`` gets on a set under ``rule`` (stability, convergence, consistency bars, k,
-    weight), and whether it adopts the refinement and the smoothing (as :func:`judge` decides)."""
+    weight), and whether it adopts the refinement and the smoothing (as :func:`judge` decides); where the
+    refinement is declined the Gaussian step scores (a multi-label set's figures have it in already)."""
     stability_bar, convergence_bar, consistency_bar, k, weight = rule
     figures = g.get("judge") or {}
     ref = not g["multi"] and figures["stability"] >= stability_bar and figures["convergence"] >= convergence_bar
-    smooth = g["consistency"]["ref" if ref else "zs"] > consistency_bar
-    if ref and smooth:
-        value = g["grid"][f"ref/{int(k)}/{float(weight)}"]
-    elif ref:
-        value = g["refine"]
-    elif smooth:
-        value = g["grid"][f"zs/{int(k)}/{float(weight)}"]
+    base = "ref" if ref else "zs" if g["multi"] else "gauss"
+    smooth = g["consistency"][base] > consistency_bar
+    if smooth:
+        value = g["grid"][f"{base}/{int(k)}/{float(weight)}"]
     else:
-        value = baseline(g)
+        value = {"ref": g.get("refine"), "gauss": g.get("gaussian"), "zs": g.get("calibrated")}[base]
     return tuple(value), ref, smooth  # type: ignore[return-value]
 
 
@@ -371,17 +370,21 @@ def cells(g: dict, title: str, rule: tuple, lodo: tuple | None) -> tuple[list[st
     value, ref, smooth = outcome(g, rule)
     _, _, _, k, w = rule
     plain = fmt(g["plain"]) + (f"; calibrated {fmt(g['calibrated'])}" if g["multi"] else "")
-    decided = ", ".join(x for x, y in (("refinement", ref), ("smoothing", smooth)) if y) or "neither"
+    gaussian = not ref and not g["multi"]
+    chosen = (("refinement", ref), ("Gaussian step", gaussian), ("smoothing", smooth))
+    decided = ", ".join(x for x, y in chosen if y) or "neither"
     row = [
         title, str(g["L"]), "-" if g["majority"] is None else f"{g['majority']:.3f}", plain,
         f"**{fmt(value)}**", decided, fmt(g["refine"]) if "refine" in g else "-",
+        fmt(g["gaussian"]) if "gaussian" in g else "-",
         fmt(g["grid"][f"zs/{k}/{float(w)}"]), fmt(g["grid"][f"ref/{k}/{float(w)}"]) if "refine" in g else "-",
         "-" if lodo is None else f"{lodo[0]:.3f}",
     ]  # fmt: skip
     figures = {
         "records": g["n"], "labels": g["L"], "multi_label": g["multi"], "majority": g["majority"],
         "plain": g["plain"], "calibrated": g.get("calibrated"), "adapt": value, "refinement": ref,
-        "smoothing": smooth, "refinement_forced": g.get("refine"), "judge": g.get("judge"),
+        "smoothing": smooth, "refinement_forced": g.get("refine"), "gaussian_step": gaussian,
+        "gaussian_forced": g.get("gaussian"), "judge": g.get("judge"),
         "consistency": g["consistency"],
     }  # fmt: skip
     return row, figures
@@ -397,7 +400,7 @@ def gains_line(what: str, gains: list[float], lodo_gains: list[float] | None = N
 
 def table(measured: dict[str, dict], titles: dict[str, str], rule: tuple = SHIPPED) -> tuple[list[str], dict]:
     """The Markdown rows and the JSON of the suite: every set under ``rule``, and each held out."""
-    rows = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    rows = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     sets: dict[str, dict] = {}
     gains, lodo_gains = [], []
     for name, g in measured.items():
@@ -420,7 +423,7 @@ def table(measured: dict[str, dict], titles: dict[str, str], rule: tuple = SHIPP
 
 def held_out_table(measured: dict[str, dict], titles: dict[str, str], rule: tuple = SHIPPED) -> tuple[list[str], dict]:
     """The rows and JSON of the extra sets: scored with ``rule`` as shipped; they fit nothing."""
-    rows = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    rows = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     sets, gains = {}, []
     for name, g in measured.items():
         row, figures = cells(g, titles[name], rule, None)

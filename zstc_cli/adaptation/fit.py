@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from zstc_cli.adaptation.calibration import TOP_RATIO, fit_calibration
+from zstc_cli.adaptation.gaussian import gaussian_step
 from zstc_cli.adaptation.neighbours import DEFAULT_K, DEFAULT_WEIGHT, Neighbours
 from zstc_cli.adaptation.prototypes import refine
 from zstc_cli.adaptation.safeguard import judge
@@ -76,14 +77,15 @@ def fit_embedding(
     top_ratio: float = TOP_RATIO,
 ) -> AdaptationState:
     """Calibrate the embedding scorer on a sample, and fit the refinement and the neighbour smoothing
-    (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines. For ``multi_label`` records
+    (``k`` neighbours, mixing ``weight``) that the safeguard adopts or declines; where it declines the
+    refinement, the Gaussian step (:mod:`.gaussian`) scores instead. For ``multi_label`` records
     with several labels, the state also keeps each record's top single-label choice in its multi-label
     scores, and other labels only near it (``top_ratio``, :func:`~zstc_cli.adaptation.calibration.keep_top`):
     no figure of the sample decides it (measured on the suite, single-label sets read as multi-label too).
 
     ``texts``: (n, d) unit embeddings of the sample's texts; ``hypotheses``: (L, d) unit vectors of the
     labels (the scorer's, several templates already averaged). With fewer than :data:`MIN_RECORDS_PER_LABEL`
-    records per label neither component is tried (the decision says so); calibration still is. The state
+    records per label no component is tried (the decision says so); calibration still is. The state
     carries the sample's embeddings only when the smoothing is adopted (it reads them to find each record's
     neighbours).
     """
@@ -91,13 +93,16 @@ def fit_embedding(
     cosines = texts @ hypotheses.T
     calibration = fit_calibration(cosines)
     zero_shot = calibration.logits(cosines)
-    refinement, neighbours = None, None
+    refinement, gaussian, neighbours = None, None, None
     reason = too_few(len(texts), len(labels))
     if reason is not None:
         decision: dict = {"adopted": False, "reasons": [reason], "figures": {"records": len(texts)}}
     else:
         refinement = refine(texts, zero_shot)
-        decision = judge(refinement, texts, hypotheses, seed, k)
+        fallback = gaussian_step(texts, zero_shot)
+        decision = judge(refinement, texts, hypotheses, seed, k, fallback)
+        if decision["components"]["gaussian step"]["adopted"]:
+            gaussian = fallback
         decision["figures"]["drifted"] = [labels[i] for i in decision["figures"]["drifted"]]
         decision["components"]["smoothing"].update(k=k, weight=weight)
         if decision["components"]["smoothing"]["adopted"]:
@@ -108,7 +113,7 @@ def fit_embedding(
     return AdaptationState(
         model=model, scorer="embedding", templates=tuple(templates), labels=tuple(labels), calibration=calibration,
         refinement=refinement, decision=decision, sample_size=len(texts), seed=seed, neighbours=neighbours,
-        top_ratio=kept,
+        top_ratio=kept, gaussian=gaussian,
     )  # fmt: skip
 
 
@@ -116,9 +121,8 @@ def with_top_label(decision: dict, ratio: float) -> dict:
     """``decision`` saying that multi-label scores keep each record's top label (the single-label choice:
     refined if the refinement was adopted, smoothed if the smoothing was) and other labels only near it."""
     reason = (
-        "every record keeps the label the single-label scorer ranks first (at even odds, unless a none label "
-        f"answers the records none of whose labels applies), others only at {ratio:g}x its single-label "
-        "probability or more"
+        "every record keeps the label the single-label scorer ranks first, others only at "
+        f"{ratio:g}x its single-label probability or more"
     )
     components = decision.get("components")
     if components is None:

@@ -25,26 +25,31 @@ from zstc_cli.adaptation.calibration import fit_temperature, softmax
 
 @dataclass(frozen=True)
 class Refinement:
-    """The refined label side: sample centre, one unit prototype per label, the logits' temperature."""
+    """A linear label side on centred text embeddings: sample centre, one direction per label, the logits'
+    temperature, and a per-label bias. The refinement's directions are unit prototypes with no bias; the
+    Gaussian step's (:mod:`.gaussian`) are whitened means with log-prior biases."""
 
     centre: np.ndarray  # (d,) mean text embedding of the sample
-    prototypes: np.ndarray  # (L, d) unit vectors
-    temperature: float  # across-label spread of the sample's prototype cosines
+    prototypes: np.ndarray  # (L, d)
+    temperature: float  # the refinement's: across-label spread of the sample's prototype cosines
+    bias: np.ndarray | None = None  # (L,) added to the logits
 
     def logits(self, texts: np.ndarray) -> np.ndarray:
-        """Refined single-label logits of unit text embeddings ``texts`` (n, d)."""
-        return (np.asarray(texts, np.float64) - self.centre) @ self.prototypes.T / self.temperature
+        """Single-label logits of unit text embeddings ``texts`` (n, d)."""
+        logits = (np.asarray(texts, np.float64) - self.centre) @ self.prototypes.T / self.temperature
+        return logits if self.bias is None else logits + self.bias
 
     def to_dict(self) -> dict[str, object]:
         return {
             "centre": np.round(self.centre, 7).tolist(), "prototypes": np.round(self.prototypes, 7).tolist(),
-            "temperature": self.temperature,
+            "temperature": self.temperature, **({} if self.bias is None else {"bias": np.round(self.bias, 7).tolist()}),
         }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict) -> Refinement:
         arrays = {key: np.asarray(data[key], np.float64) for key in ("centre", "prototypes")}
-        return cls(temperature=float(data["temperature"]), **arrays)
+        bias = None if data.get("bias") is None else np.asarray(data["bias"], np.float64)
+        return cls(temperature=float(data["temperature"]), bias=bias, **arrays)
 
 
 def refine(texts: np.ndarray, zero_shot_logits: np.ndarray) -> Refinement:

@@ -100,10 +100,14 @@ def zero_shot(texts: np.ndarray, hypotheses: np.ndarray) -> np.ndarray:
     return cosines / fit_temperature(cosines)
 
 
-def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, seed: int, k: int = DEFAULT_K) -> dict:
+def judge(
+    refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, seed: int, k: int = DEFAULT_K,
+    fallback: Refinement | None = None,
+) -> dict:  # fmt: skip
     """The safeguard's decision on a refinement fitted to this sample (unit ``texts`` (n, d), unit
-    ``hypotheses`` (L, d)) and on smoothing over ``k`` neighbours, with the figures behind it.
-    Deterministic given ``seed``."""
+    ``hypotheses`` (L, d)) and on smoothing over ``k`` neighbours, with the figures behind it. ``fallback``
+    (the Gaussian step, :mod:`.gaussian`) scores in the refinement's place when that is declined: it is then
+    the base the smoothing's consistency is judged on. Deterministic given ``seed``."""
     texts, hypotheses = np.asarray(texts, np.float64), np.asarray(hypotheses, np.float64)
     labels = hypotheses.shape[0]
     zero_shot_logits = zero_shot(texts, hypotheses)
@@ -126,9 +130,13 @@ def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, see
             "drift to the corpus' own clusters"
         )
     refine_adopted = not declined
-    base = softmax(refined if refine_adopted else zero_shot_logits)
-    neighbourly = consistency(texts, base, k)
-    which = "refined" if refine_adopted else "zero-shot"
+    gaussian_adopted = not refine_adopted and fallback is not None
+    if refine_adopted:
+        base = refined
+    else:
+        base = fallback.logits(texts) if fallback is not None else zero_shot_logits
+    neighbourly = consistency(texts, softmax(base), k)
+    which = "refined" if refine_adopted else "Gaussian-step" if gaussian_adopted else "zero-shot"
     smooth_adopted = neighbourly > CONSISTENCY_BAR
     smoothing = (
         f"{which} labels agree with their {k} nearest neighbours' beyond chance (consistency {neighbourly:.2f})"
@@ -139,10 +147,15 @@ def judge(refinement: Refinement, texts: np.ndarray, hypotheses: np.ndarray, see
     refinement_reasons = declined or [
         f"structure reproducible (stability {stability:.2f}) and settled (convergence {settled:.2f})"
     ]
-    components: dict[str, dict] = {
-        "refinement": {"adopted": refine_adopted, "reasons": refinement_reasons},
-        "smoothing": {"adopted": smooth_adopted, "reasons": [smoothing]},
-    }
+    components: dict[str, dict] = {"refinement": {"adopted": refine_adopted, "reasons": refinement_reasons}}
+    if fallback is not None:
+        gaussian = (
+            "one tied-covariance Gaussian step from the zero-shot posteriors scores instead"
+            if gaussian_adopted
+            else "the refinement scores"
+        )
+        components["gaussian step"] = {"adopted": gaussian_adopted, "reasons": [gaussian]}
+    components["smoothing"] = {"adopted": smooth_adopted, "reasons": [smoothing]}
     figures = {
         "purity": round(float(pure.min()), 4), "anchoring": round(float(anchored.mean()), 4),
         "drifted": np.flatnonzero(~anchored).tolist(), "stability": round(stability, 4),

@@ -21,8 +21,8 @@ from zstc_cli.adaptation.prototypes import Refinement
 from zstc_cli.errors import ZstcError
 
 FORMAT = "zstc-adaptation"
-VERSION = 2
-READABLE = (1, 2)  # version 1: no neighbours (a state before the smoothing existed)
+VERSION = 3
+READABLE = (1, 2, 3)  # 1: no neighbours (before the smoothing existed); 2: no Gaussian step
 # Files written before label priors were dropped also hold "priors" (re-estimated, never applied): ignored.
 
 
@@ -37,7 +37,8 @@ class AdaptationState:
     ``calibration`` turns raw scores (cosines, or NLI entailment logits) into single- and multi-label
     probabilities; ``refinement`` (embedding scorer only) the
     refined label side, used only when the decision adopted it; ``neighbours`` (embedding scorer only) the
-    sample the k-nearest-neighbour smoothing reads, used only when the decision adopted it; ``top_ratio``
+    sample the k-nearest-neighbour smoothing reads, used only when the decision adopted it; ``gaussian``
+    (embedding scorer only) the Gaussian step that scores where the refinement was declined; ``top_ratio``
     (fitted on multi-label records) keeps each record's top single-label choice in its multi-label scores and
     the labels near it (:func:`~zstc_cli.adaptation.calibration.keep_top`); None in the files of earlier
     states, which score as they did.
@@ -56,6 +57,7 @@ class AdaptationState:
     neighbours: Neighbours | None = None
     extra: dict = field(default_factory=dict)
     top_ratio: float | None = None
+    gaussian: Refinement | None = None
 
     @property
     def adopted(self) -> bool:
@@ -63,21 +65,21 @@ class AdaptationState:
         return bool(self.decision.get("adopted"))
 
     def uses(self, component: str) -> bool:
-        """Whether ``component`` ("refinement", "smoothing") was adopted and the state carries what it needs.
-        A version-1 decision has no components: its ``adopted`` was the refinement's."""
+        """Whether ``component`` ("refinement", "gaussian step", "smoothing") was adopted and the state carries
+        what it needs. A version-1 decision has no components: its ``adopted`` was the refinement's."""
         components = self.decision.get("components")
         if components is None:
             chosen = component == "refinement" and self.adopted
         else:
             chosen = bool((components.get(component) or {}).get("adopted"))
-        needed = self.refinement if component == "refinement" else self.neighbours
+        needed = {"refinement": self.refinement, "gaussian step": self.gaussian}.get(component, self.neighbours)
         return chosen and needed is not None
 
     def single_label(self, raw_scores: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
         """Probabilities across labels (rows sum to 1) from raw scores (n, L) and, for the embedding
         components, the text embeddings ``texts`` (n, d): the refined scorer's when it was adopted, else the
-        calibrated zero-shot ones, then smoothed over the sample's nearest neighbours when that was adopted.
-        Without ``texts``, the calibrated zero-shot probabilities."""
+        Gaussian step's when that was, else the calibrated zero-shot ones; then smoothed over the sample's
+        nearest neighbours when that was adopted. Without ``texts``, the calibrated zero-shot probabilities."""
         if texts is None:
             probabilities = self.calibration.single_label(raw_scores)
         else:
@@ -104,6 +106,8 @@ class AdaptationState:
     def _single(self, raw_scores: np.ndarray, texts: np.ndarray) -> np.ndarray:
         if self.uses("refinement"):
             return softmax(self.refinement.logits(texts))  # type: ignore[union-attr]
+        if self.uses("gaussian step"):
+            return softmax(self.gaussian.logits(texts))  # type: ignore[union-attr]
         return self.calibration.single_label(raw_scores)
 
     @cached_property
@@ -126,6 +130,7 @@ class AdaptationState:
             "seed": self.seed, "calibration": self.calibration.to_dict(),
             "refinement": None if self.refinement is None else self.refinement.to_dict(),
             "neighbours": None if self.neighbours is None else self.neighbours.to_dict(),
+            **({"gaussian": self.gaussian.to_dict()} if self.gaussian is not None else {}),
             "decision": self.decision, **({"extra": self.extra} if self.extra else {}),
             **({"top_label": {"ratio": self.top_ratio}} if self.top_ratio is not None else {}),
         }  # fmt: skip
@@ -140,7 +145,7 @@ class AdaptationState:
                 f"adaptation state version {data.get('version')}: this zstc reads {', '.join(map(str, READABLE))}"
             )
         try:
-            refinement, neighbours = data["refinement"], data.get("neighbours")
+            refinement, neighbours, gaussian = data["refinement"], data.get("neighbours"), data.get("gaussian")
             return cls(
                 model=str(data["model"]), scorer=str(data["scorer"]), templates=tuple(data["templates"]),
                 labels=tuple(data["labels"]), calibration=Calibration.from_dict(data["calibration"]),
@@ -148,6 +153,7 @@ class AdaptationState:
                 neighbours=None if neighbours is None else Neighbours.from_dict(neighbours),
                 decision=dict(data["decision"]), sample_size=int(data["sample_size"]), seed=int(data["seed"]),
                 extra=dict(data.get("extra", {})), top_ratio=top_ratio(data.get("top_label")),
+                gaussian=None if gaussian is None else Refinement.from_dict(gaussian),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise AdaptationMismatch(f"malformed adaptation state: {type(exc).__name__}: {exc}") from None
