@@ -149,7 +149,9 @@ def fit_scores(
     calibration = fit_calibration(raw_scores)
     decision = {
         "adopted": False, "figures": {},
-        "reasons": ["score-level adaptation only: the refinement and the smoothing are embedding-only"],
+        "reasons": [
+            "score-level adaptation only: the refinement, the Gaussian step and the smoothing are embedding-only"
+        ],
     }  # fmt: skip
     return AdaptationState(
         model=model, scorer=scorer, templates=tuple(templates), labels=tuple(labels), calibration=calibration,

@@ -41,7 +41,7 @@ def note_line(note: dict[str, Any]) -> str:
     if not note["adapted"]:
         verdict = "not adapted"
     elif components is None and note.get("scorer", "embedding") != "embedding":
-        verdict = "calibrated (refinement and smoothing are embedding-only)"
+        verdict = "calibrated (refinement, Gaussian step and smoothing are embedding-only)"
     elif components is None:  # a version-1 state: the refinement was its only component
         verdict = f"calibrated, refinement {'adopted' if note['adopted'] else 'declined'}"
     else:
